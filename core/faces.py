@@ -1,0 +1,204 @@
+"""Face generation with a GAN: random 64x64 faces, and morphs from one face to another.
+
+The embedded model is a DCGAN generator (`core/dcgan.py`) trained on the synthetic DigiFace-1M faces,
+taken from the MIT-licensed PyPI wheel `gan-face-generate` 1.1.1 and converted to safetensors by
+`core/convert_dcgan.py` (see weights/README.md).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from core import models
+from core.checks import check_float, check_int
+from core.convert_dcgan import FILE_NAME
+from core.dcgan import DCGANGenerator
+from core.devices import default_device
+from core.errors import InvalidInput, ModelNotFound, UnsafeModelFile
+from core.imageio import save_gif, to_pil
+from core.paths import WEIGHTS_DIR
+from core.result import Result
+from core.seeds import resolve_seeds
+
+KIND = "faces"
+DEFAULT_MODEL = "dcgan-digiface-64"
+MAX_COUNT = 64
+MAX_FRAMES = 120
+GIF_FRAME_MS = 100
+"""Milliseconds per GIF frame: 16 frames make a 1.6 s morph."""
+
+
+def load_dcgan(path: str | os.PathLike) -> DCGANGenerator:
+    """Load a DCGAN generator from a `.safetensors` file onto `default_device()`, fp32, eval mode.
+
+    Raises:
+        ModelNotFound: the file does not exist (run `bash scripts/setup.sh` to make the embedded one).
+        UnsafeModelFile: the file is not safetensors, or its tensors do not fit a DCGAN generator.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelNotFound(f"face model weights {path} are missing; run `bash scripts/setup.sh` to build them")
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise UnsafeModelFile(f"{path} is not a readable safetensors file: {err}") from None
+    net = DCGANGenerator.from_state_dict(state).to(default_device()).eval()
+    return net.requires_grad_(False)
+
+
+models.register(models.ModelSpec(
+    kind=KIND,
+    name=DEFAULT_MODEL,
+    loader=lambda: load_dcgan(WEIGHTS_DIR / "faces" / FILE_NAME),
+    description=("DCGAN, 64x64 RGB faces; weights MIT (PyPI gan-face-generate 1.1.1), trained on synthetic "
+                 "DigiFace-1M (non-commercial research terms)"),
+))
+
+
+def generate_faces(*, count: int = 4, seed: int = -1, model: str | None = None,
+                   truncation_psi: float = 1.0, upscale: bool = False) -> Result:
+    """Make `count` random faces with a GAN, each reproducible from its own seed.
+
+    Args:
+        count: number of faces, 1..64.
+        seed: -1 for random, else 0..2**32-1; face i uses seed + i, so it can be replayed alone.
+        model: None for the embedded default ("dcgan-digiface-64") or a registered "faces" model name.
+        truncation_psi: 0..1; scales each latent toward the mean of its prior, z' = psi * z. Lower
+            values give more typical, less varied faces; 0 gives the same "average" face for every seed.
+        upscale: True runs each face through `core.upscale` (the default x4 model): 256x256 instead of 64x64.
+
+    Returns:
+        Result with `count` RGB images (64x64 px, or 256x256 when upscaled), `seeds` one per face,
+        and `parameters`: model, count, seed (the first), truncation_psi, upscale, size ([w, h] px).
+
+    Raises:
+        InvalidInput: count, seed or truncation_psi out of range, or upscale not a bool.
+        ModelNotFound: `model` is not registered, or the embedded weights were never built.
+        UnsafeModelFile: the weights file does not hold a DCGAN generator.
+
+    Latents: z ~ N(0, I) of shape (nz,) drawn on the CPU from torch.Generator(seed), so a seed gives
+    the same face on every device. Truncation: for a DCGAN, plain scaling of z is the analogue of
+    the truncation trick (Brock et al. 2018, BigGAN, arXiv:1809.11096; Karras et al. 2019, StyleGAN,
+    arXiv:1812.04948), which trades variety for typicality.
+
+    Weights: DCGAN (Radford et al. 2015) trained on DigiFace-1M, PyPI wheel gan-face-generate 1.1.1
+    (MIT), converted here; see weights/README.md.
+    """
+    # 1. check inputs
+    count = check_int("count", count, 1, MAX_COUNT)
+    seeds = resolve_seeds(seed, count)
+    psi, name = _check_common(truncation_psi, upscale, model)
+    # 2. get the cached model, 3. run
+    net = models.load(KIND, name)
+    images = _render(net, _latents(seeds, net.config.nz) * psi, upscale)
+    # 4. report what was applied
+    return Result(images=images, seeds=seeds, parameters={
+        "model": name, "count": count, "seed": seeds[0], "truncation_psi": psi, "upscale": upscale,
+        "size": list(images[0].size),
+    })
+
+
+def interpolate_faces(seed_a: int, seed_b: int, *, frames: int = 16, model: str | None = None,
+                      truncation_psi: float = 1.0, upscale: bool = False,
+                      gif_path: str | os.PathLike | None = None) -> Result:
+    """Morph the face of `seed_a` into the face of `seed_b`, as frames and a looping animated GIF.
+
+    Args:
+        seed_a, seed_b: the end faces' seeds (-1 for random, else 0..2**32-1), as in `generate_faces`.
+        frames: number of pictures, 2..120, ends included.
+        model, truncation_psi, upscale: as in `generate_faces`.
+        gif_path: where to write the GIF (its folder must exist); None writes a new temporary file.
+
+    Returns:
+        Result with `frames` RGB images (64x64 px, or 256x256 when upscaled), frame 0 equal to
+        `generate_faces(count=1, seed=seed_a)` and the last to that of seed_b with the same settings;
+        `seeds` = [seed_a, seed_b] (the two ends, not one per frame); `parameters`: model, seed_a, seed_b,
+        frames, truncation_psi, upscale, size ([w, h] px), gif_path (str), frame_ms (GIF frame time).
+
+    Raises:
+        InvalidInput: a seed, frames or truncation_psi out of range, upscale not a bool, or the
+            folder of gif_path does not exist.
+        ModelNotFound, UnsafeModelFile: as in `generate_faces`.
+
+    Path: spherical linear interpolation (slerp; Shoemake 1985, "Animating rotation with quaternion
+    curves"; for GAN latents White 2016, "Sampling Generative Networks", arXiv:1609.04468). A straight
+    line between two Gaussian latents passes near the origin, where norms are atypical and faces look
+    washed-out; the great-circle arc keeps the norm close to that of the ends.
+    """
+    # 1. check inputs
+    seed_a, seed_b = resolve_seeds(seed_a, 1)[0], resolve_seeds(seed_b, 1)[0]
+    frames = check_int("frames", frames, 2, MAX_FRAMES)
+    psi, name = _check_common(truncation_psi, upscale, model)
+    if gif_path is not None and (not isinstance(gif_path, (str, os.PathLike)) or not Path(gif_path).parent.is_dir()):
+        raise InvalidInput(f"gif_path must be a file path in an existing folder, got {gif_path!r}")
+    # 2. get the cached model, 3. run
+    net = models.load(KIND, name)
+    ends = _latents([seed_a, seed_b], net.config.nz) * psi  # (2, nz, 1, 1)
+    path = slerp(ends[0], ends[1], torch.linspace(0.0, 1.0, frames))  # (frames, nz, 1, 1)
+    images = _render(net, path, upscale)
+    # 4. write the GIF, report what was applied
+    if gif_path is None:
+        handle, gif_path = tempfile.mkstemp(prefix="faces-", suffix=".gif")
+        os.close(handle)
+    gif = save_gif(images, gif_path, frame_ms=GIF_FRAME_MS)
+    return Result(images=images, seeds=[seed_a, seed_b], parameters={
+        "model": name, "seed_a": seed_a, "seed_b": seed_b, "frames": frames, "truncation_psi": psi,
+        "upscale": upscale, "size": list(images[0].size), "gif_path": str(gif), "frame_ms": GIF_FRAME_MS,
+    })
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation of two latents `a`, `b` (same shape S) at fractions `t` (T,) in [0, 1].
+
+    Returns `(T, *S)`; t = 0 gives exactly `a` and t = 1 exactly `b`. Nearly parallel latents fall
+    back to linear interpolation, where the arc and the chord coincide.
+    """
+    flat_a, flat_b = a.reshape(-1).double(), b.reshape(-1).double()
+    cos = torch.dot(flat_a, flat_b) / (flat_a.norm() * flat_b.norm()).clamp_min(1e-12)
+    omega = torch.arccos(cos.clamp(-1.0, 1.0))
+    t = t.double().reshape(-1, 1)  # (T, 1)
+    if torch.sin(omega) < 1e-6:
+        w_a, w_b = 1.0 - t, t
+    else:
+        w_a, w_b = torch.sin((1.0 - t) * omega) / torch.sin(omega), torch.sin(t * omega) / torch.sin(omega)
+    mixed = w_a * flat_a + w_b * flat_b  # (T, numel)
+    return mixed.to(a.dtype).reshape(t.shape[0], *a.shape)  # (T, numel) -> (T, *S)
+
+
+def _check_common(truncation_psi: float, upscale: bool, model: str | None) -> tuple[float, str]:
+    """Check the arguments both functions share; returns (psi, model name)."""
+    psi = check_float("truncation_psi", truncation_psi, 0.0, 1.0)
+    if not isinstance(upscale, bool):
+        raise InvalidInput(f"upscale must be True or False, got {upscale!r}")
+    if model is not None and not isinstance(model, str):
+        raise InvalidInput(f"model must be a model name (text) or None, got {type(model).__name__}")
+    name = model or DEFAULT_MODEL
+    models.spec(KIND, name)  # raises ModelNotFound listing the known names
+    return psi, name
+
+
+def _latents(seeds: list[int], nz: int) -> torch.Tensor:
+    """One z ~ N(0, I) per seed, each from its own CPU generator: float32 `(N, nz, 1, 1)` on the CPU."""
+    zs = [torch.randn(nz, generator=torch.Generator("cpu").manual_seed(s)) for s in seeds]
+    return torch.stack(zs).reshape(len(seeds), nz, 1, 1)  # (N, nz) -> (N, C=nz, H=1, W=1)
+
+
+def _render(net: DCGANGenerator, z: torch.Tensor, upscale: bool) -> list[Image.Image]:
+    """Run `net` on latents `z` (N, nz, 1, 1) and return N RGB PIL images, upscaled x4 if asked."""
+    device = next(net.parameters()).device
+    with torch.inference_mode():
+        pixels = net(z.to(device))  # (N, C, 64, 64) in [-1, 1] (Tanh)
+    images = to_pil((pixels + 1.0) / 2.0)  # [-1, 1] -> [0, 1]
+    if upscale:
+        from core.super_resolution import upscale as upscale_image  # written in parallel; imported on use
+
+        images = [upscale_image(image, scale=4).images[0] for image in images]
+    return images

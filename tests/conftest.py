@@ -1,0 +1,30 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.paths import REPO_DIR
+
+PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png")
+
+
+@pytest.fixture(scope="session")
+def photos() -> Path:
+    """A folder of real photographs (PHOTOS, RGB PNG) from the scikit-image 0.26.0 wheel (BSD-3-Clause).
+
+    Cached under .cache/photos; the test is skipped when the wheel is neither cached nor downloadable.
+    """
+    from core.wheels import extract, fetch_wheel
+
+    folder = REPO_DIR / ".cache" / "photos"
+    if not all((folder / name).is_file() for name in PHOTOS):
+        try:
+            wheel = fetch_wheel("scikit-image", "0.26.0")
+        except RuntimeError as err:
+            pytest.skip(f"test photos unavailable offline: {err}")
+        for name in PHOTOS:
+            extract(wheel, f"skimage/data/{name}", folder / name)
+    return folder
