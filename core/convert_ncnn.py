@@ -146,7 +146,9 @@ class _Graph:
         return layer
 
     def conv(self, blob: str, leaky: bool) -> Layer:
-        layer = self.src(blob, "Convolution", p1=3, p4=1, p5=1)
+        layer = self.src(blob, "Convolution", p1=3, p4=1, p5=1)  # 3x3, pad 1, with bias
+        if layer.params.get(2, 1) != 1 or layer.params.get(3, 1) != 1:  # dilation, stride (default 1)
+            raise UnsafeModelFile(f"graph not recognised: {layer.name} is dilated or strided")
         act = (layer.params.get(9, 0), layer.params.get(10, ()))
         if act != ((2.0, (0.2,)) if leaky else (0, ())):
             raise UnsafeModelFile(f"graph not recognised: {layer.name} has activation {act}")
@@ -235,7 +237,9 @@ def convert(param_text: str, bin_data: bytes) -> Converted:
     g = _Graph(layers)
     out_blob, post, factor = "output", None, 1.0
     last = g.by_top.get("output")
-    if last is not None and last.type == "Interp" and last.params.get(0) == 3:  # bicubic resize
+    if last is None:
+        raise UnsafeModelFile("graph not recognised: no layer writes the blob 'output'")
+    if last.type == "Interp" and last.params.get(0) == 3:  # a trailing bicubic resize
         post, factor, out_blob = "bicubic", float(last.params[1]), last.bottoms[0]
     if g.by_top[g.canon(out_blob)].type == "BinaryOp" and "PixelShuffle" in {x.type for x in layers}:
         body, net_scale = _compact(g, out_blob)

@@ -71,11 +71,11 @@ class Upscaler:
         x = x.to(self.model.device, self.model.dtype).contiguous(memory_format=torch.channels_last)
         autocast = torch.autocast("cpu", dtype=torch.bfloat16) if self.bf16 else nullcontext()
         with torch.inference_mode(), autocast:
-            y = self.model(x)
-            if self.post_resize:
-                y = F.interpolate(y.float(), size=(h * self.scale, w * self.scale), mode=self.post_resize,
-                                  align_corners=False).clamp_(0, 1)
-        return y
+            if not self.post_resize:
+                return self.model(x)  # spandrel pads to the net's size rules and clips to [0, 1]
+            y = self.model.model(x).float()  # resize before clipping, as the ncnn graphs do
+            y = F.interpolate(y, size=(h * self.scale, w * self.scale), mode=self.post_resize, align_corners=False)
+            return y.clamp_(0, 1)
 
 
 def load_upscaler(path: str | os.PathLike, name: str | None = None) -> Upscaler:

@@ -18,14 +18,15 @@ from core.imageio import to_pil
 
 
 def starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Tile start offsets covering 0..length with tiles of side `tile` sharing >= `overlap` px.
+    """Tile start offsets covering 0..length with as few tiles of side `tile` as share >= `overlap` px.
 
-    The last tile is moved back to end exactly at `length`; a length <= tile gives one tile at 0.
+    The starts are spread evenly, so every neighbouring pair shares about the same number of pixels
+    (at least `overlap`); a length <= tile gives one tile at 0.
     """
     if length <= tile:
         return [0]
-    offsets = list(range(0, length - tile, tile - overlap))
-    return offsets + [length - tile]
+    count = -(-(length - overlap) // (tile - overlap))  # ceil
+    return [round(i * (length - tile) / (count - 1)) for i in range(count)]
 
 
 def _weights(offsets: list[int], side: int, length: int, ramp: int, scale: int) -> list[torch.Tensor]:

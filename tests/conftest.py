@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -28,3 +29,11 @@ def photos() -> Path:
         for name in PHOTOS:
             extract(wheel, f"skimage/data/{name}", folder / name)
     return folder
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """Any attempt to reach the network fails at once (use with `pytest.mark.usefixtures("offline")`)."""
+    def refuse(*args, **kwargs):
+        raise OSError("tests run offline")
+    monkeypatch.setattr(socket.socket, "connect", refuse)

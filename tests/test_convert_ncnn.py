@@ -12,8 +12,9 @@ import torch
 from core import UnsafeModelFile, convert_ncnn
 from core.ncnn_reference import ncnn_runner, wheel_models
 from core.paths import REPO_DIR, WEIGHTS_DIR
-from core.super_resolution import load_upscaler
+from core.super_resolution import Upscaler, get_upscaler, load_upscaler
 
+pytestmark = pytest.mark.usefixtures("offline")
 UPSCALERS = WEIGHTS_DIR / "upscalers"
 needs_weights = pytest.mark.skipif(
     not all((UPSCALERS / f"{n}.safetensors").is_file() for n in convert_ncnn.SOURCES),
@@ -42,6 +43,16 @@ def read_pair(folder, name):
     return stem.with_suffix(".param").read_text(), stem.with_suffix(".bin").read_bytes()
 
 
+def fp32_cpu(name: str) -> Upscaler:
+    """The bundled upscaler through the app's own cache, or a fresh fp32 CPU copy if it runs elsewhere."""
+    up = get_upscaler(name)
+    if up.model.device.type == "cpu" and up.model.dtype == torch.float32 and not up.bf16:
+        return up
+    up = dataclasses.replace(load_upscaler(UPSCALERS / f"{name}.safetensors", name), bf16=False)
+    up.model.to(torch.device("cpu")).float()
+    return up
+
+
 @needs_weights
 @pytest.mark.parametrize("name", list(EXPECTED))
 def test_matches_ncnn_runtime(ncnn_dir, name):
@@ -49,8 +60,7 @@ def test_matches_ncnn_runtime(ncnn_dir, name):
     size = (20, 24) if "x4plus" in name else (36, 40)  # (H, W); the RRDB nets are 20x slower
     x = np.random.default_rng(1).random((3, *size), dtype=np.float32)
     expected = np.clip(ncnn_runner(ncnn_dir, name)(x), 0, 1)
-    up = dataclasses.replace(load_upscaler(UPSCALERS / f"{name}.safetensors"), bf16=False)
-    up.model.to(torch.device("cpu")).float()  # fp32 on the CPU, whatever the default device
+    up = fp32_cpu(name)
     got = up(torch.from_numpy(x)[None])[0].float().numpy()
     assert got.shape == expected.shape == (3, size[0] * up.scale, size[1] * up.scale)
     assert np.abs(got - expected).max() <= 1e-3
@@ -60,7 +70,7 @@ def test_matches_ncnn_runtime(ncnn_dir, name):
 @pytest.mark.parametrize("name", list(EXPECTED))
 def test_spandrel_detects_architecture(name):
     arch, net_scale, out_scale, tags = EXPECTED[name]
-    up = load_upscaler(UPSCALERS / f"{name}.safetensors")
+    up = fp32_cpu(name)
     assert (up.model.architecture.id, up.model.scale, up.scale, up.model.tags) == (arch, net_scale, out_scale, tags)
     assert up.post_resize == (None if out_scale == net_scale else "bicubic")
 

@@ -55,6 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--text-encoder", type=Path, default=WEIGHTS_DIR / "emoji-diffusion",
                    help="folder holding text_encoder/ and tokenizer/ (MiniLM)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
+    p.add_argument("--export-to", type=Path, help="only write OUT's last checkpoint (EMA) as a pipeline folder here")
     return p.parse_args(argv)
 
 
@@ -196,10 +197,7 @@ def train(args: argparse.Namespace) -> Path:
 
     # 5. ship the EMA weights as a diffusers pipeline (safetensors)
     ema.copy_to(unet.parameters())
-    pipe = make_pipeline(unet.eval(), tokenizer, text_encoder)
-    target = out / "pipeline"
-    pipe.save_pretrained(target, safe_serialization=True)
-    return target
+    return save_pipeline(make_pipeline(unet.eval(), tokenizer, text_encoder), out / "pipeline")
 
 
 def evaluate(unet, ema, scheduler, val_set, text, offset, args, tokenizer, text_encoder, captions, grid_path, step, log):
@@ -216,8 +214,38 @@ def evaluate(unet, ema, scheduler, val_set, text, offset, args, tokenizer, text_
     print(f"step {step}: validation loss {val:.4f}, samples in {grid_path}", flush=True)
 
 
+def unet_from_checkpoint(checkpoint: Path):
+    """The UNet of a training checkpoint (`OUT/checkpoints/last.pt`) carrying its EMA weights, in eval mode."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    args = json.loads(state["args"])
+    unet = build_unet(args["resolution"], tuple(args["channels"]), args.get("layers_per_block", 1))
+    ema = EMAModel(unet.parameters())
+    ema.load_state_dict(state["ema"])
+    ema.copy_to(unet.parameters())
+    return unet.eval()
+
+
+def export(checkpoint: Path, target: Path, text_encoder_dir: Path = WEIGHTS_DIR / "emoji-diffusion") -> Path:
+    """Write the EMA weights of `checkpoint` as a diffusers pipeline folder at `target` (safetensors)."""
+    tokenizer, text_encoder = load_text_encoder(text_encoder_dir)
+    return save_pipeline(make_pipeline(unet_from_checkpoint(checkpoint), tokenizer, text_encoder), target)
+
+
+def save_pipeline(pipe: EmojiPipeline, target: Path) -> Path:
+    """Write `pipe` as a diffusers folder of safetensors, the UNet in fp16 (half the bytes; loading
+    with torch_dtype=float32 casts it back, and sampling is unchanged to within 8-bit rounding)."""
+    pipe.unet.half()
+    pipe.save_pretrained(target, safe_serialization=True)
+    pipe.unet.float()
+    return target
+
+
 def main(argv: list[str] | None = None) -> None:
-    print(f"pipeline written to {train(parse_args(argv))}")
+    args = parse_args(argv)
+    if args.export_to is not None:
+        print(f"pipeline written to {export(args.out / 'checkpoints' / 'last.pt', args.export_to, args.text_encoder)}")
+        return
+    print(f"pipeline written to {train(args)}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,97 @@
+"""imagegen-hub: four image generators in one Gradio page, offline, on a CPU or a GPU.
+
+    python app.py                       # http://127.0.0.1:7860, this machine only
+    python app.py --listen --port 8080 --auth alice:secret
+    python app.py --share               # a public *.gradio.live link (only when asked)
+    python app.py --mcp                 # also an MCP server (needs `pip install "gradio[mcp]"`)
+
+Each tab is a `demos/<name>.py` module, runnable alone; its API endpoints keep their names here:
+/text_to_image, /image_to_image, /generate_faces, /interpolate_faces, /upscale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+from typing import Any
+
+import gradio as gr
+
+from demos import faces, image_to_image, super_resolution, text_to_image
+
+TABS = (
+    ("Text to image", text_to_image),
+    ("Image to image", image_to_image),
+    ("Faces", faces),
+    ("Super-resolution", super_resolution),
+)
+LOCAL, EVERYWHERE = "127.0.0.1", "0.0.0.0"
+QUEUE_MAX = 32
+"""Requests waiting beyond this are refused ("queue full") rather than piling up on a small CPU."""
+CACHE_CLEANUP = (3600, 3600)
+"""Every hour, delete served files (uploads, outputs) older than an hour."""
+
+
+def build() -> gr.Blocks:
+    """The hub: one gr.Tab per demo, each demo's own Blocks rendered inside, queue on."""
+    # Built before the hub's context opens: a Blocks created inside another one is already placed
+    # there, so rendering it again would show each tab's content twice.
+    tabs = [(label, demo.__name__.rsplit(".", 1)[-1], demo.build()) for label, demo in TABS]
+    with gr.Blocks(title="imagegen-hub", delete_cache=CACHE_CLEANUP) as hub:
+        gr.Markdown("# imagegen-hub\nText to image, image to image, faces and super-resolution with small "
+                    "embedded models that run offline on a CPU. Each tab's API is listed under "
+                    "*Use via API* below.")
+        for label, name, tab in tabs:
+            with gr.Tab(label, id=name, elem_id=f"tab-{name}"):
+                tab.render()
+    return hub.queue(max_size=QUEUE_MAX)
+
+
+def _auth(text: str) -> tuple[str, str]:
+    user, sep, password = text.partition(":")
+    if not sep or not user or not password:
+        raise argparse.ArgumentTypeError(f"--auth wants USER:PASSWORD, got {text!r}")
+    return user, password
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Read the command line (see the module docstring); exits with a message on bad flags."""
+    parser = argparse.ArgumentParser(prog="app.py", description="Start the imagegen-hub web UI.")
+    parser.add_argument("--listen", action="store_true",
+                        help=f"serve on every network interface ({EVERYWHERE}) instead of {LOCAL} only")
+    parser.add_argument("--port", type=int, default=7860, help="port to serve on (default 7860)")
+    parser.add_argument("--share", action="store_true",
+                        help="also open a public *.gradio.live link (off unless given)")
+    parser.add_argument("--mcp", action="store_true", help="also serve the endpoints as MCP tools")
+    parser.add_argument("--auth", type=_auth, metavar="USER:PASSWORD", help="require this login")
+    args = parser.parse_args(argv)
+    if not 1 <= args.port <= 65535:
+        parser.error(f"--port must be 1..65535, got {args.port}")
+    if args.mcp and importlib.util.find_spec("mcp") is None:
+        parser.error('--mcp needs the MCP extra of gradio, which is not installed: pip install "gradio[mcp]"')
+    return args
+
+
+def launch_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments for `gr.Blocks.launch` from parsed flags. Nothing outside Gradio's own cache
+    and upload folders is served (`allowed_paths` stays empty: outputs are copied into the cache)."""
+    return {
+        "server_name": EVERYWHERE if args.listen else LOCAL,
+        "server_port": args.port,
+        "share": args.share,
+        "auth": args.auth,
+        "mcp_server": args.mcp,
+        "allowed_paths": [],
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the flags, build the hub and serve it until interrupted."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    build().launch(**launch_options(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""Sampler names users know (AUTOMATIC1111 / ComfyUI spelling) -> diffusers scheduler classes.
+
+Every scheduler is built `from_config` of the model's own, so it inherits the model's noise
+schedule and prediction type (epsilon or v); only the sampler's own options change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.errors import InvalidInput
+
+# name -> (diffusers class name, config overrides)
+SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "DDIM": ("DDIMScheduler", {"timestep_spacing": "trailing", "set_alpha_to_one": False}),
+    "Euler": ("EulerDiscreteScheduler", {"timestep_spacing": "trailing"}),
+    "Euler a": ("EulerAncestralDiscreteScheduler", {"timestep_spacing": "trailing"}),
+    "DPM++ 2M": ("DPMSolverMultistepScheduler", {"timestep_spacing": "trailing"}),
+    "DPM++ 2M Karras": ("DPMSolverMultistepScheduler", {"use_karras_sigmas": True}),
+    "UniPC": ("UniPCMultistepScheduler", {"timestep_spacing": "trailing"}),
+    "LCM": ("LCMScheduler", {"timestep_spacing": "trailing"}),
+}
+
+
+def make_scheduler(name: str, base_config: dict[str, Any]):
+    """A new scheduler of the named kind on the noise schedule of `base_config` (a scheduler's `.config`).
+
+    Raises:
+        InvalidInput: `name` is not one of SCHEDULERS.
+    """
+    import diffusers
+
+    if name not in SCHEDULERS:
+        raise InvalidInput(f"scheduler must be one of {', '.join(SCHEDULERS)}; got {name!r}")
+    class_name, overrides = SCHEDULERS[name]
+    return getattr(diffusers, class_name).from_config(base_config, **overrides)

@@ -1,0 +1,101 @@
+"""Face generation tab: random faces from a GAN, and a morph from one face to another.
+
+    python demos/faces.py
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as `python demos/faces.py`: make `core` and `demos` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import gradio as gr
+
+import core
+from core import faces
+from core.seeds import MAX_SEED
+from demos import ui
+
+LICENCE_NOTE = (
+    "<small>The face model is a DCGAN (weights: MIT, PyPI `gan-face-generate` 1.1.1) trained on "
+    "DigiFace-1M, synthetic rendered faces whose terms allow **non-commercial research** use only. "
+    "The faces shown are not photographs of real people. Sources: weights/README.md.</small>"
+)
+
+
+def generate(count: int, seed: int, truncation_psi: float, upscale: bool):
+    """Make random faces with a GAN, each reproducible from its own seed.
+
+    Args:
+        count: number of faces, 1..64.
+        seed: -1 for random, else 0..4294967295; face i uses seed + i.
+        truncation_psi: 0..1; lower gives more typical, less varied faces.
+        upscale: enlarge each 64 px face x4 to 256 px.
+
+    Returns:
+        The faces (with their seeds as captions), the seeds used, and the parameters applied.
+    """
+    return ui.show(ui.call(core.generate_faces, count=count, seed=seed, truncation_psi=truncation_psi,
+                           upscale=upscale))
+
+
+def interpolate(seed_a: int, seed_b: int, frames: int, truncation_psi: float, upscale: bool):
+    """Morph the face of `seed_a` into the face of `seed_b` (spherical interpolation of the latents).
+
+    Args:
+        seed_a: the first face's seed (-1 for random).
+        seed_b: the last face's seed (-1 for random).
+        frames: number of pictures, 2..120, ends included.
+        truncation_psi: 0..1, as for generating faces.
+        upscale: enlarge each frame x4 to 256 px.
+
+    Returns:
+        The frames, the animated GIF (looping), the two end seeds, and the parameters applied.
+    """
+    result = ui.call(core.interpolate_faces, seed_a, seed_b, frames=frames, truncation_psi=truncation_psi,
+                     upscale=upscale, gif_path=ui.new_path(".gif", "faces-morph"))
+    frames_shown, seeds, parameters = ui.show(result)
+    return frames_shown, parameters["gif_path"], seeds, parameters
+
+
+def build() -> gr.Blocks:
+    """The faces tab; its events are the API endpoints /generate_faces (no input required) and
+    /interpolate_faces."""
+    with gr.Blocks(title="Face generation") as tab:
+        with gr.Row():
+            with gr.Column():
+                count = gr.Slider(1, faces.MAX_COUNT, value=4, step=1, label="Number of faces")
+                seed = gr.Number(value=-1, precision=0, minimum=-1, maximum=MAX_SEED, label="Seed",
+                                 info="-1 = random; face i uses seed + i")
+                psi = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Truncation psi",
+                                info="lower = more typical, less varied faces")
+                upscale = gr.Checkbox(value=True, label="Upscale x4", info="64 px becomes 256 px")
+                go = gr.Button("Generate", variant="primary")
+            with gr.Column():
+                outputs = ui.result_panel("Faces")
+        gr.Markdown("### Interpolate\nMorph one face into another: take two seeds from *Seeds used* above.")
+        with gr.Row():
+            with gr.Column():
+                seed_a = gr.Number(value=-1, precision=0, minimum=-1, maximum=MAX_SEED, label="Seed A",
+                                   info="-1 = random")
+                seed_b = gr.Number(value=-1, precision=0, minimum=-1, maximum=MAX_SEED, label="Seed B",
+                                   info="-1 = random")
+                frames = gr.Slider(2, faces.MAX_FRAMES, value=16, step=1, label="Frames")
+                morph = gr.Button("Interpolate", variant="primary")
+            with gr.Column():
+                gif = gr.Image(label="Animation (GIF)", type="filepath", height=256)
+                morph_gallery, morph_seeds, morph_parameters = ui.result_panel("Frames")
+        gr.Markdown(LICENCE_NOTE)
+
+        go.click(generate, [count, seed, psi, upscale], list(outputs), api_name="generate_faces",
+                 **ui.ONE_AT_A_TIME)
+        morph.click(interpolate, [seed_a, seed_b, frames, psi, upscale],
+                    [morph_gallery, gif, morph_seeds, morph_parameters], api_name="interpolate_faces",
+                    **ui.ONE_AT_A_TIME)
+    return tab
+
+
+if __name__ == "__main__":
+    build().launch()

@@ -1,0 +1,101 @@
+"""Image to image tab: redraw a picture to match a prompt (SDEdit on the emoji diffusion model).
+
+    python demos/image_to_image.py
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as `python demos/image_to_image.py`: make `core` and `demos` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import gradio as gr
+from PIL import Image, ImageDraw
+
+import core
+from demos import ui
+from demos.text_to_image import settings_panel
+
+SKETCHES = {  # start picture (a flat sketch drawn below) -> prompt
+    "red disc": "red apple",
+    "yellow disc": "grinning face",
+    "orange wedge": "slice of pizza",
+}
+
+
+def sketch(name: str, size: int = 64) -> Image.Image:
+    """One of the flat example sketches of SKETCHES, RGB `size` x `size` px on white."""
+    picture = Image.new("RGB", (size, size), "white")
+    draw, box = ImageDraw.Draw(picture), (size // 8, size // 8, size - size // 8, size - size // 8)
+    if name == "orange wedge":
+        draw.polygon([(size // 2, size - size // 8), (size // 8, size // 8), (size - size // 8, size // 8)], "orange")
+    else:
+        draw.ellipse(box, fill=name.split()[0])
+    return picture
+
+
+def example_rows() -> list[list[str | float]]:
+    """Rows (start picture file, prompt, strength) for gr.Examples; the sketches are written once per process."""
+    folder = ui.output_dir() / "examples"
+    folder.mkdir(exist_ok=True)
+    rows = []
+    for name, prompt in SKETCHES.items():
+        path = folder / f"{name.replace(' ', '-')}.png"
+        if not path.is_file():
+            sketch(name).save(path)
+        rows.append([str(path), prompt, 0.7])
+    return rows
+
+
+def generate(image: dict | None, prompt: str, strength: float, negative_prompt: str, model: str, scheduler: str,
+             steps: int, guidance_scale: float, width: int, height: int, seed: int, batch_size: int,
+             upscale: bool, progress=gr.Progress()):
+    """Redraw a picture to match a prompt: noise it to `strength`, then denoise it toward the prompt.
+
+    Args:
+        image: the starting picture (PNG, JPEG, WebP, ...; each side 8..4096 px).
+        prompt: what the result should show, e.g. "red apple".
+        strength: 0..1, how much to change: 0 keeps the picture, 1 ignores it.
+        steps: denoising steps at strength 1, 1..100 (round(strength * steps) are run).
+        negative_prompt, model, scheduler, guidance_scale, width, height, seed, batch_size, upscale:
+            as for text to image (the picture is resized to width x height).
+
+    Returns:
+        The pictures (with their seeds as captions), the seeds used, and the parameters applied.
+    """
+    result = ui.call(core.image_to_image, ui.image_source(image), prompt, progress=progress, strength=strength,
+                     negative_prompt=negative_prompt, model=model, scheduler=scheduler, steps=steps,
+                     guidance_scale=guidance_scale, width=width, height=height, seed=seed,
+                     batch_size=batch_size, upscale=upscale)
+    return ui.show(result)
+
+
+def build() -> gr.Blocks:
+    """The image-to-image tab; its event is the API endpoint /image_to_image (`image` and `prompt` required)."""
+    with gr.Blocks(title="Image to image") as tab:
+        gr.Markdown("Start from a picture and a prompt. The picture is resized to the output size and "
+                    "noised by *Strength*; the model then redraws it toward the prompt.")
+        with gr.Row():
+            with gr.Column():
+                with gr.Row(equal_height=True):
+                    image = gr.Image(label="Start picture", type="filepath", image_mode=None, height=220)
+                    with gr.Column():
+                        prompt = gr.Textbox(label="Prompt", placeholder="red apple", lines=2)
+                        strength = gr.Slider(0.0, 1.0, value=0.6, step=0.05, label="Strength",
+                                             info="0 keeps the picture, 1 ignores it")
+                settings = settings_panel()
+                go = gr.Button("Generate", variant="primary")
+                gr.Examples(example_rows(), [image, prompt, strength], label="Sketches to redraw")
+            with gr.Column():
+                outputs = ui.result_panel("Pictures")
+
+        # preprocess=False: the upload reaches core unopened, so a broken file gets core's message
+        gr.on([go.click, prompt.submit], generate, [image, prompt, strength, *settings], list(outputs),
+              api_name="image_to_image", preprocess=False, **ui.ONE_AT_A_TIME)
+    return tab
+
+
+if __name__ == "__main__":
+    build().launch()

@@ -1,0 +1,124 @@
+"""What every tab shares: the one wrapper around core calls, the result panel, and the files it serves.
+
+`call` runs a core generator for a Gradio event: a `CoreError` becomes a `gr.Error` showing the
+core's own message, anything unexpected becomes a short generic `gr.Error` (the traceback goes to
+the server log), and `on_step` drives the Gradio progress bar. `show` turns a `Result` into what
+`result_panel` displays. No model logic lives here.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import html
+import inspect
+import logging
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+import gradio as gr
+from PIL import Image
+
+from core.errors import CoreError
+from core.imageio import save_png
+from core.result import Result
+
+log = logging.getLogger("imagegen-hub")
+
+GENERIC_ERROR = "Something went wrong on the server; the details are in its log. Try other settings or another picture."
+ONE_AT_A_TIME = {"concurrency_id": "generators", "concurrency_limit": 1}
+"""Event options: all generators share one queue, so two requests never fight over the CPU."""
+KEEP_FILES_S = 3600
+"""Files written by `new_path` are deleted after this many seconds (Gradio serves its own copies)."""
+
+_output_dir: Path | None = None
+
+
+def call(fn: Callable[..., Result], *args: Any, progress: gr.Progress | None = None,
+         unit: str = "steps", **kwargs: Any) -> Result:
+    """Run the core function `fn(*args, **kwargs)` for a Gradio event and return its Result.
+
+    When `progress` is given and `fn` takes `on_step`, each on_step(done, total) moves the
+    Gradio progress bar (`unit` names what is counted: "steps", "tiles").
+
+    Raises:
+        gr.Error: with the core's message (HTML-escaped) for a CoreError; with GENERIC_ERROR for
+            any other exception, whose traceback is logged server-side. The server keeps serving.
+    """
+    if progress is not None and "on_step" in inspect.signature(fn).parameters:
+        kwargs["on_step"] = lambda done, total: progress((done, total), unit=unit)
+    try:
+        return fn(*args, **kwargs)
+    except CoreError as err:
+        raise gr.Error(html.escape(str(err), quote=False), print_exception=False) from None
+    except Exception:
+        log.exception("%s failed", getattr(fn, "__name__", fn))
+        raise gr.Error(GENERIC_ERROR, print_exception=False) from None
+
+
+def show(result: Result) -> tuple[list[tuple[Image.Image, str]], str, dict[str, Any]]:
+    """A Result as the values of `result_panel`: (gallery items, seeds text, parameters).
+
+    Gallery captions give each image's seed when there is one seed per image, else its position.
+    """
+    images, seeds = result.images, result.seeds
+    if len(seeds) == len(images):
+        captions = [f"seed {s}" for s in seeds]
+    else:
+        captions = [f"{i + 1}/{len(images)}" for i in range(len(images))]
+    return list(zip(images, captions)), ", ".join(str(s) for s in seeds), result.parameters
+
+
+def result_panel(label: str = "Result") -> tuple[gr.Gallery, gr.Textbox, gr.JSON]:
+    """The output components `show` fills: a lossless gallery, the seeds used, the applied parameters."""
+    gallery = gr.Gallery(label=label, format="png", columns=4, height="auto", object_fit="contain")
+    seeds = gr.Textbox(label="Seeds used", interactive=False,
+                       info="Put one back into Seed to get the same picture again.")
+    with gr.Accordion("Parameters applied", open=False):
+        parameters = gr.JSON(label="Parameters")
+    return gallery, seeds, parameters
+
+
+def image_source(value: Any) -> str | bytes | None:
+    """The picture behind an image input received with `preprocess=False`, for `core.imageio.open_image`.
+
+    Gradio checks the upload before the event (it must lie in its upload folder) but does not open
+    it, so an unreadable file reaches core and gets core's message. Returns a path, raw bytes (for a
+    `data:` URL), or None when there is no picture.
+    """
+    if isinstance(value, dict):
+        if value.get("path"):
+            return value["path"]
+        url = value.get("url") or ""
+        if url.startswith("data:") and "," in url:
+            return base64.b64decode(url.split(",", 1)[1])
+        return None
+    return value
+
+
+def output_dir() -> Path:
+    """This process's folder for generated files, inside the system temp folder (deleted at exit)."""
+    global _output_dir
+    if _output_dir is None:
+        _output_dir = Path(tempfile.mkdtemp(prefix="imagegen-hub-"))
+        atexit.register(shutil.rmtree, _output_dir, ignore_errors=True)
+    return _output_dir
+
+
+def new_path(suffix: str, stem: str = "imagegen") -> str:
+    """A fresh file path `<stem>-<random>.<suffix>` in `output_dir()`; files older than KEEP_FILES_S
+    are removed first."""
+    folder, cutoff = output_dir(), time.time() - KEEP_FILES_S
+    for old in folder.iterdir():
+        if old.is_file() and old.stat().st_mtime < cutoff:
+            old.unlink(missing_ok=True)
+    return str(folder / f"{stem}-{uuid.uuid4().hex[:12]}{suffix}")
+
+
+def png_file(image: Image.Image, parameters: dict[str, Any], stem: str = "imagegen") -> str:
+    """Write `image` as a lossless PNG with `parameters` embedded (core.imageio.save_png); returns its path."""
+    return str(save_png(image, new_path(".png", stem), parameters))

@@ -1,0 +1,223 @@
+"""The hub end to end: start app.build() on a free local port and call its endpoints with gradio_client.
+
+One server for the whole module (start-up dominates the run time); bad requests are followed by a
+good one, to show the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import socket
+from pathlib import Path
+
+import gradio as gr
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+
+import app
+from core.errors import InvalidInput
+from core.paths import WEIGHTS_DIR
+from demos import ui
+
+REQUIRED = {  # endpoint -> inputs a client must give: the same as the core function's positional ones
+    "/text_to_image": ["prompt"],
+    "/image_to_image": ["image", "prompt"],
+    "/generate_faces": [],
+    "/interpolate_faces": [],
+    "/upscale": ["image"],
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def hub():
+    """The hub launched with the default flags (plus a free port), as a user's `python app.py` would.
+
+    Torch runs on one thread meanwhile: the server and this test share a small CI machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    blocks = app.build()
+    blocks.launch(**app.launch_options(app.parse_args(["--port", str(_free_port())])),
+                  prevent_thread_lock=True, quiet=True)
+    yield blocks
+    blocks.close()
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def client(hub) -> Client:
+    return Client(hub.local_url, verbose=False)
+
+
+@pytest.fixture
+def small_png(tmp_path) -> str:
+    path = tmp_path / "small.png"
+    Image.new("RGB", (16, 12), (200, 40, 40)).save(path)
+    return str(path)
+
+
+def _needs_diffusion() -> None:
+    pytest.importorskip("core.diffusion")
+    if not (WEIGHTS_DIR / "emoji-diffusion" / "unet").is_dir():
+        pytest.skip("the emoji diffusion model is not trained/installed (weights/emoji-diffusion/unet)")
+
+
+def test_defaults_serve_this_machine_only_and_share_nothing(hub):
+    assert hub.server_name == "127.0.0.1"
+    assert hub.local_url.startswith("http://127.0.0.1:")
+    assert hub.share is False and hub.share_url is None
+    options = app.launch_options(app.parse_args([]))
+    assert options["server_name"] == "127.0.0.1" and options["share"] is False and options["allowed_paths"] == []
+    listen = app.launch_options(app.parse_args(["--listen", "--share", "--auth", "ann:pw:x"]))
+    assert listen["server_name"] == "0.0.0.0" and listen["share"] is True and listen["auth"] == ("ann", "pw:x")
+
+
+@pytest.mark.parametrize("argv", [["--auth", "no-colon"], ["--port", "70000"]])
+def test_bad_flags_exit_with_a_message(argv, capsys):
+    with pytest.raises(SystemExit):
+        app.parse_args(argv)
+    assert argv[0] in capsys.readouterr().err
+
+
+def test_mcp_flag_needs_the_mcp_extra(capsys):
+    if importlib.util.find_spec("mcp") is not None:
+        assert app.launch_options(app.parse_args(["--mcp"]))["mcp_server"] is True
+        return
+    with pytest.raises(SystemExit):
+        app.parse_args(["--mcp"])
+    assert 'gradio[mcp]' in capsys.readouterr().err
+
+
+def test_each_tab_is_laid_out_once(hub):
+    ids = []
+
+    def walk(node: dict) -> None:
+        ids.append(node["id"])
+        for child in node.get("children", []):
+            walk(child)
+
+    walk(hub.get_config_file()["layout"])
+    assert len(ids) == len(set(ids)) > 40
+
+
+def test_each_endpoint_requires_only_the_core_functions_own_inputs(client):
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert set(REQUIRED) <= set(endpoints)
+    for name, required in REQUIRED.items():
+        params = endpoints[name]["parameters"]
+        assert [p["parameter_name"] for p in params if not p["parameter_has_default"]] == required, name
+
+
+def test_generate_faces_with_no_inputs(client):
+    gallery, seeds, parameters = client.predict(api_name="/generate_faces")
+    assert len(gallery) == 4
+    assert Image.open(gallery[0]["image"]).size == (256, 256)  # 64 px faces, "Upscale x4" on by default
+    assert [f"seed {s}" for s in seeds.split(", ")] == [item["caption"] for item in gallery]
+    assert parameters["upscale"] is True and parameters["count"] == 4
+
+
+def test_interpolate_faces_returns_frames_and_a_gif(client):
+    frames, gif, seeds, parameters = client.predict(7, 8, 3, 1.0, False, api_name="/interpolate_faces")
+    assert len(frames) == 3 and seeds == "7, 8"
+    animation = Image.open(gif)
+    assert animation.format == "GIF" and animation.n_frames == 3 and animation.size == (64, 64)
+
+
+def test_upscale_with_only_an_image(client, small_png):
+    shown, download, parameters = client.predict(handle_file(small_png), api_name="/upscale")
+    assert Image.open(shown).size == (64, 48)
+    saved = Image.open(download)
+    assert saved.format == "PNG" and json.loads(saved.text["parameters"])["scale"] == 4
+    assert parameters["model"] == "realesr-animevideov3-x4"
+
+
+def _text_file_named_png(tmp_path: Path) -> str:
+    path = tmp_path / "notes.png"
+    path.write_text("not a picture")
+    return str(path)
+
+
+def _one_pixel(tmp_path: Path) -> str:
+    path = tmp_path / "dot.png"
+    Image.new("RGB", (1, 1)).save(path)
+    return str(path)
+
+
+def _square(tmp_path: Path) -> str:
+    path = tmp_path / "square.png"
+    Image.new("RGB", (8, 8), "white").save(path)
+    return str(path)
+
+
+@pytest.mark.parametrize("endpoint, make_args, message", [
+    ("/upscale", lambda tmp: [None], "no image"),
+    ("/upscale", lambda tmp: [handle_file(_text_file_named_png(tmp))], "not a readable picture"),
+    ("/upscale", lambda tmp: [handle_file(_one_pixel(tmp))], "at least 8 px"),
+    ("/upscale", lambda tmp: [handle_file(_square(tmp)), "realesr-animevideov3-x4", 0, 32],
+     "tile must be 64..2048, got 32"),
+    ("/upscale", lambda tmp: [handle_file(_square(tmp)), "no-such-model"], "unknown upscaler model 'no-such-model'"),
+    ("/text_to_image", lambda tmp: [""], "prompt is empty"),
+    ("/generate_faces", lambda tmp: [100], "greater than maximum value 64"),  # refused by the slider itself
+])
+def test_bad_input_shows_the_core_message_and_the_server_keeps_serving(client, tmp_path, endpoint, make_args,
+                                                                      message):
+    with pytest.raises(Exception) as caught:
+        client.predict(*make_args(tmp_path), api_name=endpoint)
+    assert message in str(caught.value)
+    gallery, _, _ = client.predict(1, 5, 1.0, False, api_name="/generate_faces")
+    assert len(gallery) == 1
+
+
+def test_text_to_image_with_only_a_prompt(client):
+    _needs_diffusion()
+    gallery, seeds, parameters = client.predict("red apple", api_name="/text_to_image")
+    assert len(gallery) == 1 and Image.open(gallery[0]["image"]).size == (128, 128)  # 32 px, x4
+    assert parameters["prompt"] == "red apple" and int(seeds) == parameters["seed"]
+
+
+def test_image_to_image_with_only_image_and_prompt(client, small_png):
+    _needs_diffusion()
+    gallery, seeds, parameters = client.predict(handle_file(small_png), "red apple", api_name="/image_to_image")
+    assert len(gallery) == 1 and Image.open(gallery[0]["image"]).size == (128, 128)
+    assert parameters["input_size"] == [16, 12] and parameters["strength"] == 0.6
+
+
+def test_call_turns_core_errors_into_their_message_and_others_into_a_generic_one(caplog):
+    def refuses(**_):
+        raise InvalidInput("steps must be 1..100, got <0>")
+
+    def crashes(**_):
+        raise RuntimeError("internal detail")
+
+    with pytest.raises(gr.Error) as caught:
+        ui.call(refuses)
+    assert caught.value.message == "steps must be 1..100, got &lt;0&gt;"  # shown as text, not HTML
+    with caplog.at_level(logging.ERROR, logger="imagegen-hub"), pytest.raises(gr.Error) as caught:
+        ui.call(crashes)
+    assert caught.value.message == ui.GENERIC_ERROR and "internal detail" not in caught.value.message
+    assert "internal detail" in caplog.text  # the traceback stays in the server log
+
+
+def test_call_feeds_on_step_to_the_progress_bar_only_where_accepted():
+    seen = []
+
+    def progress(value, unit="steps"):
+        seen.append((value, unit))
+
+    def with_steps(*, on_step=None):
+        on_step(1, 3)
+        return "done"
+
+    assert ui.call(with_steps, progress=progress, unit="tiles") == "done"
+    assert seen == [((1, 3), "tiles")]
+    assert ui.call(lambda: "no on_step", progress=progress) == "no on_step"

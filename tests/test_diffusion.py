@@ -1,0 +1,147 @@
+"""Text-to-image and image-to-image: the shipped emoji model, a tiny random one, and bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import core
+from core import diffusion, models
+from core.errors import InvalidInput, ModelNotFound
+
+SHIPPED = Path(diffusion.WEIGHTS_DIR) / "emoji-diffusion" / "unet" / "diffusion_pytorch_model.safetensors"
+
+
+def pixels(image: Image.Image) -> np.ndarray:
+    return np.asarray(image, dtype=np.int16)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> str:
+    """A random 16-px emoji-style pipeline saved in diffusers layout and registered as "tiny-random"."""
+    from core.emoji_pipeline import EmojiPipeline
+    from core.training.train import load_text_encoder
+    from core.training.unet import build_unet, sampling_scheduler, training_scheduler
+
+    torch.manual_seed(0)
+    tokenizer, text_encoder = load_text_encoder(diffusion.WEIGHTS_DIR / "emoji-diffusion")
+    pipe = EmojiPipeline(unet=build_unet(16, (32, 32, 32)), scheduler=sampling_scheduler(training_scheduler()),
+                         text_encoder=text_encoder, tokenizer=tokenizer)
+    folder = tmp_path_factory.mktemp("tiny") / "pipeline"
+    pipe.save_pretrained(folder, safe_serialization=True)
+    models.register(models.ModelSpec("text_to_image", "tiny-random",
+                                     lambda: diffusion.load_emoji_folder(folder)))
+    return "tiny-random"
+
+
+def test_tiny_model_loads_from_folder_at_its_size(tiny_model):
+    result = core.text_to_image("red apple", model=tiny_model, steps=3, seed=5)
+    assert [im.size for im in result.images] == [(16, 16)]
+    assert result.parameters["width"] == 16 and result.parameters["model"] == tiny_model
+    bigger = core.text_to_image("red apple", model=tiny_model, steps=2, seed=5, width=32, height=24)
+    assert bigger.images[0].size == (32, 24)
+
+
+def test_image_to_image_shares_the_text_to_image_modules(tiny_model):
+    loaded = models.load("text_to_image", tiny_model)
+    t2i, i2i = loaded["text_to_image"], loaded["image_to_image"]
+    assert i2i.unet is t2i.unet and i2i.text_encoder is t2i.text_encoder
+    assert next(i2i.unet.parameters()).data_ptr() == next(t2i.unet.parameters()).data_ptr()
+    core.image_to_image(Image.new("RGB", (40, 40), "blue"), "blue circle", model=tiny_model, steps=2)
+    assert models.load("text_to_image", tiny_model) is loaded  # nothing loaded again
+
+
+def test_same_seed_same_image_and_batch_items_replay_alone(tiny_model):
+    batch = core.text_to_image("rocket", model=tiny_model, steps=3, seed=11, batch_size=3)
+    assert batch.seeds == [11, 12, 13]
+    again = core.text_to_image("rocket", model=tiny_model, steps=3, seed=11, batch_size=3)
+    for a, b in zip(batch.images, again.images):
+        assert np.array_equal(pixels(a), pixels(b))
+    third = core.text_to_image("rocket", model=tiny_model, steps=3, seed=13)
+    assert np.array_equal(pixels(third.images[0]), pixels(batch.images[2]))
+    assert not np.array_equal(pixels(batch.images[0]), pixels(batch.images[1]))
+
+
+def test_scheduler_changes_output_deterministically(tiny_model):
+    ddim = core.text_to_image("rocket", model=tiny_model, steps=4, seed=2, scheduler="DDIM").images[0]
+    euler = core.text_to_image("rocket", model=tiny_model, steps=4, seed=2, scheduler="Euler a").images[0]
+    euler2 = core.text_to_image("rocket", model=tiny_model, steps=4, seed=2, scheduler="Euler a").images[0]
+    assert np.array_equal(pixels(euler), pixels(euler2))
+    assert np.abs(pixels(ddim) - pixels(euler)).mean() > 1
+
+
+def test_image_to_image_strength_controls_how_much_changes(tiny_model):
+    start = Image.new("RGB", (16, 16), (200, 30, 30))
+    change = {s: np.abs(pixels(core.image_to_image(start, "cat", model=tiny_model, strength=s, steps=10,
+                                                   seed=1).images[0]) - pixels(start)).mean()
+              for s in (0.1, 1.0)}
+    assert change[0.1] < change[1.0] / 2
+
+
+def test_progress_is_reported_per_step(tiny_model):
+    calls = []
+    core.text_to_image("moon", model=tiny_model, steps=4, on_step=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"prompt": ""}, "prompt is empty"),
+    ({"prompt": "   "}, "prompt is empty"),
+    ({"prompt": 5}, "prompt must be text"),
+    ({"steps": 0}, "steps must be 1..100, got 0"),
+    ({"guidance_scale": 0.5}, "guidance_scale"),
+    ({"width": 20}, "multiple of 8"),
+    ({"width": 4096}, "width must be"),
+    ({"batch_size": 0}, "batch_size"),
+    ({"seed": -7}, "seed"),
+    ({"scheduler": "Heun 9000"}, "scheduler must be one of"),
+])
+def test_bad_settings_raise_invalid_input(tiny_model, kwargs, words):
+    call = {"prompt": "red apple", "model": tiny_model, "steps": 1} | kwargs
+    with pytest.raises(InvalidInput, match=words):
+        core.text_to_image(call.pop("prompt"), **call)
+
+
+@pytest.mark.parametrize("image, words", [
+    (None, "no image given"),
+    (Image.new("RGB", (1, 1)), "at least 8 px"),
+    (Image.new("RGB", (5000, 16)), "at most 4096 px"),
+])
+def test_bad_pictures_raise_invalid_input(tiny_model, image, words):
+    with pytest.raises(InvalidInput, match=words):
+        core.image_to_image(image, "cat", model=tiny_model, steps=1)
+
+
+def test_text_file_as_picture_and_unknown_model(tiny_model, tmp_path):
+    fake = tmp_path / "notes.png"
+    fake.write_text("not a picture")
+    with pytest.raises(InvalidInput, match="not a readable picture"):
+        core.image_to_image(str(fake), "cat", model=tiny_model)
+    with pytest.raises(ModelNotFound, match="known models"):
+        core.text_to_image("cat", model="no-such-model")
+    assert core.text_to_image("cat", model=tiny_model, steps=1).images  # still serving
+
+
+@pytest.mark.skipif(not SHIPPED.is_file(), reason="emoji weights not built")
+def test_shipped_model_default_request():
+    result = core.text_to_image("red apple", seed=0)
+    assert [im.size for im in result.images] == [(32, 32)] and result.images[0].mode == "RGB"
+    assert result.parameters["model"] == diffusion.DEFAULT_MODEL and result.parameters["steps"] == 25
+    array = pixels(result.images[0])
+    assert array.std() > 10  # a drawing, not a flat field
+    corners = np.concatenate([array[:3, :3], array[-3:, -3:]]).reshape(-1, 3)
+    assert corners.mean() > 200  # trained on emoji on white: the background comes out light
+
+
+@pytest.mark.skipif(not SHIPPED.is_file(), reason="emoji weights not built")
+def test_shipped_model_follows_the_prompt():
+    """Red apple comes out redder than green apple, across three seeds."""
+    def redness(prompt):
+        images = core.text_to_image(prompt, seed=100, batch_size=3).images
+        rgb = np.stack([pixels(im) for im in images]).reshape(-1, 3).astype(float)
+        return (rgb[:, 0] - rgb[:, 1]).mean()
+    assert redness("red apple") > redness("green apple") + 10

@@ -1,0 +1,219 @@
+"""core.upscale: sizes and modes, seamless tiling, progress, memory fallback and every refusal, offline."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+from core import InvalidInput, ModelNotFound, OutOfMemory, Result, UnsafeModelFile, models, upscale
+from core import super_resolution as sr
+from core.imageio import to_pil
+from core.paths import WEIGHTS_DIR
+from core.tiling import run_tiled, starts
+
+DEFAULT_FILE = WEIGHTS_DIR / "upscalers" / f"{sr.DEFAULT_MODEL}.safetensors"
+pytestmark = [pytest.mark.usefixtures("offline"),
+              pytest.mark.skipif(not DEFAULT_FILE.is_file(), reason="run scripts/setup.sh to build weights/upscalers")]
+
+
+@pytest.fixture
+def models_dir(tmp_path, monkeypatch):
+    """An empty models folder for this test only."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    monkeypatch.setattr(sr, "MODELS_DIR", folder)
+    return folder
+
+
+def noise(size=(40, 30), mode="RGB", seed=0) -> Image.Image:
+    channels = {"RGB": 3, "RGBA": 4, "L": 1}[mode]
+    array = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], channels), dtype=np.uint8)
+    return Image.fromarray(array.squeeze(-1) if channels == 1 else array, mode)
+
+
+def psnr(a: Image.Image, b: Image.Image) -> float:
+    diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    return 10 * np.log10(255.0 ** 2 / max((diff ** 2).mean(), 1e-12))
+
+
+# --- sizes and modes --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "P"])
+def test_default_model_gives_x4_rgb(mode):
+    picture = noise().convert(mode)
+    result = upscale(picture)
+    assert isinstance(result, Result) and result.seeds == []
+    assert result.images[0].size == (160, 120) and result.images[0].mode == "RGB"
+    assert result.parameters | {"tile": 0} == {
+        "model": sr.DEFAULT_MODEL, "scale": 4, "model_scale": 4, "tile": 0, "overlap": 16,
+        "precision": result.parameters["precision"], "device": result.parameters["device"], "alpha": "none",
+        "input_size": [40, 30], "output_size": [160, 120]}
+
+
+def test_output_follows_the_input():
+    """A smooth gradient stays a gradient: the net enlarges, it does not invent a new picture."""
+    ramp = np.tile(np.linspace(0, 255, 32, dtype=np.float32), (24, 1))
+    picture = Image.fromarray(np.stack([ramp, ramp[:, ::-1], np.full_like(ramp, 128)], -1).astype(np.uint8))
+    small = np.asarray(upscale(picture).images[0].resize((32, 24), Image.Resampling.BOX), dtype=np.float32)
+    assert np.abs(small - np.asarray(picture, dtype=np.float32)).mean() < 10  # 6.7 measured; red and green swapped: ~42
+
+
+def test_rgba_keeps_transparency_where_it_was():
+    picture = noise(mode="RGBA")
+    alpha = np.zeros((30, 40), dtype=np.uint8)
+    alpha[:, 20:] = 255
+    picture.putalpha(Image.fromarray(alpha))
+    result = upscale(picture, scale=2)
+    out = np.asarray(result.images[0])
+    assert result.images[0].mode == "RGBA" and out.shape == (60, 80, 4)
+    assert result.parameters["alpha"] == "upscaled"
+    assert out[:, :36, 3].max() <= 8 and out[:, 44:, 3].min() >= 247
+
+
+def test_opaque_rgba_skips_the_alpha_pass():
+    steps, picture = [], noise(mode="RGBA")
+    picture.putalpha(255)
+    result = upscale(picture, on_step=lambda done, total: steps.append(total))
+    assert result.parameters["alpha"] == "opaque" and steps == [1]
+    assert np.asarray(result.images[0])[..., 3].min() == 255
+
+
+@pytest.mark.parametrize("scale, size", [(2, (80, 60)), (1, (40, 30)), (3, (120, 90)), (8, (320, 240))])
+def test_other_scales_resize_the_native_output(scale, size):
+    result = upscale(noise(), scale=scale)
+    assert result.images[0].size == size
+    assert (result.parameters["scale"], result.parameters["model_scale"]) == (scale, 4)
+
+
+def test_x2_model_is_native_x2():
+    result = upscale(noise(), model="realesr-animevideov3-x2")
+    assert result.images[0].size == (80, 60) and result.parameters["model_scale"] == 2
+
+
+def test_registry_lists_the_bundled_upscalers():
+    names = models.names("upscaler")
+    assert names[0] == sr.DEFAULT_MODEL and set(sr.BUNDLED) <= set(names)
+    assert "x4" in models.spec("upscaler", "RealESRGAN_x4plus").description
+    assert "RRDBNet" in models.spec("upscaler", "RealESRGAN_x4plus").description
+
+
+# --- tiling and progress ----------------------------------------------------------------------------
+
+def test_tiles_blend_without_seams(photos):
+    picture = Image.open(photos / "astronaut.png").convert("RGB").resize((128, 64), Image.Resampling.LANCZOS)
+    whole = upscale(picture, tile=256)
+    tiled = upscale(picture, tile=64, overlap=16)
+    assert tiled.parameters["tile"] == 64 and whole.parameters["tile"] == 256
+    assert psnr(whole.images[0], tiled.images[0]) >= 40
+    hard = upscale(picture, tile=64, overlap=0)  # no cross-fade: the seams must show up as a loss
+    assert psnr(whole.images[0], hard.images[0]) < psnr(whole.images[0], tiled.images[0]) - 3
+
+
+@pytest.mark.parametrize("width, height, tile, overlap", [(150, 97, 64, 16), (64, 64, 64, 0), (300, 70, 128, 32)])
+def test_tiling_reassembles_a_pointwise_net_exactly(width, height, tile, overlap):
+    """With a net that has no neighbourhood (nearest x2), any tiling must give back the same picture."""
+    image = torch.rand(1, 3, height, width)
+    net = lambda x: torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")  # noqa: E731
+    tiled = np.asarray(run_tiled(net, image, scale=2, tile=tile, overlap=overlap), dtype=np.int16)
+    whole = np.asarray(to_pil(net(image))[0], dtype=np.int16)
+    assert tiled.shape == (2 * height, 2 * width, 3) and np.abs(tiled - whole).max() <= 1
+    assert starts(width, tile, overlap)[-1] + tile >= width
+
+
+def test_on_step_counts_every_tile():
+    steps = []
+    upscale(noise((120, 70)), tile=64, overlap=16, on_step=lambda done, total: steps.append((done, total)))
+    assert steps == [(i, 6) for i in range(1, 7)]  # 3 columns (at x = 0, 28, 56) x 2 rows (y = 0, 6)
+
+
+def test_out_of_memory_halves_the_tile(monkeypatch):
+    real_call = sr.Upscaler.__call__
+
+    def small_tiles_only(self, x):
+        if max(x.shape[-2:]) > 64:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_call(self, x)
+
+    monkeypatch.setattr(sr.Upscaler, "__call__", small_tiles_only)
+    result = upscale(noise((70, 66)), tile=256, overlap=16)
+    assert result.parameters["tile"] == 64 and result.images[0].size == (280, 264)
+
+    def never(self, x):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory (simulated)")
+
+    monkeypatch.setattr(sr.Upscaler, "__call__", never)
+    with pytest.raises(OutOfMemory, match="64-px tiles"):
+        upscale(noise((70, 66)))
+
+
+# --- models given as files ---------------------------------------------------------------------------
+
+def test_model_files_in_the_models_folder(models_dir):
+    shutil.copy(DEFAULT_FILE, models_dir / "mine.safetensors")
+    state = {k: v.float().contiguous() for k, v in sr.get_upscaler().model.model.state_dict().items()}
+    torch.save(state, models_dir / "mine.pth")
+    for name in ("mine.safetensors", "mine.pth", str(models_dir / "mine.pth")):
+        result = upscale(noise(), model=name, scale=2)
+        assert result.images[0].size == (80, 60) and result.parameters["model_scale"] == 4
+
+
+class Payload:  # anything a plain-tensor loader must refuse to rebuild
+    pass
+
+
+@pytest.mark.parametrize("file_name, content, error, words", [
+    ("evil.pth", "pickle", UnsafeModelFile, "unpickling"),
+    ("notes.txt", b"hello", UnsafeModelFile, ".safetensors or .pth"),
+    ("garbage.safetensors", b"not a safetensors file", UnsafeModelFile, "not a readable"),
+    ("random.safetensors", "tensors", UnsafeModelFile, "no upscaler architecture"),
+])
+def test_refuses_unsafe_or_unknown_files(models_dir, file_name, content, error, words):
+    path = models_dir / file_name
+    if content == "pickle":
+        torch.save({"weight": torch.zeros(2), "extra": Payload()}, path)
+    elif content == "tensors":
+        save_file({"foo.weight": torch.zeros(3, 3)}, str(path))
+    else:
+        path.write_bytes(content)
+    with pytest.raises(error, match=words):
+        upscale(noise(), model=file_name)
+
+
+def test_refuses_paths_outside_the_allowed_folders(tmp_path, models_dir):
+    outside = tmp_path / "elsewhere" / "x.safetensors"
+    outside.parent.mkdir()
+    shutil.copy(DEFAULT_FILE, outside)
+    for model in (str(outside), "../elsewhere/x.safetensors"):
+        with pytest.raises(ModelNotFound, match="outside the allowed folders"):
+            upscale(noise(), model=model)
+
+
+# --- bad input ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("image, kwargs, error, words", [
+    (None, {}, InvalidInput, "no image"),
+    ("TEXT", {}, InvalidInput, "not a readable picture"),
+    (Image.new("RGB", (1, 1)), {}, InvalidInput, "at least 8 px"),
+    (Image.new("RGB", (5000, 5000)), {}, InvalidInput, "at most 4096 px"),
+    (Image.new("RGB", (4096, 16)), {"scale": 8}, InvalidInput, "at most 16384 px"),
+    ("RGB", {"scale": 0}, InvalidInput, "scale must be 1..8, got 0"),
+    ("RGB", {"scale": 2.5}, InvalidInput, "scale must be a whole number"),
+    ("RGB", {"tile": 10}, InvalidInput, "tile must be 64..2048, got 10"),
+    ("RGB", {"tile": 64, "overlap": 17}, InvalidInput, "overlap must be 0..16, got 17"),
+    ("RGB", {"model": "no-such-upscaler"}, ModelNotFound, "unknown upscaler model 'no-such-upscaler'.*RealESRGAN_x4plus"),
+    ("RGB", {"model": "missing.safetensors"}, ModelNotFound, "not found"),
+    ("RGB", {"model": 42}, InvalidInput, "model must be an upscaler name or a file path"),
+])
+def test_bad_input_raises_typed_errors(tmp_path, image, kwargs, error, words):
+    if image == "TEXT":
+        image = tmp_path / "notes.txt"
+        image.write_text("not a picture")
+    elif image == "RGB":
+        image = noise()
+    with pytest.raises(error, match=words):
+        upscale(image, **kwargs)
