@@ -75,7 +75,8 @@ def show(result: Result) -> tuple[list[tuple[Image.Image, str]], str, dict[str, 
 
 def result_panel(label: str = "Result") -> tuple[gr.Gallery, gr.Textbox, gr.JSON]:
     """The output components `show` fills: a lossless gallery, the seeds used, the applied parameters."""
-    gallery = gr.Gallery(label=label, format="png", columns=4, height="auto", object_fit="contain")
+    gallery = gr.Gallery(label=label, format="png", columns=3, fit_columns=False, height="auto",
+                         object_fit="contain")
     seeds = gr.Textbox(label="Seeds used", interactive=False,
                        info="Put one back into Seed to get the same picture again.")
     with gr.Accordion("Parameters applied", open=False):
@@ -95,7 +96,10 @@ def image_source(value: Any) -> str | bytes | None:
             return value["path"]
         url = value.get("url") or ""
         if url.startswith("data:") and "," in url:
-            return base64.b64decode(url.split(",", 1)[1])
+            try:
+                return base64.b64decode(url.split(",", 1)[1])
+            except ValueError:  # broken base64: empty bytes, which core reports as unreadable
+                return b""
         return None
     return value
 
@@ -114,8 +118,11 @@ def new_path(suffix: str, stem: str = "imagegen") -> str:
     are removed first."""
     folder, cutoff = output_dir(), time.time() - KEEP_FILES_S
     for old in folder.iterdir():
-        if old.is_file() and old.stat().st_mtime < cutoff:
-            old.unlink(missing_ok=True)
+        try:
+            if old.is_file() and old.stat().st_mtime < cutoff:
+                old.unlink()
+        except FileNotFoundError:  # another request removed it first
+            pass
     return str(folder / f"{stem}-{uuid.uuid4().hex[:12]}{suffix}")
 
 

@@ -118,6 +118,7 @@ def test_each_endpoint_requires_only_the_core_functions_own_inputs(client):
         assert [p["parameter_name"] for p in params if not p["parameter_has_default"]] == required, name
 
 
+@pytest.mark.slow  # loads a model on first use
 def test_generate_faces_with_no_inputs(client):
     gallery, seeds, parameters = client.predict(api_name="/generate_faces")
     assert len(gallery) == 4
@@ -178,6 +179,7 @@ def test_bad_input_shows_the_core_message_and_the_server_keeps_serving(client, t
     assert len(gallery) == 1
 
 
+@pytest.mark.slow  # loads a model on first use
 def test_text_to_image_with_only_a_prompt(client):
     _needs_diffusion()
     gallery, seeds, parameters = client.predict("red apple", api_name="/text_to_image")
@@ -185,6 +187,7 @@ def test_text_to_image_with_only_a_prompt(client):
     assert parameters["prompt"] == "red apple" and int(seeds) == parameters["seed"]
 
 
+@pytest.mark.slow  # loads a model on first use
 def test_image_to_image_with_only_image_and_prompt(client, small_png):
     _needs_diffusion()
     gallery, seeds, parameters = client.predict(handle_file(small_png), "red apple", api_name="/image_to_image")
@@ -221,3 +224,10 @@ def test_call_feeds_on_step_to_the_progress_bar_only_where_accepted():
     assert ui.call(with_steps, progress=progress, unit="tiles") == "done"
     assert seen == [((1, 3), "tiles")]
     assert ui.call(lambda: "no on_step", progress=progress) == "no on_step"
+
+
+def test_image_source_reads_what_gradio_sends_unprocessed(tmp_path):
+    assert ui.image_source({"path": "/tmp/x.png", "url": "/gradio_api/file=/tmp/x.png"}) == "/tmp/x.png"
+    assert ui.image_source({"path": None, "url": "data:image/png;base64,aGVsbG8="}) == b"hello"
+    assert ui.image_source({"path": None, "url": "data:image/png;base64,%%%"}) == b""
+    assert ui.image_source(None) is None
