@@ -18,6 +18,7 @@ from typing import Any
 
 import gradio as gr
 
+from core.prepare import prepare_all
 from demos import faces, image_to_image, super_resolution, text_to_image
 
 TABS = (
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     """Parse the flags, build the hub and serve it until interrupted."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
+    prepare_all()  # no-op when the weights exist; builds them on a fresh Space
     build().launch(**launch_options(args))
 
 

@@ -27,7 +27,7 @@ from core.seeds import resolve_seeds
 
 DEFAULT_MODEL = "emoji-diffusion-32"
 DEFAULT_STEPS = 25
-DEFAULT_GUIDANCE = 2.0  # our emoji model breaks up above ~3 (FINDINGS.md); 1.5-2.5 works best
+DEFAULT_GUIDANCE = 3.0  # best retrieval for the shipped emoji model (bench/emoji_retrieval.py, 1.5..6)
 DEFAULT_SCHEDULER = "DDIM"
 MAX_BATCH = 16
 _RUN_LOCK = threading.Lock()  # one pipeline call at a time: schedulers keep per-call state
@@ -115,7 +115,7 @@ def text_to_image(prompt: str, *, model: str | None = None, negative_prompt: str
         model: None for the embedded emoji model, or a registered model name.
         negative_prompt: what to steer away from ("" for none).
         steps: denoising steps, 1..100 (default 25).
-        guidance_scale: classifier-free guidance, 1..20; 1 turns it off (default 2.0).
+        guidance_scale: classifier-free guidance, 1..20; 1 turns it off (default 3.0).
         width, height: output size in px, multiples of 8 from half to twice the model's training
             size (emoji: 16..64, default 32).
         seed: -1 for random, else 0..2**32-1; image i of the batch uses seed + i.

@@ -13,6 +13,7 @@ arXiv:2202.00512), classifier-free guidance (Ho & Salimans 2022, arXiv:2207.1259
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import torch
@@ -87,8 +88,13 @@ class EmojiPipeline(DiffusionPipeline):
                 "class_labels": pooled.to(dtype)}
 
     def _denoise(self, sample: torch.Tensor, timesteps: torch.Tensor, cond: dict, guidance_scale: float,
-                 callback=None) -> torch.Tensor:
-        """Run the scheduler loop from `sample` `(N, 3, H, W)` over `timesteps`; returns `(N, 3, H, W)` in [0, 1]."""
+                 generator: list[torch.Generator] | None, callback=None) -> torch.Tensor:
+        """Run the scheduler loop from `sample` `(N, 3, H, W)` over `timesteps`; returns `(N, 3, H, W)` in [0, 1].
+
+        Ancestral samplers (Euler a, LCM) draw fresh noise each step from `generator` (one per image),
+        so their output depends on the seeds only.
+        """
+        step_kwargs = {"generator": generator} if "generator" in inspect.signature(self.scheduler.step).parameters else {}
         for i, t in enumerate(timesteps):
             model_input = torch.cat([sample] * 2) if guidance_scale > 1 else sample
             model_input = self.scheduler.scale_model_input(model_input, t)
@@ -96,7 +102,7 @@ class EmojiPipeline(DiffusionPipeline):
             if guidance_scale > 1:
                 uncond, text = out.chunk(2)
                 out = uncond + guidance_scale * (text - uncond)
-            sample = self.scheduler.step(out, t, sample).prev_sample
+            sample = self.scheduler.step(out, t, sample, **step_kwargs).prev_sample
             if callback is not None:
                 callback(i + 1, len(timesteps))
         return (sample / 2 + 0.5).clamp(0, 1)
@@ -118,7 +124,7 @@ class EmojiPipeline(DiffusionPipeline):
         sample = torch.cat([torch.randn(shape, generator=g, dtype=torch.float32) for g in gens])  # (N, 3, H, W)
         sample = sample.to(self.device, self.unet.dtype) * self.scheduler.init_noise_sigma
         self.scheduler.set_timesteps(num_inference_steps, device=self.device)
-        return self._denoise(sample, self.scheduler.timesteps, cond, guidance_scale, callback)
+        return self._denoise(sample, self.scheduler.timesteps, cond, guidance_scale, generator, callback)
 
 
 class EmojiImg2ImgPipeline(EmojiPipeline):
@@ -146,4 +152,4 @@ class EmojiImg2ImgPipeline(EmojiPipeline):
         gens = generator or [None] * n
         noise = torch.cat([torch.randn((1, *clean.shape[1:]), generator=g) for g in gens]).to(self.device)
         sample = self.scheduler.add_noise(clean, noise, timesteps[:1].repeat(n)).to(self.unet.dtype)
-        return self._denoise(sample, timesteps, cond, guidance_scale, callback)
+        return self._denoise(sample, timesteps, cond, guidance_scale, generator, callback)

@@ -38,7 +38,7 @@ def settings_panel() -> list[gr.components.Component]:
     with gr.Row():
         steps = gr.Slider(*STEPS_RANGE, value=diffusion.DEFAULT_STEPS, step=1, label="Steps")
         guidance = gr.Slider(*GUIDANCE_RANGE, value=diffusion.DEFAULT_GUIDANCE, step=0.1, label="Guidance scale",
-                             info="1 turns guidance off; the emoji model is best at 1.5-2.5")
+                             info="1 turns guidance off; the emoji model is best at 3-6")
     with gr.Row():
         width = gr.Slider(*SIDE_RANGE, value=SIDE_DEFAULT, step=SIDE_STEP, label="Width (px)")
         height = gr.Slider(*SIDE_RANGE, value=SIDE_DEFAULT, step=SIDE_STEP, label="Height (px)")

