@@ -54,8 +54,8 @@ def open_image(image: Any, *, name: str = "image", min_side: int = 8, max_side: 
         img.seek(0) if getattr(img, "is_animated", False) else None
         img = ImageOps.exif_transpose(img)
         img.load()
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise InvalidInput(f"{name} is not a readable picture ({err}); upload a PNG, JPEG or WebP file") from None
+    except (UnidentifiedImageError, OSError, SyntaxError):  # no details: they would show server paths
+        raise InvalidInput(f"{name} is not a readable picture; upload a PNG, JPEG or WebP file") from None
     except Image.DecompressionBombError:
         raise InvalidInput(f"{name} has too many pixels; the limit is {max_side}x{max_side}") from None
     width, height = img.size
