@@ -64,6 +64,14 @@ def test_train_writes_a_loadable_pipeline_and_resumes(folder, tmp_path):
     state = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
     assert state["step"] == 6
 
+    # a new run can start from the written pipeline's weights
+    again = tmp_path / "again"
+    train.main([str(folder), str(again), "--steps", "1", "--init-from", str(out / "pipeline"), *TINY])
+    first = torch.load(again / "checkpoints" / "last.pt", weights_only=True)["unet"]
+    start = pipe.unet.state_dict()
+    assert first.keys() == start.keys()
+    assert max((first[k] - start[k].float()).abs().max().item() for k in first) < 0.01  # one small step away
+
 
 def test_same_seed_same_weights(folder, tmp_path):
     runs = []

@@ -55,6 +55,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--text-encoder", type=Path, default=WEIGHTS_DIR / "emoji-diffusion",
                    help="folder holding text_encoder/ and tokenizer/ (MiniLM)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
+    p.add_argument("--init-from", type=Path,
+                   help="start from the UNet of this pipeline folder (e.g. weights/emoji-diffusion); --channels is then ignored")
     p.add_argument("--export-to", type=Path, help="only write OUT's last checkpoint (EMA) as a pipeline folder here")
     return p.parse_args(argv)
 
@@ -149,7 +151,12 @@ def train(args: argparse.Namespace) -> Path:
     print(f"{len(train_set.captions)} train / {len(val_set.captions)} validation images at {args.resolution}px")
 
     # 2. model, optimizer, EMA (or resume them)
-    unet = build_unet(args.resolution, tuple(args.channels), args.layers_per_block).train()
+    if args.init_from is not None:
+        from diffusers import UNet2DConditionModel
+
+        unet = UNet2DConditionModel.from_pretrained(args.init_from / "unet", torch_dtype=torch.float32).train()
+    else:
+        unet = build_unet(args.resolution, tuple(args.channels), args.layers_per_block).train()
     scheduler = training_scheduler()
     optimizer = torch.optim.AdamW(unet.parameters(), lr=args.lr, weight_decay=0.01)
     ema = EMAModel(unet.parameters(), decay=args.ema)
