@@ -30,6 +30,8 @@ DEFAULT_STEPS = 25
 DEFAULT_GUIDANCE = 3.0  # best retrieval for the shipped emoji model (bench/emoji_retrieval.py, 1.5..6)
 DEFAULT_SCHEDULER = "DDIM"
 MAX_BATCH = 16
+STEPS_RANGE = (1, 100)
+GUIDANCE_RANGE = (1.0, 20.0)
 _RUN_LOCK = threading.Lock()  # one pipeline call at a time: schedulers keep per-call state
 
 
@@ -69,9 +71,9 @@ def _check_common(model, steps, guidance_scale, width, height, batch_size, sched
         raise InvalidInput(f"model must be a model name, got {type(model).__name__}")
     settings = {
         "model": name,
-        "steps": check_int("steps", DEFAULT_STEPS if steps is None else steps, 1, 100),
+        "steps": check_int("steps", DEFAULT_STEPS if steps is None else steps, *STEPS_RANGE),
         "guidance_scale": check_float("guidance_scale", DEFAULT_GUIDANCE if guidance_scale is None
-                                      else guidance_scale, 1.0, 20.0),
+                                      else guidance_scale, *GUIDANCE_RANGE),
         "batch_size": check_int("batch_size", batch_size, 1, MAX_BATCH),
         "scheduler": scheduler or DEFAULT_SCHEDULER,
     }

@@ -19,10 +19,9 @@ from core.schedulers import SCHEDULERS
 from core.seeds import MAX_SEED
 from demos import ui
 
-# The ranges core.diffusion checks for the emoji model (steps 1..100, guidance 1..20, sides
-# 16..64 px in steps of 8, native 32): the sliders offer exactly what core accepts.
-STEPS_RANGE = (1, 100)
-GUIDANCE_RANGE = (1.0, 20.0)
+# The sliders offer exactly what core.diffusion accepts; sides are the emoji model's (16..64 px in
+# steps of 8, native 32), known to core only once the model is loaded.
+STEPS_RANGE, GUIDANCE_RANGE = diffusion.STEPS_RANGE, diffusion.GUIDANCE_RANGE
 SIDE_RANGE, SIDE_STEP, SIDE_DEFAULT = (16, 64), 8, 32
 EXAMPLES = ["red apple", "grinning face", "rocket", "japan flag", "slice of pizza", "sun with face"]
 """Unicode emoji names, as in data/emoji/metadata.jsonl: the words the emoji model was trained on."""
