@@ -71,7 +71,7 @@ def main() -> None:
             gens = [torch.Generator().manual_seed(args.seed + i) for i in batch]
             with torch.inference_mode():
                 images = pipe([names[i] for i in batch], generator=gens, num_inference_steps=args.steps,
-                              guidance_scale=guidance)
+                              guidance_scale=guidance).images
             dist = torch.cdist(images.flatten(1).float(), bank)  # (B, E)
             ranks = dist.argsort(dim=1)
             for row, i in enumerate(batch):

@@ -17,7 +17,7 @@ import inspect
 from pathlib import Path
 
 import torch
-from diffusers import DiffusionPipeline, SchedulerMixin, UNet2DConditionModel
+from diffusers import DiffusionPipeline, ImagePipelineOutput, SchedulerMixin, UNet2DConditionModel
 from transformers import BertModel, PreTrainedTokenizerBase
 
 MAX_TOKENS = 16
@@ -88,11 +88,12 @@ class EmojiPipeline(DiffusionPipeline):
                 "class_labels": pooled.to(dtype)}
 
     def _denoise(self, sample: torch.Tensor, timesteps: torch.Tensor, cond: dict, guidance_scale: float,
-                 generator: list[torch.Generator] | None, callback=None) -> torch.Tensor:
+                 generator: list[torch.Generator] | None, callback_on_step_end=None) -> torch.Tensor:
         """Run the scheduler loop from `sample` `(N, 3, H, W)` over `timesteps`; returns `(N, 3, H, W)` in [0, 1].
 
         Ancestral samplers (Euler a, LCM) draw fresh noise each step from `generator` (one per image),
-        so their output depends on the seeds only.
+        so their output depends on the seeds only. `callback_on_step_end(pipe, i, t, {})` is called
+        after each step, as in diffusers' pipelines.
         """
         step_kwargs = {"generator": generator} if "generator" in inspect.signature(self.scheduler.step).parameters else {}
         for i, t in enumerate(timesteps):
@@ -103,28 +104,47 @@ class EmojiPipeline(DiffusionPipeline):
                 uncond, text = out.chunk(2)
                 out = uncond + guidance_scale * (text - uncond)
             sample = self.scheduler.step(out, t, sample, **step_kwargs).prev_sample
-            if callback is not None:
-                callback(i + 1, len(timesteps))
+            if callback_on_step_end is not None:
+                callback_on_step_end(self, i, t, {})
         return (sample / 2 + 0.5).clamp(0, 1)
 
+    @staticmethod
+    def _output(pixels: torch.Tensor, output_type: str) -> ImagePipelineOutput:
+        """Wrap `(N, 3, H, W)` pixels in [0, 1] as diffusers does: "pt" tensor or "pil" images."""
+        if output_type == "pil":
+            from core.imageio import to_pil
+
+            return ImagePipelineOutput(images=to_pil(pixels))
+        return ImagePipelineOutput(images=pixels)
+
     @torch.no_grad()
-    def __call__(self, prompt: list[str], negative_prompt: list[str] | None = None, *,
+    def __call__(self, prompt: str | list[str], negative_prompt: str | list[str] | None = None, *,
                  num_inference_steps: int = 25, guidance_scale: float = 2.0, height: int = 32,
                  width: int = 32, generator: list[torch.Generator] | None = None,
-                 callback=None) -> torch.Tensor:
-        """Generate one image per prompt; returns float `(N, 3, height, width)` in [0, 1].
+                 callback_on_step_end=None, output_type: str = "pt") -> ImagePipelineOutput:
+        """Generate one image per prompt, as `.images`: float `(N, 3, height, width)` in [0, 1]
+        (output_type "pt") or N PIL images ("pil").
 
         `generator` holds one torch.Generator per prompt, so image i depends on its own seed only.
         """
-        n = len(prompt)
-        negative = negative_prompt or [""] * n
-        cond = self._conditioning(prompt, negative, guidance_scale)
+        prompts, negative = _as_lists(prompt, negative_prompt)
+        cond = self._conditioning(prompts, negative, guidance_scale)
         shape = (1, self.unet.config.in_channels, height, width)
-        gens = generator or [None] * n
+        gens = generator or [None] * len(prompts)
         sample = torch.cat([torch.randn(shape, generator=g, dtype=torch.float32) for g in gens])  # (N, 3, H, W)
         sample = sample.to(self.device, self.unet.dtype) * self.scheduler.init_noise_sigma
         self.scheduler.set_timesteps(num_inference_steps, device=self.device)
-        return self._denoise(sample, self.scheduler.timesteps, cond, guidance_scale, generator, callback)
+        pixels = self._denoise(sample, self.scheduler.timesteps, cond, guidance_scale, generator, callback_on_step_end)
+        return self._output(pixels, output_type)
+
+
+def _as_lists(prompt: str | list[str], negative_prompt: str | list[str] | None) -> tuple[list[str], list[str]]:
+    """Prompts and negative prompts as two lists of the same length."""
+    prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+    if negative_prompt is None:
+        negative_prompt = ""
+    negative = [negative_prompt] * len(prompts) if isinstance(negative_prompt, str) else list(negative_prompt)
+    return prompts, negative
 
 
 class EmojiImg2ImgPipeline(EmojiPipeline):
@@ -135,21 +155,32 @@ class EmojiImg2ImgPipeline(EmojiPipeline):
     """
 
     @torch.no_grad()
-    def __call__(self, prompt: list[str], image: torch.Tensor, negative_prompt: list[str] | None = None, *,
-                 strength: float = 0.6, num_inference_steps: int = 25, guidance_scale: float = 2.0,
-                 generator: list[torch.Generator] | None = None, callback=None) -> torch.Tensor:
-        """`image`: float `(N, 3, H, W)` in [0, 1]; returns the edited `(N, 3, H, W)` in [0, 1].
+    def __call__(self, prompt: str | list[str], image: torch.Tensor | list, negative_prompt: str | list[str] | None = None,
+                 *, strength: float = 0.6, num_inference_steps: int = 25, guidance_scale: float = 2.0,
+                 generator: list[torch.Generator] | None = None, callback_on_step_end=None,
+                 output_type: str = "pt") -> ImagePipelineOutput:
+        """`image`: float `(N, 3, H, W)` in [0, 1], or N RGB PIL images of one size; returns the edited
+        images as in `EmojiPipeline.__call__`.
 
-        Of `num_inference_steps`, the last round(strength * steps) (at least 1) are run.
+        As in diffusers' img2img pipelines, the last int(strength * steps) steps of the schedule are run.
+
+        Raises:
+            ValueError: strength * steps is under one step.
         """
-        n = len(prompt)
-        negative = negative_prompt or [""] * n
-        cond = self._conditioning(prompt, negative, guidance_scale)
+        prompts, negative = _as_lists(prompt, negative_prompt)
+        run = min(int(strength * num_inference_steps), num_inference_steps)
+        if run < 1:
+            raise ValueError(f"strength {strength} x {num_inference_steps} steps is less than one step")
+        if isinstance(image, (list, tuple)):
+            from core.imageio import to_tensor
+
+            image = torch.cat([to_tensor(img.convert("RGB")) for img in image])
+        cond = self._conditioning(prompts, negative, guidance_scale)
         self.scheduler.set_timesteps(num_inference_steps, device=self.device)
-        run = max(1, round(strength * num_inference_steps))
         timesteps = self.scheduler.timesteps[num_inference_steps - run:]
         clean = image.to(self.device, torch.float32) * 2 - 1  # [0, 1] -> [-1, 1]
-        gens = generator or [None] * n
+        gens = generator or [None] * len(prompts)
         noise = torch.cat([torch.randn((1, *clean.shape[1:]), generator=g) for g in gens]).to(self.device)
-        sample = self.scheduler.add_noise(clean, noise, timesteps[:1].repeat(n)).to(self.unet.dtype)
-        return self._denoise(sample, timesteps, cond, guidance_scale, generator, callback)
+        sample = self.scheduler.add_noise(clean, noise, timesteps[:1].repeat(len(prompts))).to(self.unet.dtype)
+        pixels = self._denoise(sample, timesteps, cond, guidance_scale, generator, callback_on_step_end)
+        return self._output(pixels, output_type)

@@ -4,10 +4,18 @@ Each generator registers the models it can use (`register`), naming a loader tha
 model on first use. `load(kind, name)` returns the cached object, so switching tabs or calling a
 generator twice loads nothing again. Loading happens under a lock: two requests for the same model
 at once load it once.
+
+The cache keeps models within a memory budget: after each load, the least recently used models
+are dropped until the weights held (parameters and buffers of every torch module a cached object
+holds) fit `IMAGEGEN_CACHE_GB` (default: half of the machine's RAM, or of the GPU's memory when
+models live there). The model just loaded always stays.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import gc
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -35,6 +43,7 @@ class ModelSpec:
 
 _REGISTRY: dict[tuple[str, str], ModelSpec] = {}
 _CACHE: "OrderedDict[tuple[str, str], Any]" = OrderedDict()
+_SIZES: dict[tuple[str, str], int] = {}
 _LOCK = threading.RLock()
 
 
@@ -63,6 +72,8 @@ def spec(kind: str, name: str) -> ModelSpec:
 def load(kind: str, name: str) -> Any:
     """Return the loaded model (kind, name), loading and caching it on first use.
 
+    After a load, least recently used models are evicted until the cache fits `budget_bytes()`.
+
     Raises:
         ModelNotFound: the name is not registered, or its loader cannot find its weights.
         UnsafeModelFile: the loader refused its weights file.
@@ -74,18 +85,92 @@ def load(kind: str, name: str) -> Any:
             return _CACHE[key]
         model = spec(kind, name).loader()
         _CACHE[key] = model
+        _SIZES[key] = weight_bytes(model)
+        _evict(keep=key)
         return model
 
 
+def weight_bytes(obj: Any) -> int:
+    """Bytes of the distinct tensors (parameters and buffers) of the torch modules `obj` holds.
+
+    `obj` may be a module, a diffusers pipeline (its components), a dataclass, or a dict/list/tuple of those;
+    storage shared between two pipelines (`from_pipe`) is counted once.
+    """
+    import torch
+
+    seen: set[int] = set()
+    total = 0
+
+    def visit(item: Any) -> None:
+        nonlocal total
+        if isinstance(item, torch.nn.Module):
+            for tensor in [*item.parameters(), *item.buffers()]:
+                ptr = tensor.untyped_storage().data_ptr()
+                if ptr not in seen:
+                    seen.add(ptr)
+                    total += tensor.untyped_storage().nbytes()
+        elif isinstance(item, dict):
+            for value in item.values():
+                visit(value)
+        elif isinstance(item, (list, tuple)):
+            for value in item:
+                visit(value)
+        elif hasattr(item, "components"):  # a diffusers pipeline
+            visit(dict(item.components))
+        elif dataclasses.is_dataclass(item):
+            visit(vars(item))
+
+    visit(obj)
+    return total
+
+
+def budget_bytes() -> int:
+    """The cache's memory budget: `IMAGEGEN_CACHE_GB` GiB if set, else half of the GPU's memory (CUDA)
+    or of the machine's RAM."""
+    if os.environ.get("IMAGEGEN_CACHE_GB"):
+        return int(float(os.environ["IMAGEGEN_CACHE_GB"]) * 2**30)
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_properties(0).total_memory // 2
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+
+
+def _evict(keep: tuple[str, str]) -> None:
+    """Drop least recently used models (never `keep`) until the cache fits the budget."""
+    budget = budget_bytes()
+    dropped = False
+    while sum(_SIZES.values()) > budget:
+        oldest = next((k for k in _CACHE if k != keep), None)
+        if oldest is None:
+            break
+        del _CACHE[oldest], _SIZES[oldest]
+        dropped = True
+    if dropped:
+        gc.collect()
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
 def cached(kind: str | None = None) -> list[str]:
-    """Names of the models loaded now (of one kind, or all as "kind/name")."""
+    """Names of the models loaded now (of one kind, or all as "kind/name"), least recently used first."""
     with _LOCK:
         if kind is None:
             return [f"{k}/{n}" for (k, n) in _CACHE]
         return [n for (k, n) in _CACHE if k == kind]
 
 
+def forget(kind: str, name: str) -> None:
+    """Drop one model from the cache (it is loaded again on next use); no error if it is not cached."""
+    with _LOCK:
+        _CACHE.pop((kind, name), None)
+        _SIZES.pop((kind, name), None)
+
+
 def clear_cache() -> None:
     """Forget every loaded model (they are loaded again on next use)."""
     with _LOCK:
         _CACHE.clear()
+        _SIZES.clear()

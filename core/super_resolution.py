@@ -24,6 +24,7 @@ from core.checks import check_int
 from core.devices import cpu_has_bf16, default_device, default_dtype
 from core.errors import InvalidInput, ModelNotFound, OutOfMemory, UnsafeModelFile
 from core.imageio import open_image, to_tensor
+from core.model_files import resolve_file
 from core.paths import MODELS_DIR, WEIGHTS_DIR
 from core.result import Result
 from core.tiling import run_tiled, starts
@@ -164,25 +165,11 @@ def get_upscaler(model: str | os.PathLike | None = None) -> Upscaler:
     if not Path(text).suffix and "/" not in text and os.sep not in text:
         raise ModelNotFound(f"unknown upscaler model {text!r}; known models: {', '.join(models.names(KIND))}; "
                             f"or give a {' or '.join(SUFFIXES)} file in {MODELS_DIR}")
-    path = _allowed_file(Path(text).expanduser())
+    path = resolve_file(text)
     key = f"{path}@{path.stat().st_mtime_ns}"
     if key not in models.names(FILE_KIND):
         models.register(models.ModelSpec(FILE_KIND, key, lambda: load_upscaler(path)))
     return models.load(FILE_KIND, key)
-
-
-def _allowed_file(path: Path) -> Path:
-    """Resolve `path` inside the models folder or weights/; raise ModelNotFound otherwise."""
-    roots = [MODELS_DIR.resolve(), WEIGHTS_DIR.resolve()]
-    tries = [path] if path.is_absolute() else [root / path for root in roots] + [Path.cwd() / path]
-    inside = [p.resolve() for p in tries if any(p.resolve().is_relative_to(root) for root in roots)]
-    if not inside:
-        raise ModelNotFound(f"model file {path} is outside the allowed folders ({MODELS_DIR} and {WEIGHTS_DIR}); "
-                            "copy it into the models folder")
-    for candidate in inside:
-        if candidate.is_file():
-            return candidate
-    raise ModelNotFound(f"model file {path} not found in {MODELS_DIR} or {WEIGHTS_DIR}")
 
 
 def _default_tile(up: Upscaler) -> int:

@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 
 import core
 from demos import ui
-from demos.text_to_image import settings_panel
+from demos.diffusion_settings import call_args, panel
 
 SKETCHES = {  # start picture (a flat sketch drawn below) -> prompt
     "red disc": "red apple",
@@ -51,25 +51,26 @@ def example_rows() -> list[list[str | float]]:
 
 def generate(image: dict | None, prompt: str, strength: float, negative_prompt: str, model: str, scheduler: str,
              steps: int, guidance_scale: float, width: int, height: int, seed: int, batch_size: int,
-             upscale: bool, progress=gr.Progress()):
+             batch_count: int, upscale: bool, lora_1: str = "", lora_1_weight: float = 1.0, lora_2: str = "",
+             lora_2_weight: float = 1.0, lora_3: str = "", lora_3_weight: float = 1.0, progress=gr.Progress()):
     """Redraw a picture to match a prompt: noise it to `strength`, then denoise it toward the prompt.
 
     Args:
         image: the starting picture (PNG, JPEG, WebP, ...; each side 8..4096 px).
         prompt: what the result should show, e.g. "red apple".
-        strength: 0..1, how much to change: 0 keeps the picture, 1 ignores it.
-        steps: denoising steps at strength 1, 1..100 (round(strength * steps) are run).
-        negative_prompt, model, scheduler, guidance_scale, width, height, seed, batch_size, upscale:
-            as for text to image (the picture is resized to width x height).
+        strength: 0.01..1, how much to change: near 0 keeps the picture, 1 ignores it.
+        steps: denoising steps at strength 1, 1..100 (int(strength * steps) are run).
+        negative_prompt, model, scheduler, guidance_scale, width, height, seed, batch_size, batch_count,
+        upscale, lora_1, lora_1_weight, lora_2, lora_2_weight, lora_3, lora_3_weight: as for text to
+            image (the picture is resized to width x height).
 
     Returns:
         The pictures (with their seeds as captions), the seeds used, and the parameters applied.
     """
-    result = ui.call(core.image_to_image, ui.image_source(image), prompt, progress=progress, strength=strength,
-                     negative_prompt=negative_prompt, model=model, scheduler=scheduler, steps=steps,
-                     guidance_scale=guidance_scale, width=width, height=height, seed=seed,
-                     batch_size=batch_size, upscale=upscale)
-    return ui.show(result)
+    settings = call_args(negative_prompt, model, scheduler, steps, guidance_scale, width, height, seed, batch_size,
+                         batch_count, upscale, lora_1, lora_1_weight, lora_2, lora_2_weight, lora_3, lora_3_weight)
+    return ui.show(ui.call(core.image_to_image, ui.image_source(image), prompt, progress=progress,
+                           strength=strength, **settings))
 
 
 def build() -> gr.Blocks:
@@ -83,9 +84,9 @@ def build() -> gr.Blocks:
                     image = gr.Image(label="Start picture", type="filepath", image_mode=None, height=220)
                     with gr.Column():
                         prompt = gr.Textbox(label="Prompt", placeholder="red apple", lines=2)
-                        strength = gr.Slider(0.0, 1.0, value=0.6, step=0.05, label="Strength",
-                                             info="0 keeps the picture, 1 ignores it")
-                settings = settings_panel()
+                        strength = gr.Slider(0.05, 1.0, value=0.6, step=0.05, label="Strength",
+                                             info="low keeps the picture, 1 ignores it")
+                settings = panel()
                 go = gr.Button("Generate", variant="primary")
                 gr.Examples(example_rows(), [image, prompt, strength], label="Sketches to redraw")
             with gr.Column():

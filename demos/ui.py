@@ -40,7 +40,8 @@ _output_dir: Path | None = None
 
 def call(fn: Callable[..., Result], *args: Any, progress: gr.Progress | None = None,
          unit: str = "steps", **kwargs: Any) -> Result:
-    """Run the core function `fn(*args, **kwargs)` for a Gradio event and return its Result.
+    """Run the core function `fn(*args, **kwargs)` for a Gradio event and return its Result; each
+    of the result's `parameters["warnings"]` is shown as a gr.Warning toast.
 
     When `progress` is given and `fn` takes `on_step`, each on_step(done, total) moves the
     Gradio progress bar (`unit` names what is counted: "steps", "tiles").
@@ -52,12 +53,15 @@ def call(fn: Callable[..., Result], *args: Any, progress: gr.Progress | None = N
     if progress is not None and "on_step" in inspect.signature(fn).parameters:
         kwargs["on_step"] = lambda done, total: progress((done, total), unit=unit)
     try:
-        return fn(*args, **kwargs)
+        result = fn(*args, **kwargs)
     except CoreError as err:
         raise gr.Error(html.escape(str(err), quote=False), print_exception=False) from None
     except Exception:
         log.exception("%s failed", getattr(fn, "__name__", fn))
         raise gr.Error(GENERIC_ERROR, print_exception=False) from None
+    for warning in getattr(result, "parameters", {}).get("warnings", []):
+        gr.Warning(html.escape(warning, quote=False))
+    return result
 
 
 def show(result: Result) -> tuple[list[tuple[Image.Image, str]], str, dict[str, Any]]:

@@ -37,3 +37,15 @@ def offline(monkeypatch):
     def refuse(*args, **kwargs):
         raise OSError("tests run offline")
     monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+@pytest.fixture
+def models_dir(tmp_path, monkeypatch) -> Path:
+    """An empty models folder for this test only (what IMAGEGEN_MODELS_DIR would point at)."""
+    from core import model_files, super_resolution
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    monkeypatch.setattr(model_files, "MODELS_DIR", folder)
+    monkeypatch.setattr(super_resolution, "MODELS_DIR", folder)
+    return folder

@@ -48,7 +48,7 @@ def test_tiny_model_loads_from_folder_at_its_size(tiny_model):
 
 def test_image_to_image_shares_the_text_to_image_modules(tiny_model):
     loaded = models.load("text_to_image", tiny_model)
-    t2i, i2i = loaded["text_to_image"], loaded["image_to_image"]
+    t2i, i2i = loaded.text_to_image, loaded.image_to_image
     assert i2i.unet is t2i.unet and i2i.text_encoder is t2i.text_encoder
     assert next(i2i.unet.parameters()).data_ptr() == next(t2i.unet.parameters()).data_ptr()
     core.image_to_image(Image.new("RGB", (40, 40), "blue"), "blue circle", model=tiny_model, steps=2)
@@ -82,6 +82,34 @@ def test_image_to_image_strength_controls_how_much_changes(tiny_model):
     assert change[0.1] < change[1.0] / 2
 
 
+def test_sides_are_rounded_to_multiples_of_8_with_a_warning(tiny_model):
+    result = core.text_to_image("moon", model=tiny_model, steps=1, width=21, height=27, seed=0)
+    assert result.images[0].size == (24, 24)
+    assert result.parameters["warnings"] == ["width 21 px was rounded to 24 px (a multiple of 8)",
+                                             "height 27 px was rounded to 24 px (a multiple of 8)"]
+
+
+def test_batch_count_runs_batches_in_a_row_with_consecutive_seeds(tiny_model):
+    calls = []
+    result = core.text_to_image("moon", model=tiny_model, steps=2, seed=40, batch_size=2, batch_count=2,
+                                on_step=lambda done, total: calls.append((done, total)))
+    assert result.seeds == [40, 41, 42, 43] and len(result.images) == 4
+    assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    alone = core.text_to_image("moon", model=tiny_model, steps=2, seed=42)
+    assert np.array_equal(pixels(alone.images[0]), pixels(result.images[2]))
+
+
+def test_low_strength_raises_steps_to_run_one(tiny_model):
+    result = core.image_to_image(Image.new("RGB", (16, 16), "red"), "cat", model=tiny_model, strength=0.25, steps=2)
+    assert result.parameters["steps"] == 4
+    assert result.parameters["warnings"] == ["steps raised from 2 to 4 so that strength 0.25 runs at least one step"]
+
+
+def test_loras_need_a_stable_diffusion_model(tiny_model):
+    with pytest.raises(InvalidInput, match="does not take LoRAs"):
+        core.text_to_image("cat", model=tiny_model, steps=1, loras={"style.safetensors": 0.8})
+
+
 def test_progress_is_reported_per_step(tiny_model):
     calls = []
     core.text_to_image("moon", model=tiny_model, steps=4, on_step=lambda done, total: calls.append((done, total)))
@@ -93,10 +121,13 @@ def test_progress_is_reported_per_step(tiny_model):
     ({"prompt": "   "}, "prompt is empty"),
     ({"prompt": 5}, "prompt must be text"),
     ({"steps": 0}, "steps must be 1..100, got 0"),
-    ({"guidance_scale": 0.5}, "guidance_scale"),
-    ({"width": 20}, "multiple of 8"),
+    ({"guidance_scale": 31}, "guidance_scale"),
+    ({"width": 7}, "width must be 8..32, got 7"),
     ({"width": 4096}, "width must be"),
     ({"batch_size": 0}, "batch_size"),
+    ({"batch_count": 17}, "batch_count must be 1..16"),
+    ({"loras": [("a.safetensors", 9)]}, r"weight of LoRA a.safetensors must be -4.0..4.0, got 9"),
+    ({"loras": ["a.safetensors"]}, r"each LoRA must be \(file, weight\)"),
     ({"seed": -7}, "seed"),
     ({"scheduler": "Heun 9000"}, "scheduler must be one of"),
 ])
@@ -121,7 +152,7 @@ def test_text_file_as_picture_and_unknown_model(tiny_model, tmp_path):
     fake.write_text("not a picture")
     with pytest.raises(InvalidInput, match="not a readable picture"):
         core.image_to_image(str(fake), "cat", model=tiny_model)
-    with pytest.raises(ModelNotFound, match="known models"):
+    with pytest.raises(ModelNotFound, match="unknown model 'no-such-model'; choose one of"):
         core.text_to_image("cat", model="no-such-model")
     assert core.text_to_image("cat", model=tiny_model, steps=1).images  # still serving
 

@@ -21,15 +21,6 @@ pytestmark = [pytest.mark.usefixtures("offline"),
               pytest.mark.skipif(not DEFAULT_FILE.is_file(), reason="run scripts/setup.sh to build weights/upscalers")]
 
 
-@pytest.fixture
-def models_dir(tmp_path, monkeypatch):
-    """An empty models folder for this test only."""
-    folder = tmp_path / "models"
-    folder.mkdir()
-    monkeypatch.setattr(sr, "MODELS_DIR", folder)
-    return folder
-
-
 def noise(size=(40, 30), mode="RGB", seed=0) -> Image.Image:
     channels = {"RGB": 3, "RGBA": 4, "L": 1}[mode]
     array = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], channels), dtype=np.uint8)

@@ -57,7 +57,7 @@ def test_train_writes_a_loadable_pipeline_and_resumes(folder, tmp_path):
     assert (out / "samples" / "step_000004.png").is_file()
     pipe = EmojiPipeline.from_pretrained(out / "pipeline")
     gens = [torch.Generator().manual_seed(0)]
-    image = pipe(["red circle"], generator=gens, num_inference_steps=2, height=16, width=16)
+    image = pipe(["red circle"], generator=gens, num_inference_steps=2, height=16, width=16).images
     assert image.shape == (1, 3, 16, 16) and 0 <= image.min() and image.max() <= 1
 
     train.main([str(folder), str(out), "--steps", "6", "--resume", *TINY])

@@ -27,7 +27,6 @@ from diffusers.training_utils import EMAModel, compute_snr
 from PIL import Image
 
 from core.emoji_pipeline import EmojiPipeline, encode_text, prepare_text_encoder
-from core.imageio import to_pil
 from core.paths import WEIGHTS_DIR
 from core.training.data import CaptionedImages, load_folder, split
 from core.training.unet import build_unet, sampling_scheduler, training_scheduler
@@ -119,8 +118,8 @@ def validation_loss(unet, scheduler, val: CaptionedImages, text, offset: int, mi
 def sample_grid(pipe: EmojiPipeline, captions: list[str], path: Path, seed: int) -> None:
     """Save one image per caption (guidance 2, 25 DDIM steps) as a grid row, 4x enlarged."""
     gens = [torch.Generator().manual_seed(seed + i) for i in range(len(captions))]
-    images = to_pil(pipe(captions, generator=gens, height=pipe.unet.config.sample_size,
-                         width=pipe.unet.config.sample_size))
+    images = pipe(captions, generator=gens, height=pipe.unet.config.sample_size,
+                  width=pipe.unet.config.sample_size, output_type="pil").images
     size = images[0].width * 4
     grid = Image.new("RGB", (size * len(images), size), "white")
     for i, img in enumerate(images):

@@ -1,0 +1,91 @@
+"""LoRAs: low-rank weight updates (Hu et al. 2021, arXiv:2106.09685) applied to a loaded model.
+
+Files are `.safetensors` from the models folder, in kohya/A1111 key names (`lora_unet_...`,
+`lora_te_...`) or diffusers/PEFT names; diffusers' `load_lora_weights` converts them (through
+PEFT). A LoRA is loaded into a model once, as a named adapter, and stays loaded; each call sets
+which adapters are active and with which weight (`set_adapters`), so weight 0 or leaving a LoRA
+out restores the model's own output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from core.checks import check_float
+from core.errors import InvalidInput, UnsafeModelFile
+from core.model_files import SAFE_SUFFIX, resolve_file
+
+WEIGHT_RANGE = (-4.0, 4.0)
+"""LoRA weights accepted (A1111 allows negatives to steer away from a LoRA's concept)."""
+
+
+def parse_loras(loras: Iterable[Sequence] | dict | None) -> list[tuple[str, float]]:
+    """Normalise the `loras` argument to [(file, weight), ...].
+
+    Accepts None, a dict {file: weight}, or pairs (file, weight); rows with an empty file name
+    are skipped (UI rows left blank).
+
+    Raises:
+        InvalidInput: a row that is not (file, weight), or a weight outside WEIGHT_RANGE.
+    """
+    if not loras:
+        return []
+    rows = loras.items() if isinstance(loras, dict) else loras
+    parsed = []
+    for row in rows:
+        if not isinstance(row, (list, tuple)) or len(row) != 2:
+            raise InvalidInput(f"each LoRA must be (file, weight), got {row!r}")
+        name, weight = row
+        if name in (None, ""):
+            continue
+        if not isinstance(name, str):
+            raise InvalidInput(f"a LoRA file must be a file name, got {type(name).__name__}")
+        parsed.append((name, check_float(f"weight of LoRA {name}", weight, *WEIGHT_RANGE)))
+    return parsed
+
+
+def apply(model, loras: list[tuple[str, float]]) -> list[dict]:
+    """Make exactly `loras` active on `model` (a core.sd_models.DiffusionModel), each at its weight.
+
+    Returns the applied list as [{"file": name, "weight": w}, ...] for the result's parameters.
+
+    Raises:
+        InvalidInput: LoRAs on a model without LoRA support (our emoji model).
+        ModelNotFound: a file that is not in the models folder.
+        UnsafeModelFile: a file that is not .safetensors, or not a LoRA for this model's architecture
+            (the model is left as it was).
+    """
+    pipe = model.text_to_image
+    if loras and not hasattr(pipe, "load_lora_weights"):
+        raise InvalidInput(f"{model.name} does not take LoRAs; choose a Stable Diffusion model")
+    names, weights = [], []
+    for file, weight in loras:
+        path = resolve_file(file)
+        if path.suffix.lower() != SAFE_SUFFIX:
+            raise UnsafeModelFile(f"{path.name}: LoRA files must be {SAFE_SUFFIX}")
+        key = str(path)
+        if key not in model.adapters:
+            adapter = f"lora{len(model.adapters)}"
+            try:
+                pipe.load_lora_weights(key, adapter_name=adapter)
+            except (ValueError, KeyError, RuntimeError, OSError, TypeError) as err:
+                if adapter in _loaded_adapters(pipe):
+                    pipe.delete_adapters(adapter)
+                raise UnsafeModelFile(f"{path.name} is not a LoRA for {model.name} ({model.family}): {err}") from None
+            model.adapters[key] = adapter
+        names.append(model.adapters[key])
+        weights.append(weight)
+    if names:
+        pipe.enable_lora()
+        pipe.set_adapters(names, adapter_weights=weights)
+    elif model.adapters:
+        pipe.disable_lora()
+    return [{"file": file, "weight": weight} for file, weight in loras]
+
+
+def _loaded_adapters(pipe) -> set[str]:
+    """Adapter names present in any of the pipeline's modules."""
+    try:
+        return {name for names in pipe.get_list_adapters().values() for name in names}
+    except (ValueError, AttributeError):
+        return set()

@@ -1,0 +1,151 @@
+"""The user's model files: where they may live, what kind each one is, and reading them safely.
+
+Users keep checkpoints, LoRAs and upscalers in the models folder (`core.paths.MODELS_DIR`, default
+`models/`, or `IMAGEGEN_MODELS_DIR`), in any sub-folders (A1111's `Stable-diffusion/`, `Lora/`,
+`ESRGAN/` or ComfyUI's `checkpoints/`, `loras/`, `upscale_models/` both work). The server reads model
+files only from there and from the bundled `weights/`.
+
+A file's kind comes from its tensor names, read from the safetensors header without loading any
+tensor: Stable Diffusion checkpoints hold `model.diffusion_model.*` (the original LDM/SGM layout),
+LoRAs hold `lora_*` keys (kohya/A1111) or `.lora_A.`/`.lora_down.` keys (diffusers/PEFT); anything
+else is taken for an upscaler (spandrel decides when it loads). Pickle-based files (`.ckpt`, `.pt`,
+`.pth`) have no readable header, so their kind comes from the folder they sit in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import struct
+from pathlib import Path
+from typing import Any
+
+from core.errors import ModelNotFound, UnsafeModelFile
+from core.paths import MODELS_DIR, WEIGHTS_DIR
+
+SAFE_SUFFIX = ".safetensors"
+PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth")
+KINDS = ("checkpoint", "lora", "upscaler")
+_FOLDER_HINTS = {  # lower-case folder name -> kind, for files without a readable header
+    "stable-diffusion": "checkpoint", "checkpoints": "checkpoint", "sd": "checkpoint",
+    "lora": "lora", "loras": "lora",
+    "esrgan": "upscaler", "realesrgan": "upscaler", "upscale_models": "upscaler", "upscalers": "upscaler",
+}
+
+
+def resolve_file(path: str | os.PathLike) -> Path:
+    """Find `path` inside the models folder or weights/ and return it resolved.
+
+    A relative path is tried under the models folder, then weights/, then the working directory;
+    whatever it names must resolve (links followed) inside the models folder or weights/.
+
+    Raises:
+        ModelNotFound: the file is outside those folders, or does not exist.
+    """
+    path = Path(path).expanduser()
+    roots = [MODELS_DIR.resolve(), WEIGHTS_DIR.resolve()]
+    tries = [path] if path.is_absolute() else [root / path for root in roots] + [Path.cwd() / path]
+    inside = [p.resolve() for p in tries if any(p.resolve().is_relative_to(root) for root in roots)]
+    if not inside:
+        raise ModelNotFound(f"model file {path.name} is outside the allowed folders; copy it into the models "
+                            f"folder ({MODELS_DIR.name}/, or set IMAGEGEN_MODELS_DIR)")
+    for candidate in inside:
+        if candidate.exists():
+            return candidate
+    raise ModelNotFound(f"model file {path} not found in the models folder ({MODELS_DIR.name}/) or weights/")
+
+
+def safetensors_header(path: Path) -> dict[str, dict]:
+    """The JSON header of a `.safetensors` file: tensor name -> {"dtype", "shape", "data_offsets"}.
+
+    Reads only the header (8-byte length, then JSON; format: github.com/huggingface/safetensors),
+    never a tensor.
+
+    Raises:
+        UnsafeModelFile: the file is not a well-formed safetensors file.
+    """
+    try:
+        with path.open("rb") as handle:
+            (size,) = struct.unpack("<Q", handle.read(8))
+            if size > 100 * 2**20 or size > path.stat().st_size:
+                raise ValueError("header size out of range")
+            header = json.loads(handle.read(size))
+    except (OSError, ValueError, struct.error) as err:
+        raise UnsafeModelFile(f"{path.name} is not a readable .safetensors file ({err})") from None
+    if not isinstance(header, dict):
+        raise UnsafeModelFile(f"{path.name} is not a readable .safetensors file (header is not a table)")
+    header.pop("__metadata__", None)
+    return header
+
+
+def safetensors_keys(path: Path) -> list[str]:
+    """The tensor names in a `.safetensors` file (header only). Raises UnsafeModelFile as `safetensors_header`."""
+    return list(safetensors_header(path))
+
+
+def kind_of(path: Path) -> str | None:
+    """"checkpoint", "lora", "upscaler" or "diffusers" (a pipeline folder) for a models-folder entry;
+    None for anything else (other suffixes, unreadable files)."""
+    if path.is_dir():
+        return "diffusers" if (path / "model_index.json").is_file() else None
+    suffix = path.suffix.lower()
+    if suffix == SAFE_SUFFIX:
+        try:
+            keys = safetensors_keys(path)
+        except UnsafeModelFile:
+            return None
+        if any(k.startswith("model.diffusion_model.") for k in keys):
+            return "checkpoint"
+        if any(k.startswith("lora_") or ".lora_" in k or ".lora." in k for k in keys):
+            return "lora"
+        return "upscaler"
+    if suffix in PICKLE_SUFFIXES:
+        for folder in reversed(path.parent.parts):
+            if folder.lower() in _FOLDER_HINTS:
+                return _FOLDER_HINTS[folder.lower()]
+        return "upscaler" if path.stat().st_size < 300 * 2**20 else "checkpoint"
+    return None
+
+
+def scan(kind: str, root: Path | None = None) -> list[str]:
+    """Paths (relative to the models folder, sorted) of its entries of one kind.
+
+    `kind` is "checkpoint" (single files and diffusers folders), "lora" or "upscaler". A missing
+    models folder gives an empty list. Hidden files and folders are skipped.
+    """
+    root = MODELS_DIR if root is None else root
+    if not root.is_dir():
+        return []
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for d in list(dirnames):
+            if (here / d / "model_index.json").is_file():
+                dirnames.remove(d)  # a pipeline folder: list it, do not look inside
+                if kind == "checkpoint":
+                    found.append(here / d)
+        for name in filenames:
+            if not name.startswith(".") and kind_of(here / name) == kind:
+                found.append(here / name)
+    return sorted(str(p.relative_to(root)) for p in found)
+
+
+def load_pickle_weights(path: Path) -> dict[str, Any]:
+    """Read a `.ckpt`/`.pt`/`.pth` file with `torch.load(weights_only=True)`: tensors and plain data only.
+
+    Raises:
+        UnsafeModelFile: the file needs unpickling of code (refused), or is corrupt or truncated.
+    """
+    import zipfile
+
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+    except pickle.UnpicklingError as err:
+        raise UnsafeModelFile(f"{path.name} needs unpickling of code, which could run anything; refused ({err}). "
+                              "Convert it to .safetensors with a tool you trust") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise UnsafeModelFile(f"{path.name} is corrupt or truncated ({err})") from None
