@@ -43,7 +43,7 @@ GUIDANCE_RANGE = (0.0, 30.0)
 _RUN_LOCK = threading.Lock()  # one pipeline call at a time: schedulers and LoRA scales are per-model state
 
 
-def load_emoji_folder(folder: Path) -> DiffusionModel:
+def load_emoji_folder(folder: Path, name: str = DEFAULT_MODEL) -> DiffusionModel:
     """Load an emoji-model pipeline folder (diffusers layout, as `core.training.train` writes it).
 
     Returns a DiffusionModel whose two pipelines share every module; native size = the training size,
@@ -63,7 +63,7 @@ def load_emoji_folder(folder: Path) -> DiffusionModel:
     if device.type != "cpu":
         t2i = t2i.to(device)
     native = t2i.unet.config.sample_size
-    return DiffusionModel(name=DEFAULT_MODEL, text_to_image=t2i, image_to_image=EmojiImg2ImgPipeline.from_pipe(t2i),
+    return DiffusionModel(name=name, text_to_image=t2i, image_to_image=EmojiImg2ImgPipeline.from_pipe(t2i),
                           family="emoji", native=native, sizes=(native // 2, native * 2),
                           defaults={"steps": DEFAULT_STEPS, "guidance_scale": DEFAULT_GUIDANCE,
                                     "scheduler": DEFAULT_SCHEDULER},
@@ -85,10 +85,10 @@ def suggested_settings(model: str | None) -> dict[str, Any]:
     """Steps, guidance_scale, scheduler, width and height that suit `model`, without loading it
     (a loaded model answers from itself). For the UI, to fill its controls when the model changes."""
     name = DEFAULT_MODEL if model in (None, "") else model
-    if name in models.cached(KIND) or name == DEFAULT_MODEL:
-        m = get_model(name) if name in models.cached(KIND) else None
-        if m is not None:
-            return {**m.defaults, "width": m.native, "height": m.native}
+    if name in models.cached(KIND):
+        m = models.load(KIND, name)
+        return {**m.defaults, "width": m.native, "height": m.native}
+    if name == DEFAULT_MODEL:
         return {"steps": DEFAULT_STEPS, "guidance_scale": DEFAULT_GUIDANCE, "scheduler": DEFAULT_SCHEDULER,
                 "width": 32, "height": 32}
     return sd_models.suggested(name)
@@ -112,7 +112,10 @@ def get_model(model: str | None) -> DiffusionModel:
         raise ModelNotFound(f"unknown model {name!r}; choose one of {', '.join(models.names(KIND))}, a checkpoint "
                             "in the models folder, or a Hugging Face repo id like stabilityai/sd-turbo")
     if key not in models.names(SOURCE_KIND):
-        models.register(models.ModelSpec(SOURCE_KIND, key, partial(sd_models.load, name)))
+        folder = Path(key.rsplit("@", 1)[0])
+        emoji = (folder / "model_index.json").is_file() and '"EmojiPipeline"' in (folder / "model_index.json").read_text()
+        loader = partial(load_emoji_folder, folder, name) if emoji else partial(sd_models.load, name)
+        models.register(models.ModelSpec(SOURCE_KIND, key, loader))
     return models.load(SOURCE_KIND, key)
 
 

@@ -73,6 +73,7 @@ class EmojiPipeline(DiffusionPipeline):
     """Text-to-image with our emoji model. Components: unet, scheduler, text_encoder, tokenizer."""
 
     model_cpu_offload_seq = "text_encoder->unet"
+    max_tokens = MAX_TOKENS  # what core.sd_models.token_warnings reads
 
     def __init__(self, unet: UNet2DConditionModel, scheduler: SchedulerMixin,
                  text_encoder: BertModel, tokenizer: PreTrainedTokenizerBase):

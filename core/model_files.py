@@ -144,8 +144,8 @@ def load_pickle_weights(path: Path) -> dict[str, Any]:
 
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
-    except pickle.UnpicklingError as err:
-        raise UnsafeModelFile(f"{path.name} needs unpickling of code, which could run anything; refused ({err}). "
+    except pickle.UnpicklingError:  # torch's message suggests weights_only=False: not repeated to users
+        raise UnsafeModelFile(f"{path.name} needs unpickling of code, which could run anything; refused. "
                               "Convert it to .safetensors with a tool you trust") from None
     except (RuntimeError, EOFError, OSError, ValueError) as err:
         raise UnsafeModelFile(f"{path.name} is corrupt or truncated ({err})") from None

@@ -147,10 +147,10 @@ def _from_hub(repo_id: str):
     except RepositoryNotFoundError:
         raise ModelNotFound(f"there is no model {repo_id!r} on the Hugging Face Hub (or it is gated: "
                             "log in with `hf auth login`)") from None
-    except (LocalEntryNotFoundError, OSError) as err:
+    except (LocalEntryNotFoundError, OSError) as err:  # messages stay free of server paths
         if offline or isinstance(err, LocalEntryNotFoundError) or "offline" in str(err).lower():
             raise ModelNotFound(
-                f"{repo_id} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and downloads are off "
+                f"{repo_id} is not in the Hugging Face cache and downloads are off "
                 f"(HF_HUB_OFFLINE=1 or no network). Fetch it once where the Hub is reachable: "
                 f"`hf download {repo_id}`, then copy the cache here or unset HF_HUB_OFFLINE") from None
         raise ModelNotFound(f"{repo_id} could not be fetched from the Hugging Face Hub: {err}") from None
@@ -346,12 +346,13 @@ def safety_check(model: DiffusionModel, pixels: torch.Tensor) -> tuple[torch.Ten
 
 
 def token_warnings(model: DiffusionModel, **texts: str) -> list[str]:
-    """Warnings for prompts longer than the text encoder reads (77 CLIP tokens incl. start/end).
+    """Warnings for prompts longer than the text encoder reads (77 CLIP tokens incl. start/end; a
+    pipeline's own `max_tokens` when it has one, e.g. 16 for the emoji model).
 
-    diffusers cuts such prompts; we say so, naming the words left out, instead of cutting silently.
+    The pipelines cut such prompts; we say so, naming the words left out, instead of cutting silently.
     """
     tokenizer = getattr(model.text_to_image, "tokenizer", None)
-    limit = getattr(tokenizer, "model_max_length", None)
+    limit = getattr(model.text_to_image, "max_tokens", None) or getattr(tokenizer, "model_max_length", None)
     if tokenizer is None or not limit or limit > 10_000:
         return []
     warnings = []

@@ -106,8 +106,8 @@ def load_upscaler(path: str | os.PathLike, name: str | None = None) -> Upscaler:
             state = torch.load(path, map_location="cpu", weights_only=True)
             descriptor = spandrel.ModelLoader().load_from_state_dict(spandrel.canonicalize_state_dict(state))
     except pickle.UnpicklingError as err:
-        raise UnsafeModelFile(f"{path.name} needs unpickling beyond plain tensors, refused ({err}); "
-                              "convert it to .safetensors") from None
+        raise UnsafeModelFile(f"{path.name} needs unpickling of code, which could run anything; refused. "
+                              "Convert it to .safetensors with a tool you trust") from None
     except spandrel.UnsupportedModelError:
         raise UnsafeModelFile(f"{path.name} holds no upscaler architecture that spandrel knows") from None
     except (SafetensorError, RuntimeError, KeyError, AttributeError, TypeError, ValueError) as err:
@@ -164,7 +164,7 @@ def get_upscaler(model: str | os.PathLike | None = None) -> Upscaler:
     text = os.fspath(model)
     if not Path(text).suffix and "/" not in text and os.sep not in text:
         raise ModelNotFound(f"unknown upscaler model {text!r}; known models: {', '.join(models.names(KIND))}; "
-                            f"or give a {' or '.join(SUFFIXES)} file in {MODELS_DIR}")
+                            f"or give a {' or '.join(SUFFIXES)} file in the models folder")
     path = resolve_file(text)
     key = f"{path}@{path.stat().st_mtime_ns}"
     if key not in models.names(FILE_KIND):

@@ -29,7 +29,7 @@ def panel() -> list[gr.components.Component]:
         model = gr.Dropdown(diffusion.choices(), value=diffusion.DEFAULT_MODEL, label="Model", scale=4,
                             allow_custom_value=True,
                             info="embedded emoji model, checkpoints in models/, or a Hub id (org/name)")
-        refresh = gr.Button("🔄 Refresh", scale=1, size="sm")
+        refresh = gr.Button("Refresh list", scale=0, min_width=110, size="sm")
         sampler = gr.Dropdown(list(SCHEDULERS), value=diffusion.DEFAULT_SCHEDULER, label="Sampler", scale=2)
     with gr.Row():
         steps = gr.Slider(*diffusion.STEPS_RANGE, value=diffusion.DEFAULT_STEPS, step=1, label="Steps")

@@ -57,7 +57,8 @@ def interpolate(seed_a: int, seed_b: int, frames: int, truncation_psi: float, up
     result = ui.call(core.interpolate_faces, seed_a, seed_b, frames=frames, truncation_psi=truncation_psi,
                      upscale=upscale, gif_path=ui.new_path(".gif", "faces-morph"))
     frames_shown, seeds, parameters = ui.show(result)
-    return frames_shown, parameters["gif_path"], seeds, parameters
+    shown = {k: v for k, v in parameters.items() if k != "gif_path"}  # a server path: not for the page
+    return frames_shown, parameters["gif_path"], seeds, shown
 
 
 def build() -> gr.Blocks:

@@ -176,3 +176,15 @@ def test_shipped_model_follows_the_prompt():
         rgb = np.stack([pixels(im) for im in images]).reshape(-1, 3).astype(float)
         return (rgb[:, 0] - rgb[:, 1]).mean()
     assert redness("red apple") > redness("green apple") + 10
+
+
+def test_an_emoji_pipeline_folder_loads_by_path_and_long_prompts_are_flagged(tiny_model, models_dir):
+    import shutil
+
+    folder = models.load("text_to_image", tiny_model).text_to_image
+    folder.save_pretrained(models_dir / "my-emoji", safe_serialization=True)
+    result = core.text_to_image("a " + "very " * 20 + "red apple", model="my-emoji", steps=1, seed=0)
+    assert result.images[0].size == (16, 16) and result.parameters["model"] == "my-emoji"
+    warning, = result.parameters["warnings"]
+    assert warning.startswith("prompt is 23 tokens; the text encoder reads 14") and warning.endswith('apple"')
+    shutil.rmtree(models_dir / "my-emoji")
