@@ -46,7 +46,7 @@ def main() -> None:
     p.add_argument("--checkpoint", type=Path)
     p.add_argument("--prompts", type=int, default=100)
     p.add_argument("--k", type=int, default=10)
-    p.add_argument("--guidance", type=float, nargs="+", default=[3.0])
+    p.add_argument("--guidance", type=float, nargs="+", default=[5.0])
     p.add_argument("--steps", type=int, default=25)
     p.add_argument("--scheduler", default="DDIM")
     p.add_argument("--seed", type=int, default=1234)

@@ -1,7 +1,7 @@
 """Seconds each tab's default request takes on this machine, first call (model load included) and warm.
 
 The default request is what a user gets by pressing the tab's button without changing anything:
-  text to image:    "red apple", 25 DDIM steps, guidance 3, 32 px, upscale x4 on  -> 128 px
+  text to image:    "red apple", 25 DDIM steps, guidance 5, 32 px, upscale x4 on  -> 128 px
   image to image:   a 256 px photo, "red apple", strength 0.6, upscale x4 on     -> 128 px
   faces:            4 faces, 64 px
   super-resolution: a 256 px photo, realesr-animevideov3 x4                      -> 1024 px

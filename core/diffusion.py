@@ -34,7 +34,7 @@ KIND = "text_to_image"
 SOURCE_KIND = "text_to_image:source"  # cache entries for paths and Hub ids, keyed by core.sd_models.source_key
 DEFAULT_MODEL = "emoji-diffusion-32"
 DEFAULT_STEPS = 25
-DEFAULT_GUIDANCE = 3.0  # best retrieval for the shipped emoji model (bench/emoji_retrieval.py, 1.5..6)
+DEFAULT_GUIDANCE = 5.0  # best top-1 retrieval of the shipped emoji model (bench/emoji_retrieval.py, 2..6)
 DEFAULT_SCHEDULER = "DDIM"
 MAX_BATCH = 16
 MAX_BATCH_COUNT = 16
@@ -207,7 +207,7 @@ def text_to_image(prompt: str, *, model: str | None = None, negative_prompt: str
         negative_prompt: what to steer away from ("" for none).
         steps: denoising steps, 1..100 (default: the model's, e.g. 25; 1 for Turbo models).
         guidance_scale: classifier-free guidance, 0..30; 1 or less turns it off (default: the
-            model's, e.g. 3 for emoji, 7 for SD 1.x/2.x, 5 for SDXL, 0 for Turbo).
+            model's, e.g. 5 for emoji, 7 for SD 1.x/2.x, 5 for SDXL, 0 for Turbo).
         width, height: output size in px (default: the model's native size). Emoji: 16..64; Stable
             Diffusion: 64..2048. Sides that are not a multiple of 8 are rounded to one (a warning says so).
         seed: -1 for random, else 0..2**32-1; image i of the run uses seed + i.
