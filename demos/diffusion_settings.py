@@ -25,7 +25,7 @@ def panel() -> list[gr.components.Component]:
     `call_args` order: negative prompt, model, sampler, steps, guidance, width, height, seed,
     batch size, batch count, upscale, then (LoRA file, weight) x LORA_ROWS."""
     negative = gr.Textbox(label="Negative prompt", value="", placeholder="what to steer away from (optional)")
-    with gr.Row(equal_height=True):
+    with gr.Row():
         model = gr.Dropdown(diffusion.choices(), value=diffusion.DEFAULT_MODEL, label="Model", scale=4,
                             allow_custom_value=True,
                             info="embedded emoji model, checkpoints in models/, or a Hub id (org/name)")

@@ -96,7 +96,8 @@ def test_batch_count_runs_batches_in_a_row_with_consecutive_seeds(tiny_model):
     assert result.seeds == [40, 41, 42, 43] and len(result.images) == 4
     assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
     alone = core.text_to_image("moon", model=tiny_model, steps=2, seed=42)
-    assert np.array_equal(pixels(alone.images[0]), pixels(result.images[2]))
+    # the same picture; batch size can change CPU kernels' rounding by a level
+    assert np.abs(pixels(alone.images[0]) - pixels(result.images[2])).max() <= 2
 
 
 def test_low_strength_raises_steps_to_run_one(tiny_model):
