@@ -70,11 +70,12 @@ def run_variant(variant: str, repeat: int) -> dict:
 
         name = "sd-turbo-architecture"
         models.register(models.ModelSpec("text_to_image", name, lambda: sd_models.wrap(name, pipe)))
-        started = time.perf_counter()
         from diffusers import AutoPipelineForImage2Image
 
-        AutoPipelineForImage2Image.from_pipe(pipe)
-        out["from_pipe_s"] = time.perf_counter() - started
+        for key in ("from_pipe_first_s", "from_pipe_s"):  # the first call also imports the img2img modules
+            started = time.perf_counter()
+            AutoPipelineForImage2Image.from_pipe(pipe)
+            out[key] = time.perf_counter() - started
 
         def once():
             return diffusion.text_to_image(PROMPT, model=name, seed=0).images[0]
@@ -116,7 +117,8 @@ def main() -> None:
     for base in ("plain", "plain, CFG off"):
         print(f"ours / {base}: time {ours['seconds'] / rows[base]['seconds']:.2f}x, "
               f"peak RSS {ours['peak_rss_mb'] / rows[base]['peak_rss_mb']:.2f}x")
-    print(f"image-to-image switch (from_pipe): {ours['from_pipe_s'] * 1000:.1f} ms (goal <= 100 ms); "
+    print(f"image-to-image switch (from_pipe): {ours['from_pipe_s'] * 1000:.1f} ms (goal <= 100 ms; the "
+          f"process's first call, which also imports the pipeline modules: {ours['from_pipe_first_s'] * 1000:.0f} ms); "
           f"{ours['threads']} torch threads")
 
 
