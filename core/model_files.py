@@ -60,10 +60,11 @@ def safetensors_header(path: Path) -> dict[str, dict]:
     """The JSON header of a `.safetensors` file: tensor name -> {"dtype", "shape", "data_offsets"}.
 
     Reads only the header (8-byte length, then JSON; format: github.com/huggingface/safetensors),
-    never a tensor.
+    never a tensor, and checks that the file is long enough for the tensors the header declares,
+    so a truncated download is caught here too.
 
     Raises:
-        UnsafeModelFile: the file is not a well-formed safetensors file.
+        UnsafeModelFile: the file is not a well-formed safetensors file, or is truncated.
     """
     try:
         with path.open("rb") as handle:
@@ -76,6 +77,13 @@ def safetensors_header(path: Path) -> dict[str, dict]:
     if not isinstance(header, dict):
         raise UnsafeModelFile(f"{path.name} is not a readable .safetensors file (header is not a table)")
     header.pop("__metadata__", None)
+    try:
+        declared = 8 + size + max((entry["data_offsets"][1] for entry in header.values()), default=0)
+    except (TypeError, KeyError, IndexError):
+        raise UnsafeModelFile(f"{path.name} is not a readable .safetensors file (malformed header)") from None
+    if declared > path.stat().st_size:
+        raise UnsafeModelFile(f"{path.name} is not a readable .safetensors file (truncated: {declared:,} bytes "
+                              f"declared, {path.stat().st_size:,} present)")
     return header
 
 

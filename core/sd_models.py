@@ -27,8 +27,7 @@ import torch
 
 from core.devices import default_device, default_dtype
 from core.errors import CoreError, ModelNotFound, UnsafeModelFile
-from core.model_files import (PICKLE_SUFFIXES, SAFE_SUFFIX, load_pickle_weights, resolve_file, safetensors_header,
-                              safetensors_keys)
+from core.model_files import PICKLE_SUFFIXES, SAFE_SUFFIX, load_pickle_weights, resolve_file, safetensors_header
 
 HUB_MODELS = {
     "stabilityai/sd-turbo": "sd2",  # SD 2.1 distilled: 512 px, 1-4 steps, no CFG
@@ -158,23 +157,26 @@ def _from_hub(repo_id: str):
         raise ModelNotFound(f"{repo_id} is not a text-to-image pipeline that diffusers knows ({err})") from None
 
 
-def _read_checkpoint(path: Path) -> dict[str, Any]:
-    """The checkpoint's tensors (safetensors header-checked, pickles with weights_only); unwraps "state_dict"."""
-    if path.suffix.lower() == SAFE_SUFFIX:
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+def file_family(path: Path) -> str:
+    """"sd1", "sd2" or "sdxl" for a single-file checkpoint, without holding its weights in memory.
 
-        safetensors_keys(path)  # header check: a clear error before any tensor is read
-        try:
-            return load_file(path)
-        except (SafetensorError, OSError, RuntimeError) as err:
-            raise UnsafeModelFile(f"{path.name} is corrupt or truncated ({err})") from None
-    if path.suffix.lower() in PICKLE_SUFFIXES:
-        state = load_pickle_weights(path)
-        while isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-            state = state["state_dict"]
-        return state
-    raise UnsafeModelFile(f"{path.name}: checkpoints must be {SAFE_SUFFIX} or {', '.join(PICKLE_SUFFIXES)}")
+    A `.safetensors` file is judged from its header alone (names and shapes, as meta tensors; the
+    header check also catches truncated files); a pickle-based file is read with
+    `torch.load(weights_only=True)` (memory-mapped), which is also its safety check.
+
+    Raises:
+        UnsafeModelFile: an unreadable, truncated or unsafe file, another suffix, or not SD 1.x/2.x/SDXL.
+    """
+    suffix = path.suffix.lower()
+    if suffix == SAFE_SUFFIX:
+        checkpoint = {k: torch.empty(v["shape"], device="meta") for k, v in safetensors_header(path).items()}
+    elif suffix in PICKLE_SUFFIXES:
+        checkpoint = load_pickle_weights(path)
+        while isinstance(checkpoint, dict) and isinstance(checkpoint.get("state_dict"), dict):
+            checkpoint = checkpoint["state_dict"]
+    else:
+        raise UnsafeModelFile(f"{path.name}: checkpoints must be {SAFE_SUFFIX} or {', '.join(PICKLE_SUFFIXES)}")
+    return checkpoint_family(checkpoint, path.name)
 
 
 def checkpoint_family(checkpoint: dict[str, Any], name: str = "checkpoint") -> str:
@@ -202,8 +204,7 @@ def _from_single_file(path: Path):
 
     from core import sd_configs
 
-    checkpoint = _read_checkpoint(path)
-    family = checkpoint_family(checkpoint, path.name)
+    family = file_family(path)  # diffusers reads the weights once, below
     cls = StableDiffusionXLPipeline if family == "sdxl" else StableDiffusionPipeline
     config = sd_configs.config_folder(family, sd_configs.CONFIGS_DIR)
     try:
@@ -366,8 +367,8 @@ def token_warnings(model: DiffusionModel, **texts: str) -> list[str]:
 
 
 def guess_family(source: str) -> str:
-    """The family of a model without loading it: known Hub ids, or a single file's header (keys and
-    shapes only, fed to diffusers' type detection as meta tensors); "sd1" when it cannot tell."""
+    """The family of a model without loading it: known Hub ids, or a single file's header
+    (`file_family`); "sd1" when it cannot tell."""
     if source in HUB_MODELS:
         return HUB_MODELS[source]
     try:
@@ -377,10 +378,8 @@ def guess_family(source: str) -> str:
     if path.suffix.lower() != SAFE_SUFFIX:
         return "sd1"
     try:
-        header = safetensors_header(path)
-        meta = {k: torch.empty(v["shape"], device="meta") for k, v in header.items()}
-        return checkpoint_family(meta, path.name)
-    except (UnsafeModelFile, KeyError, TypeError):
+        return file_family(path)
+    except UnsafeModelFile:
         return "sd1"
 
 
