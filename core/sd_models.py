@@ -316,16 +316,18 @@ def decode(model: DiffusionModel, latents: torch.Tensor) -> tuple[torch.Tensor, 
     """
     vae = model.text_to_image.vae
     shift = getattr(vae.config, "shift_factor", None) or 0.0
-    if vae.dtype == torch.float16 and getattr(vae.config, "force_upcast", False):
-        vae.to(torch.float32)
+    if model.family == "sdxl" and vae.dtype == torch.float16 and getattr(vae.config, "force_upcast", False):
+        vae.to(torch.float32)  # SDXL's own VAE overflows in fp16 (diffusers upcasts it too); SD 1.x/2.x's do not
     upcast = False
     with torch.inference_mode():
+        # The latents stay where the pipeline made them: under model CPU offload the VAE rests on
+        # the CPU and its hook moves it to the latents' device for the decode.
         scaled = latents / vae.config.scaling_factor + shift
-        pixels = vae.decode(scaled.to(vae.device, vae.dtype), return_dict=False)[0]
+        pixels = vae.decode(scaled.to(dtype=vae.dtype), return_dict=False)[0]
         if not torch.isfinite(pixels).all() and vae.dtype != torch.float32:
             vae.to(torch.float32)
             upcast = True
-            pixels = vae.decode(scaled.to(vae.device, torch.float32), return_dict=False)[0]
+            pixels = vae.decode(scaled.float(), return_dict=False)[0]
     if not torch.isfinite(pixels).all():
         raise ModelError(f"{model.name} produced NaN values even in float32; try more steps, another sampler "
                          "or a lower guidance scale")
