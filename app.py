@@ -30,6 +30,8 @@ TABS = (
 LOCAL, EVERYWHERE = "127.0.0.1", "0.0.0.0"
 QUEUE_MAX = 32
 """Requests waiting beyond this are refused ("queue full") rather than piling up on a small CPU."""
+QUEUE_POLL_S = 0.02
+"""How often Gradio's queue looks for new work and progress (see calm_queue)."""
 CACHE_CLEANUP = (3600, 3600)
 """Every hour, delete served files (uploads, outputs) older than an hour."""
 
@@ -46,7 +48,23 @@ def build() -> gr.Blocks:
         for label, name, tab in tabs:
             with gr.Tab(label, id=name, elem_id=f"tab-{name}"):
                 tab.render()
-    return hub.queue(max_size=QUEUE_MAX)
+    return calm_queue(hub.queue(max_size=QUEUE_MAX))
+
+
+def calm_queue(hub: gr.Blocks, interval_s: float = QUEUE_POLL_S) -> gr.Blocks:
+    """Make Gradio's queue look for new work and progress every `interval_s` instead of every 1 ms
+    (new work) and 10 ms (progress), Gradio's fixed defaults off Windows (gradio/queueing.py).
+
+    Each look takes the GIL from the generator's thread; with small models on a 2-core CPU, whose
+    steps are many short torch calls, that slowed a text-to-image request by 15 % (bench/app_overhead.py).
+    A request now starts up to `interval_s` later. Gradio has no public setting for this: when its
+    queue lacks these attributes, nothing changes. Returns `hub`.
+    """
+    queue = getattr(hub, "_queue", None)
+    for name in ("sleep_when_free", "progress_update_sleep_when_free"):
+        if hasattr(queue, name):
+            setattr(queue, name, interval_s)
+    return hub
 
 
 def _auth(text: str) -> tuple[str, str]:

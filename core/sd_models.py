@@ -123,7 +123,7 @@ def _from_folder(folder: Path):
     if not (folder / "model_index.json").is_file():
         raise ModelNotFound(f"{folder.name} is a folder without model_index.json, not a diffusers pipeline")
     try:
-        return AutoPipelineForText2Image.from_pretrained(folder, torch_dtype=_dtype(), local_files_only=True)
+        return AutoPipelineForText2Image.from_pretrained(folder, dtype=_dtype(), local_files_only=True)
     except (OSError, ValueError, KeyError, RuntimeError) as err:
         raise UnsafeModelFile(f"the diffusers folder {folder.name} could not be loaded: {err}") from None
 
@@ -135,7 +135,7 @@ def _from_hub(repo_id: str):
     from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
 
     offline = constants.HF_HUB_OFFLINE
-    kwargs = {"torch_dtype": _dtype(), "local_files_only": offline}
+    kwargs = {"dtype": _dtype(), "local_files_only": offline}
     try:
         if _dtype() == torch.float16:
             try:
@@ -208,7 +208,7 @@ def _from_single_file(path: Path):
     cls = StableDiffusionXLPipeline if family == "sdxl" else StableDiffusionPipeline
     config = sd_configs.config_folder(family, sd_configs.CONFIGS_DIR)
     try:
-        pipe = cls.from_single_file(str(path), config=str(config), local_files_only=True, torch_dtype=_dtype())
+        pipe = cls.from_single_file(str(path), config=str(config), local_files_only=True, dtype=_dtype())
     except (OSError, ValueError, KeyError, RuntimeError) as err:
         raise UnsafeModelFile(f"{path.name} does not fit the {family} architecture: {err}") from None
     prediction = _sidecar_prediction_type(path)

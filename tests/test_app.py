@@ -226,6 +226,25 @@ def test_call_feeds_on_step_to_the_progress_bar_only_where_accepted():
     assert ui.call(lambda: "no on_step", progress=progress) == "no on_step"
 
 
+def test_progress_moves_at_most_every_interval_and_always_at_the_end(monkeypatch):
+    seen = []
+    clock = iter([0.0, 0.05, 0.1, 0.3, 0.31, 0.32])
+    monkeypatch.setattr(ui.time, "monotonic", lambda: next(clock))
+
+    def many_steps(*, on_step):
+        for done in range(1, 7):
+            on_step(done, 6)
+        return "done"
+
+    ui.call(many_steps, progress=lambda value, unit: seen.append(value))
+    assert seen == [(1, 6), (4, 6), (6, 6)]  # 0 s, 0.3 s (>= 0.25 s later), and the last step
+
+
+def test_the_queue_looks_for_work_less_often_than_every_millisecond(hub):
+    assert hub._queue.sleep_when_free == app.QUEUE_POLL_S
+    assert hub._queue.progress_update_sleep_when_free == app.QUEUE_POLL_S
+
+
 def test_image_source_reads_what_gradio_sends_unprocessed(tmp_path):
     assert ui.image_source({"path": "/tmp/x.png", "url": "/gradio_api/file=/tmp/x.png"}) == "/tmp/x.png"
     assert ui.image_source({"path": None, "url": "data:image/png;base64,aGVsbG8="}) == b"hello"

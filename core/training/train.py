@@ -153,7 +153,7 @@ def train(args: argparse.Namespace) -> Path:
     if args.init_from is not None:
         from diffusers import UNet2DConditionModel
 
-        unet = UNet2DConditionModel.from_pretrained(args.init_from / "unet", torch_dtype=torch.float32).train()
+        unet = UNet2DConditionModel.from_pretrained(args.init_from / "unet", dtype=torch.float32).train()
     else:
         unet = build_unet(args.resolution, tuple(args.channels), args.layers_per_block).train()
     scheduler = training_scheduler()
