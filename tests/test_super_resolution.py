@@ -34,16 +34,69 @@ def psnr(a: Image.Image, b: Image.Image) -> float:
 
 # --- sizes and modes --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("mode", ["RGB", "L", "P"])
-def test_default_model_gives_x4_rgb(mode):
+@pytest.mark.parametrize("mode, out_mode", [("RGB", "RGB"), ("L", "L"), ("P", "RGB"), ("CMYK", "RGB")])
+def test_default_model_gives_x4_in_the_inputs_kind(mode, out_mode):
     picture = noise().convert(mode)
     result = upscale(picture)
     assert isinstance(result, Result) and result.seeds == []
-    assert result.images[0].size == (160, 120) and result.images[0].mode == "RGB"
+    assert result.images[0].size == (160, 120) and result.images[0].mode == out_mode
     assert result.parameters | {"tile": 0} == {
-        "model": sr.DEFAULT_MODEL, "scale": 4, "model_scale": 4, "tile": 0, "overlap": 16,
+        "model": sr.DEFAULT_MODEL, "scale": 4, "model_scale": 4, "passes": 1, "tile": 0, "overlap": 16,
         "precision": result.parameters["precision"], "device": result.parameters["device"], "alpha": "none",
-        "input_size": [40, 30], "output_size": [160, 120]}
+        "mode": out_mode, "input_size": [40, 30], "output_size": [160, 120], "warnings": []}
+
+
+def test_sixteen_bit_grey_stays_sixteen_bit_and_keeps_its_fine_levels(tmp_path):
+    ramp = np.tile(np.linspace(1000, 64000, 40), (30, 1)).astype(np.uint16)  # levels 8-bit cannot hold
+    path = tmp_path / "deep.png"
+    Image.fromarray(ramp).save(path)
+    out = upscale(path).images[0]
+    assert out.mode == "I;16" and out.size == (160, 120)
+    levels = np.asarray(out, dtype=np.float64)
+    small = levels.reshape(30, 4, 40, 4).mean(axis=(1, 3))
+    assert np.abs(small - ramp)[2:-2, 2:-2].mean() < 2570  # 10/255 of the range, as for RGB (1424 measured)
+    assert len(np.unique(levels % 257)) > 50  # not 8-bit levels scaled up (those are multiples of 257)
+
+
+def test_cmyk_jpeg_and_exif_rotation_are_read_as_seen(tmp_path):
+    upright = Image.new("RGB", (40, 20), (230, 30, 30))
+    upright.paste((30, 30, 230), (0, 0, 20, 20))  # blue left half
+    path = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: the stored pixels must be turned 90 degrees clockwise
+    upright.transpose(Image.Transpose.ROTATE_90).convert("CMYK").save(path, quality=95, exif=exif)
+    out = np.asarray(upscale(path, scale=1).images[0], dtype=np.float64)
+    assert out.shape == (20, 40, 3)
+    assert out[:, :18, 2].mean() > 150 and out[:, 22:, 0].mean() > 150  # blue left, red right, as shot
+
+
+def test_an_animated_gif_gives_its_first_frame_and_says_so(tmp_path):
+    path = tmp_path / "anim.gif"
+    frames = [Image.new("RGB", (16, 16), colour) for colour in ((255, 0, 0), (0, 0, 255), (0, 255, 0))]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100)
+    result = upscale(path)
+    assert np.asarray(result.images[0], dtype=np.float64)[..., 0].mean() > 200  # red: frame 1
+    assert result.parameters["warnings"] == ["image is animated (3 frames); only its first frame is used"]
+
+
+@pytest.mark.parametrize("scale, passes, model_inputs", [
+    (4, 1, [(40, 30)]), (2, 1, [(40, 30)]), (8, 2, [(40, 30), (80, 60)]), (6, 2, [(40, 30), (60, 45)]),
+    (2.5, 1, [(40, 30)])])
+def test_factors_above_the_models_take_more_passes(monkeypatch, scale, passes, model_inputs):
+    seen = []
+    original = sr.run_tiled
+    monkeypatch.setattr(sr, "run_tiled", lambda net, pixels, **kw: seen.append(pixels.shape[:1:-1]) or original(
+        net, pixels, **kw))
+    result = upscale(noise(), scale=scale)
+    assert result.parameters["passes"] == passes and seen == model_inputs
+    assert result.images[0].size == (round(40 * scale), round(30 * scale))
+
+
+def test_the_output_limit_is_configurable_and_checked_before_any_work(monkeypatch):
+    monkeypatch.setenv("IMAGEGEN_MAX_OUTPUT_SIDE", "100")
+    monkeypatch.setattr(sr, "run_tiled", lambda *a, **k: pytest.fail("work started"))
+    with pytest.raises(InvalidInput, match="160x120 px; each side must be at most 100 px"):
+        upscale(noise())
 
 
 def test_output_follows_the_input():
@@ -193,7 +246,8 @@ def test_refuses_paths_outside_the_allowed_folders(tmp_path, models_dir):
     (Image.new("RGB", (5000, 5000)), {}, InvalidInput, "at most 4096 px"),
     (Image.new("RGB", (4096, 16)), {"scale": 8}, InvalidInput, "at most 16384 px"),
     ("RGB", {"scale": 0}, InvalidInput, "scale must be 1..8, got 0"),
-    ("RGB", {"scale": 2.5}, InvalidInput, "scale must be a whole number"),
+    ("RGB", {"scale": 0.5}, InvalidInput, "scale must be 1..8, got 0.5"),
+    ("RGB", {"scale": float("nan")}, InvalidInput, "scale must be a number"),
     ("RGB", {"tile": 10}, InvalidInput, "tile must be 64..2048, got 10"),
     ("RGB", {"tile": 64, "overlap": 17}, InvalidInput, "overlap must be 0..16, got 17"),
     ("RGB", {"model": "no-such-upscaler"}, ModelNotFound, "unknown upscaler model 'no-such-upscaler'.*RealESRGAN_x4plus"),
