@@ -115,6 +115,14 @@ def to_pil(tensor) -> list[Image.Image]:
     return [Image.fromarray(a[:, :, 0] if a.shape[2] == 1 else a) for a in array]
 
 
+def to_8bit(image: Image.Image) -> Image.Image:
+    """`image` with 8 bits per channel: 16-bit greyscale (I;16) is scaled to L (0..65535 -> 0..255);
+    other modes are returned as they are."""
+    if image.mode != "I;16":
+        return image
+    return Image.fromarray((np.asarray(image, dtype=np.float32) / 257.0).round().astype(np.uint8))
+
+
 def to_pil16(tensor) -> list[Image.Image]:
     """Float tensor `(N, C, H, W)` in [0, 1] -> N 16-bit greyscale PIL images (mode I;16, 0..65535);
     C > 1 channels are averaged."""

@@ -24,7 +24,7 @@ from core.checks import check_float, check_int
 from core.devices import cpu_has_bf16, default_device, default_dtype
 from core.errors import InvalidInput, ModelNotFound, OutOfMemory, UnsafeModelFile
 from core.imageio import open_image, to_pil, to_pil16, to_tensor
-from core.model_files import resolve_file
+from core.model_files import resolve_file, scan
 from core.paths import MODELS_DIR, WEIGHTS_DIR
 from core.result import Result
 from core.tiling import run_tiled, starts
@@ -39,6 +39,7 @@ BUNDLED = {  # name -> description; the file is WEIGHTS_DIR/upscalers/<name>.saf
     "RealESRGAN_x4plus": "RRDBNet (ESRGAN, 23 blocks, 16.7 M params), x4: best on photos, ~10x slower",
     "RealESRGAN_x4plus_anime_6B": "RRDBNet (ESRGAN, 6 blocks, 4.5 M params), x4: anime illustrations",
 }
+BUNDLED_SCALES = {"realesr-animevideov3-x2": 2, "realesr-animevideov3-x3": 3}  # the net is x4; see above
 # bf16 autocast vs fp32 on a real photo (astronaut, 8-bit levels): Compact max 4, 99.9 % within 2;
 # RRDBNet max 14 with 1 % of values off by more than 2, so RRDB nets stay in fp32.
 BF16_ARCHS = {"Compact"}
@@ -170,6 +171,40 @@ def get_upscaler(model: str | os.PathLike | None = None) -> Upscaler:
     if key not in models.names(FILE_KIND):
         models.register(models.ModelSpec(FILE_KIND, key, lambda: load_upscaler(path)))
     return models.load(FILE_KIND, key)
+
+
+_SUMMARIES: dict[str, str] = {}  # "path@mtime" -> "x4 ESRGAN", for choices()
+
+
+def summary(model: str) -> str:
+    """"x<scale> <architecture>" of an upscaler (a registry name or a models-folder file), read with
+    spandrel on the CPU, remembered per file version; "unreadable" for files spandrel cannot load."""
+    import spandrel
+
+    path = WEIGHTS_DIR / "upscalers" / f"{model}.safetensors" if model in BUNDLED else MODELS_DIR / model
+    try:
+        key = f"{path}@{path.stat().st_mtime_ns}"
+    except OSError:
+        return "missing"
+    if key not in _SUMMARIES:
+        try:
+            if path.suffix.lower() == ".safetensors":
+                descriptor = spandrel.ModelLoader().load_from_file(path)
+            else:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+                descriptor = spandrel.ModelLoader().load_from_state_dict(spandrel.canonicalize_state_dict(state))
+            scale = BUNDLED_SCALES.get(model, descriptor.scale)
+            _SUMMARIES[key] = f"x{scale} {descriptor.architecture.name}"
+        except Exception:  # anything spandrel or torch raise for a file that is no upscaler
+            _SUMMARIES[key] = "unreadable"
+    return _SUMMARIES[key]
+
+
+def choices() -> list[tuple[str, str]]:
+    """(label, model) pairs for a model list: the bundled upscalers, then the models folder's
+    upscaler files, each labelled with its scale and architecture, e.g. "RealESRGAN_x4plus (x4 ESRGAN)"."""
+    names = [*models.names(KIND), *scan("upscaler")]
+    return [(f"{name} ({summary(name)})", name) for name in names]
 
 
 def _default_tile(up: Upscaler) -> int:

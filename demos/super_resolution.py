@@ -12,33 +12,50 @@ if __package__ in (None, ""):  # run as `python demos/super_resolution.py`: make
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import gradio as gr
+from PIL import Image
 
 import core
 from core import models, super_resolution
+from core.imageio import open_image, to_8bit
 from demos import ui
 
-MAX_SCALE = 8
 TILE_MAX, TILE_STEP = 2048, 64  # core accepts tiles of 64..2048 input px; 0 here means "automatic"
+PREVIEW_SIDE = 1536
+"""The before/after slider shows at most this many px a side; the PNG download is full size."""
 
 
-def upscale(image: dict | None, model: str, scale: int, tile: int, overlap: int, progress=gr.Progress()):
+def upscale(image: dict | None, model: str, scale: float, tile: int, overlap: int, progress=gr.Progress()):
     """Enlarge a picture with a learned upscaler, tile by tile.
 
     Args:
-        image: the picture to enlarge (PNG, JPEG, WebP, ...; each side 8..4096 px; transparency kept).
-        model: a registered upscaler name, e.g. "realesr-animevideov3-x4" (fast) or "RealESRGAN_x4plus" (photos).
-        scale: output/input side ratio, 1..8; 0 means the model's own.
+        image: the picture to enlarge (PNG, JPEG, WebP, GIF, ...; each side 8..4096 px; transparency
+            kept; 16-bit greyscale stays 16-bit in the PNG).
+        model: a registered upscaler name, e.g. "realesr-animevideov3-x4" (fast) or "RealESRGAN_x4plus"
+            (photos), or an upscaler file in the models folder.
+        scale: output/input side ratio, 1..8 (e.g. 2.5); 0 means the model's own. Factors above the
+            model's take two passes.
         tile: tile side in input px, 64..2048; 0 picks one automatically.
         overlap: px shared by neighbouring tiles, 0..tile/4, blended to hide seams.
 
     Returns:
-        The enlarged picture, the same as a PNG file to download (parameters embedded), and the
-        parameters applied.
+        (before, after) for the comparison slider (bicubic vs the model, at most PREVIEW_SIDE px a
+        side), the full-size lossless PNG to download (parameters embedded), and the parameters.
     """
-    result = ui.call(core.upscale, ui.image_source(image), progress=progress, unit="tiles", model=model,
-                     scale=scale or None, tile=tile or None, overlap=overlap)
-    path = ui.png_file(result.images[0], result.parameters, stem=f"upscaled-x{result.parameters['scale']}")
-    return path, path, result.parameters
+    source = ui.image_source(image)
+    result = ui.call(core.upscale, source, progress=progress, unit="tiles", model=model, scale=scale or None,
+                     tile=tile or None, overlap=overlap)
+    after = result.images[0]
+    path = ui.png_file(after, result.parameters, stem=f"upscaled-x{result.parameters['scale']:g}")
+    return comparison(source, after), path, result.parameters
+
+
+def comparison(source, after: Image.Image) -> tuple[Image.Image, Image.Image]:
+    """The input enlarged with bicubic and the model's output, both fitted in PREVIEW_SIDE px (8-bit)."""
+    after = to_8bit(after)
+    fitted = after.copy()
+    fitted.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.LANCZOS)
+    before = to_8bit(open_image(source, grey=True)).resize(fitted.size, Image.Resampling.BICUBIC)
+    return before, fitted
 
 
 def build() -> gr.Blocks:
@@ -47,10 +64,12 @@ def build() -> gr.Blocks:
         with gr.Row():
             with gr.Column():
                 image = gr.Image(label="Low-res picture", type="filepath", image_mode=None, height=320)
-                model = gr.Dropdown(models.names(super_resolution.KIND), value=super_resolution.DEFAULT_MODEL,
-                                    label="Model")
-                scale = gr.Slider(0, MAX_SCALE, value=0, step=1, label="Scale",
-                                  info="0 = the model's own (x4 for the default); others add a Lanczos resize")
+                with gr.Row(equal_height=True):
+                    model = gr.Dropdown(super_resolution.choices(), value=super_resolution.DEFAULT_MODEL,
+                                        label="Model", info="scale and architecture in brackets", scale=4)
+                    refresh = gr.Button("Refresh list", size="sm", scale=1, min_width=80)
+                scale = gr.Slider(0, super_resolution.MAX_SCALE, value=0, step=0.5, label="Scale",
+                                  info="0 = the model's own; above it, two passes; otherwise a Lanczos resize")
                 with gr.Accordion("Advanced", open=False):
                     tile = gr.Slider(0, TILE_MAX, value=0, step=TILE_STEP, label="Tile (input px)",
                                      info="0 = automatic; smaller tiles use less memory")
@@ -61,11 +80,12 @@ def build() -> gr.Blocks:
                     gr.Markdown("\n".join(f"- **{name}**: {models.spec(super_resolution.KIND, name).description}"
                                           for name in models.names(super_resolution.KIND)))
             with gr.Column():
-                result = gr.Image(label="Upscaled", type="filepath", format="png", height=480)
-                download = gr.File(label="Download PNG")
+                result = gr.ImageSlider(label="Bicubic | upscaled", type="pil", format="png", max_height=600)
+                download = gr.File(label="Download the full-size PNG")
                 with gr.Accordion("Parameters applied", open=False):
                     parameters = gr.JSON(label="Parameters")
 
+        refresh.click(lambda: gr.Dropdown(choices=super_resolution.choices()), None, model, api_name=False)
         # preprocess=False: the upload reaches core unopened, so a broken file gets core's message
         go.click(upscale, [image, model, scale, tile, overlap], [result, download, parameters],
                  api_name="upscale", preprocess=False, **ui.ONE_AT_A_TIME)

@@ -13,11 +13,13 @@ import socket
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
 import app
+from core import super_resolution
 from core.errors import InvalidInput
 from core.paths import WEIGHTS_DIR
 from demos import ui
@@ -135,11 +137,28 @@ def test_interpolate_faces_returns_frames_and_a_gif(client):
 
 
 def test_upscale_with_only_an_image(client, small_png):
-    shown, download, parameters = client.predict(handle_file(small_png), api_name="/upscale")
-    assert Image.open(shown).size == (64, 48)
+    (before, after), download, parameters = client.predict(handle_file(small_png), api_name="/upscale")
+    assert Image.open(before).size == Image.open(after).size == (64, 48)  # bicubic | model, for the slider
     saved = Image.open(download)
     assert saved.format == "PNG" and json.loads(saved.text["parameters"])["scale"] == 4
     assert parameters["model"] == "realesr-animevideov3-x4"
+
+
+def test_upscale_download_keeps_sixteen_bits_and_the_preview_is_bounded(client, tmp_path, monkeypatch):
+    from demos import super_resolution as tab
+
+    monkeypatch.setattr(tab, "PREVIEW_SIDE", 100)
+    deep = tmp_path / "deep.png"
+    Image.fromarray(np.linspace(0, 65535, 40 * 30).reshape(30, 40).astype(np.uint16)).save(deep)
+    (before, after), download, parameters = client.predict(handle_file(str(deep)), api_name="/upscale")
+    assert Image.open(download).mode == "I;16" and Image.open(download).size == (160, 120)
+    assert Image.open(after).size == Image.open(before).size == (100, 75) and parameters["mode"] == "I;16"
+
+
+def test_the_upscaler_list_shows_scale_and_architecture(hub):
+    labels = dict((value, label) for label, value in super_resolution.choices())
+    assert labels["RealESRGAN_x4plus"] == "RealESRGAN_x4plus (x4 ESRGAN)"
+    assert labels["realesr-animevideov3-x2"] == "realesr-animevideov3-x2 (x2 RealESRGAN Compact)"
 
 
 def _text_file_named_png(tmp_path: Path) -> str:

@@ -204,6 +204,11 @@ def test_model_files_in_the_models_folder(models_dir):
     for name in ("mine.safetensors", "mine.pth", str(models_dir / "mine.pth")):
         result = upscale(noise(), model=name, scale=2)
         assert result.images[0].size == (80, 60) and result.parameters["model_scale"] == 4
+    (models_dir / "broken.safetensors").write_bytes(b"not a model")
+    listed = sr.choices()
+    assert ("mine.pth (x4 RealESRGAN Compact)", "mine.pth") in listed
+    assert ("mine.safetensors (x4 RealESRGAN Compact)", "mine.safetensors") in listed
+    assert "broken.safetensors" not in dict(listed).values()  # not an upscaler by its header
 
 
 class Payload:  # anything a plain-tensor loader must refuse to rebuild
