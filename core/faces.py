@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from core import models
+from core import face_restoration, models
 from core.checks import check_float, check_int
 from core.convert_dcgan import FILE_NAME
 from core.dcgan import DCGANGenerator
@@ -64,7 +64,8 @@ models.register(models.ModelSpec(
 
 
 def generate_faces(*, count: int = 4, seed: int = -1, model: str | None = None,
-                   truncation_psi: float = 1.0, upscale: bool = False) -> Result:
+                   truncation_psi: float = 1.0, upscale: bool = False, face_restoration: str | None = None,
+                   face_weight: float = 1.0) -> Result:
     """Make `count` random faces with a GAN, each reproducible from its own seed.
 
     Args:
@@ -74,15 +75,21 @@ def generate_faces(*, count: int = 4, seed: int = -1, model: str | None = None,
         truncation_psi: 0..1; scales each latent toward the mean of its prior, z' = psi * z. Lower
             values give more typical, less varied faces; 0 gives the same "average" face for every seed.
         upscale: True runs each face through `core.upscale` (the default x4 model): 256x256 instead of 64x64.
+        face_restoration: None, or a face-restoration file in the models folder (GFPGAN,
+            RestoreFormer, ...; core.face_restoration): each face is redrawn by it at 512x512.
+        face_weight: 0..1, how much of the restored face to keep (1: all).
 
     Returns:
-        Result with `count` RGB images (64x64 px, or 256x256 when upscaled), `seeds` one per face,
-        and `parameters`: model, count, seed (the first), truncation_psi, upscale, size ([w, h] px).
+        Result with `count` RGB images (64x64 px, 256x256 when upscaled, 512x512 when restored),
+        `seeds` one per face, and `parameters`: model, count, seed (the first), truncation_psi,
+        upscale, face_restoration, face_weight, size ([w, h] px).
 
     Raises:
-        InvalidInput: count, seed or truncation_psi out of range, or upscale not a bool.
-        ModelNotFound: `model` is not registered, or the embedded weights were never built.
-        UnsafeModelFile: the weights file does not hold a DCGAN generator.
+        InvalidInput: count, seed, truncation_psi or face_weight out of range, or upscale not a bool.
+        ModelNotFound: `model` is not registered, the embedded weights were never built, or the
+            face_restoration file is missing.
+        UnsafeModelFile: the weights file does not hold a DCGAN generator, or face_restoration no
+            face-restoration net.
 
     Latents: z ~ N(0, I) of shape (nz,) drawn on the CPU from torch.Generator(seed), so a seed gives
     the same face on every device. Truncation: for a DCGAN, plain scaling of z is the analogue of
@@ -96,32 +103,34 @@ def generate_faces(*, count: int = 4, seed: int = -1, model: str | None = None,
     count = check_int("count", count, 1, MAX_COUNT)
     seeds = resolve_seeds(seed, count)
     psi, name = _check_common(truncation_psi, upscale, model)
+    restore = _FaceRestorer(face_restoration, face_weight)
     # 2. get the cached model, 3. run
     net = models.load(KIND, name)
-    images = _render(net, _latents(seeds, net.config.nz) * psi, upscale)
+    images = restore(_render(net, _latents(seeds, net.config.nz) * psi, upscale))
     # 4. report what was applied
     return Result(images=images, seeds=seeds, parameters={
         "model": name, "count": count, "seed": seeds[0], "truncation_psi": psi, "upscale": upscale,
-        "size": list(images[0].size),
+        **restore.parameters, "size": list(images[0].size),
     })
 
 
 def interpolate_faces(seed_a: int, seed_b: int, *, frames: int = 16, model: str | None = None,
-                      truncation_psi: float = 1.0, upscale: bool = False,
-                      gif_path: str | os.PathLike | None = None) -> Result:
+                      truncation_psi: float = 1.0, upscale: bool = False, face_restoration: str | None = None,
+                      face_weight: float = 1.0, gif_path: str | os.PathLike | None = None) -> Result:
     """Morph the face of `seed_a` into the face of `seed_b`, as frames and a looping animated GIF.
 
     Args:
         seed_a, seed_b: the end faces' seeds (-1 for random, else 0..2**32-1), as in `generate_faces`.
         frames: number of pictures, 2..120, ends included.
-        model, truncation_psi, upscale: as in `generate_faces`.
+        model, truncation_psi, upscale, face_restoration, face_weight: as in `generate_faces`.
         gif_path: where to write the GIF (its folder must exist); None writes a new temporary file.
 
     Returns:
         Result with `frames` RGB images (64x64 px, or 256x256 when upscaled), frame 0 equal to
         `generate_faces(count=1, seed=seed_a)` and the last to that of seed_b with the same settings;
         `seeds` = [seed_a, seed_b] (the two ends, not one per frame); `parameters`: model, seed_a, seed_b,
-        frames, truncation_psi, upscale, size ([w, h] px), gif_path (str), frame_ms (GIF frame time).
+        frames, truncation_psi, upscale, face_restoration, face_weight, size ([w, h] px), gif_path
+        (str), frame_ms (GIF frame time).
 
     Raises:
         InvalidInput: a seed, frames or truncation_psi out of range, upscale not a bool, or the
@@ -137,13 +146,14 @@ def interpolate_faces(seed_a: int, seed_b: int, *, frames: int = 16, model: str 
     seed_a, seed_b = resolve_seeds(seed_a, 1)[0], resolve_seeds(seed_b, 1)[0]
     frames = check_int("frames", frames, 2, MAX_FRAMES)
     psi, name = _check_common(truncation_psi, upscale, model)
+    restore = _FaceRestorer(face_restoration, face_weight)
     if gif_path is not None and (not isinstance(gif_path, (str, os.PathLike)) or not Path(gif_path).parent.is_dir()):
         raise InvalidInput(f"gif_path must be a file path in an existing folder, got {gif_path!r}")
     # 2. get the cached model, 3. run
     net = models.load(KIND, name)
     ends = _latents([seed_a, seed_b], net.config.nz) * psi  # (2, nz, 1, 1)
     path = slerp(ends[0], ends[1], torch.linspace(0.0, 1.0, frames))  # (frames, nz, 1, 1)
-    images = _render(net, path, upscale)
+    images = restore(_render(net, path, upscale))
     # 4. write the GIF, report what was applied
     if gif_path is None:
         handle, gif_path = tempfile.mkstemp(prefix="faces-", suffix=".gif")
@@ -151,7 +161,8 @@ def interpolate_faces(seed_a: int, seed_b: int, *, frames: int = 16, model: str 
     gif = save_gif(images, gif_path, frame_ms=GIF_FRAME_MS)
     return Result(images=images, seeds=[seed_a, seed_b], parameters={
         "model": name, "seed_a": seed_a, "seed_b": seed_b, "frames": frames, "truncation_psi": psi,
-        "upscale": upscale, "size": list(images[0].size), "gif_path": str(gif), "frame_ms": GIF_FRAME_MS,
+        "upscale": upscale, **restore.parameters, "size": list(images[0].size), "gif_path": str(gif),
+        "frame_ms": GIF_FRAME_MS,
     })
 
 
@@ -183,6 +194,24 @@ def _check_common(truncation_psi: float, upscale: bool, model: str | None) -> tu
     name = model or DEFAULT_MODEL
     models.spec(KIND, name)  # raises ModelNotFound listing the known names
     return psi, name
+
+
+class _FaceRestorer:
+    """Applies the face-restoration option to rendered faces (identity when none is chosen); its
+    file is loaded when made, so a bad file fails before any face is drawn."""
+
+    def __init__(self, model: str | None, weight: float) -> None:
+        self.model = model or None
+        self.weight = check_float("face_weight", weight, 0.0, 1.0)
+        if self.model:
+            face_restoration.get_restorer(self.model)
+        self.parameters = {"face_restoration": self.model, "face_weight": self.weight if self.model else None}
+
+    def __call__(self, images: list[Image.Image]) -> list[Image.Image]:
+        if not self.model:
+            return images
+        side = face_restoration.FACE_SIDE
+        return [face_restoration.restore_face(im, self.model, weight=self.weight, size=(side, side)) for im in images]
 
 
 def _latents(seeds: list[int], nz: int) -> torch.Tensor:

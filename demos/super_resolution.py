@@ -24,7 +24,8 @@ PREVIEW_SIDE = 1536
 """The before/after slider shows at most this many px a side; the PNG download is full size."""
 
 
-def upscale(image: dict | None, model: str, scale: float, tile: int, overlap: int, progress=gr.Progress()):
+def upscale(image: dict | None, model: str, scale: float, tile: int, overlap: int, face_restoration: str = "",
+            face_weight: float = 1.0, progress=gr.Progress()):
     """Enlarge a picture with a learned upscaler, tile by tile.
 
     Args:
@@ -36,6 +37,9 @@ def upscale(image: dict | None, model: str, scale: float, tile: int, overlap: in
             model's take two passes.
         tile: tile side in input px, 64..2048; 0 picks one automatically.
         overlap: px shared by neighbouring tiles, 0..tile/4, blended to hide seams.
+        face_restoration: a face-restoration file in the models folder (GFPGAN, RestoreFormer, ...)
+            run on the upscaled picture as one face crop; "" for none.
+        face_weight: 0..1, how much of the restored face to keep.
 
     Returns:
         (before, after) for the comparison slider (bicubic vs the model, at most PREVIEW_SIDE px a
@@ -43,7 +47,8 @@ def upscale(image: dict | None, model: str, scale: float, tile: int, overlap: in
     """
     source = ui.image_source(image)
     result = ui.call(core.upscale, source, progress=progress, unit="tiles", model=model, scale=scale or None,
-                     tile=tile or None, overlap=overlap)
+                     tile=tile or None, overlap=overlap, face_restoration=face_restoration or None,
+                     face_weight=face_weight)
     after = result.images[0]
     path = ui.png_file(after, result.parameters, stem=f"upscaled-x{result.parameters['scale']:g}")
     return comparison(source, after), path, result.parameters
@@ -75,6 +80,7 @@ def build() -> gr.Blocks:
                                      info="0 = automatic; smaller tiles use less memory")
                     overlap = gr.Slider(0, TILE_MAX // 4, value=16, step=1, label="Overlap (px)",
                                         info="at most a quarter of the tile")
+                restorer, weight = ui.face_restoration_controls()
                 go = gr.Button("Upscale", variant="primary")
                 with gr.Accordion("About the models", open=False):
                     gr.Markdown("\n".join(f"- **{name}**: {models.spec(super_resolution.KIND, name).description}"
@@ -87,7 +93,7 @@ def build() -> gr.Blocks:
 
         refresh.click(lambda: gr.Dropdown(choices=super_resolution.choices()), None, model, api_name=False)
         # preprocess=False: the upload reaches core unopened, so a broken file gets core's message
-        go.click(upscale, [image, model, scale, tile, overlap], [result, download, parameters],
+        go.click(upscale, [image, model, scale, tile, overlap, restorer, weight], [result, download, parameters],
                  api_name="upscale", preprocess=False, **ui.ONE_AT_A_TIME)
     return tab
 

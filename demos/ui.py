@@ -23,6 +23,7 @@ from typing import Any, Callable
 import gradio as gr
 from PIL import Image
 
+from core import face_restoration
 from core.errors import CoreError
 from core.imageio import save_png
 from core.result import Result
@@ -91,6 +92,25 @@ def show(result: Result) -> tuple[list[tuple[Image.Image, str]], str, dict[str, 
     else:
         captions = [f"{i + 1}/{len(images)}" for i in range(len(images))]
     return list(zip(images, captions)), ", ".join(str(s) for s in seeds), result.parameters
+
+
+def face_restoration_controls() -> tuple[gr.Dropdown, gr.Slider]:
+    """A "Face restoration" accordion for the faces and super-resolution tabs: the restorer file
+    ("" = none; the models folder's GFPGAN, RestoreFormer, ... files) with a refresh button, and
+    its weight. Returns (model, weight)."""
+    def listed():
+        return [("None", ""), *face_restoration.choices()]
+
+    with gr.Accordion("Face restoration", open=False):
+        with gr.Row(equal_height=True):
+            model = gr.Dropdown(listed(), value="", label="Face restoration model", scale=4,
+                                info="GFPGAN, RestoreFormer, ... files in the models folder; the whole "
+                                     "picture is treated as one centred face")
+            refresh = gr.Button("Refresh list", size="sm", scale=1, min_width=80)
+        weight = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Restoration weight",
+                           info="1 = the restored face only; lower values blend the original back in")
+    refresh.click(lambda: gr.Dropdown(choices=listed()), None, model, api_name=False)
+    return model, weight
 
 
 def result_panel(label: str = "Result") -> tuple[gr.Gallery, gr.Textbox, gr.JSON]:

@@ -42,10 +42,11 @@ def offline(monkeypatch):
 @pytest.fixture
 def models_dir(tmp_path, monkeypatch) -> Path:
     """An empty models folder for this test only (what IMAGEGEN_MODELS_DIR would point at)."""
-    from core import model_files, super_resolution
+    from core import face_restoration, model_files, super_resolution
 
     folder = tmp_path / "models"
     folder.mkdir()
     monkeypatch.setattr(model_files, "MODELS_DIR", folder)
     monkeypatch.setattr(super_resolution, "MODELS_DIR", folder)
+    monkeypatch.setattr(face_restoration, "MODELS_DIR", folder)
     return folder

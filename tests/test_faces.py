@@ -96,7 +96,8 @@ def test_default_call_gives_four_rgb_64px_faces():
     assert len(result.images) == 4 and len(result.seeds) == 4
     assert all(im.mode == "RGB" and im.size == (64, 64) for im in result.images)
     assert result.parameters == {"model": faces.DEFAULT_MODEL, "count": 4, "seed": result.seeds[0],
-                                 "truncation_psi": 1.0, "upscale": False, "size": [64, 64]}
+                                 "truncation_psi": 1.0, "upscale": False, "face_restoration": None,
+                                 "face_weight": None, "size": [64, 64]}
 
 
 @needs_weights

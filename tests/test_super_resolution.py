@@ -43,7 +43,8 @@ def test_default_model_gives_x4_in_the_inputs_kind(mode, out_mode):
     assert result.parameters | {"tile": 0} == {
         "model": sr.DEFAULT_MODEL, "scale": 4, "model_scale": 4, "passes": 1, "tile": 0, "overlap": 16,
         "precision": result.parameters["precision"], "device": result.parameters["device"], "alpha": "none",
-        "mode": out_mode, "input_size": [40, 30], "output_size": [160, 120], "warnings": []}
+        "mode": out_mode, "input_size": [40, 30], "output_size": [160, 120], "face_restoration": None,
+        "face_weight": None, "warnings": []}
 
 
 def test_sixteen_bit_grey_stays_sixteen_bit_and_keeps_its_fine_levels(tmp_path):
@@ -219,7 +220,7 @@ class Payload:  # anything a plain-tensor loader must refuse to rebuild
     ("evil.pth", "pickle", UnsafeModelFile, "unpickling"),
     ("notes.txt", b"hello", UnsafeModelFile, ".safetensors or .pth"),
     ("garbage.safetensors", b"not a safetensors file", UnsafeModelFile, "not a readable"),
-    ("random.safetensors", "tensors", UnsafeModelFile, "no upscaler architecture"),
+    ("random.safetensors", "tensors", UnsafeModelFile, "no upscaler or face-restoration architecture"),
 ])
 def test_refuses_unsafe_or_unknown_files(models_dir, file_name, content, error, words):
     path = models_dir / file_name

@@ -1,0 +1,98 @@
+"""Read image-model files (upscalers, face restorers) with spandrel, safely, and say what they are.
+
+spandrel (chaiNNer-org/spandrel, MIT) recognises an architecture from the state dict's keys and
+shapes and rebuilds it. Files are only ever read as tensors: `.safetensors` directly, `.pth` through
+`torch.load(weights_only=True)`, so a file that needs code unpickled is refused, never run.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core.errors import UnsafeModelFile
+
+SUFFIXES = (".safetensors", ".pth")
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """A read model: spandrel's ImageModelDescriptor (on the CPU, eval mode) and the file's
+    "imagegen" safetensors metadata (see core.convert_ncnn; {} for other files)."""
+
+    descriptor: Any
+    meta: dict[str, Any]
+
+
+def read(path: str | Path) -> ModelFile:
+    """Read `path` with spandrel onto the CPU.
+
+    Raises:
+        UnsafeModelFile: another extension, a file that needs unpickling beyond tensors, a corrupt
+            file, an architecture spandrel does not know, or a model that is not a 3-channel image
+            model; the message names the file (not its folder) and the reason.
+    """
+    import spandrel
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    suffix, meta = path.suffix.lower(), {}
+    if suffix not in SUFFIXES:
+        raise UnsafeModelFile(f"{path.name}: model files must be {' or '.join(SUFFIXES)}, got {suffix or 'no extension'}")
+    try:
+        if suffix == ".safetensors":
+            with safe_open(str(path), framework="pt") as handle:
+                meta = json.loads((handle.metadata() or {}).get("imagegen", "{}"))
+            descriptor = spandrel.ModelLoader().load_from_file(path)
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            descriptor = spandrel.ModelLoader().load_from_state_dict(spandrel.canonicalize_state_dict(state))
+    except pickle.UnpicklingError:
+        raise UnsafeModelFile(f"{path.name} needs unpickling of code, which could run anything; refused. "
+                              "Convert it to .safetensors with a tool you trust") from None
+    except spandrel.UnsupportedModelError:
+        raise UnsafeModelFile(f"{path.name} holds no upscaler or face-restoration architecture that spandrel "
+                              "knows") from None
+    except (SafetensorError, RuntimeError, KeyError, AttributeError, TypeError, ValueError) as err:
+        raise UnsafeModelFile(f"{path.name} is not a readable model file ({err})") from None
+    if not isinstance(descriptor, spandrel.ImageModelDescriptor) or (
+            descriptor.input_channels, descriptor.output_channels) != (3, 3):
+        raise UnsafeModelFile(f"{path.name} is a {descriptor.architecture.name} model, not a 3-channel image model")
+    return ModelFile(descriptor.eval(), meta)
+
+
+_SUMMARIES: dict[str, tuple[str, int, str]] = {}  # "path@mtime" -> (architecture, scale, purpose)
+
+
+def describe(path: Path) -> tuple[str, int, str] | None:
+    """(architecture name, scale, purpose) of a model file, e.g. ("ESRGAN", 4, "SR") or
+    ("GFPGAN", 1, "FaceSR"); None when it cannot be read (see `read`). Remembered per file version,
+    so listing a models folder again reads only new or changed files."""
+    try:
+        key = f"{path}@{path.stat().st_mtime_ns}"
+    except OSError:
+        return None
+    if key not in _SUMMARIES:
+        try:
+            model = read(path)
+        except UnsafeModelFile:
+            return None
+        d = model.descriptor
+        _SUMMARIES[key] = (d.architecture.name, int(model.meta.get("output_scale", d.scale)), d.purpose)
+    return _SUMMARIES[key]
+
+
+def labelled(entries: dict[str, Path], purpose: str) -> list[tuple[str, str]]:
+    """(label, name) pairs for a model list from {name: file}: only the files spandrel reads as
+    `purpose` ("SR" upscalers, "FaceSR" face restorers), labelled like "name (x4 ESRGAN)"."""
+    found = []
+    for name, path in entries.items():
+        described = describe(path)
+        if described and described[2] == purpose:
+            found.append((f"{name} (x{described[1]} {described[0]})", name))
+    return found
