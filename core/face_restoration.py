@@ -4,7 +4,7 @@ Any face-restoration architecture spandrel knows (its "FaceSR" models: GFPGAN v1
 2021, arXiv:2101.04061, Apache-2.0; RestoreFormer, Wang et al. 2022, arXiv:2201.06374, Apache-2.0)
 works from a `.safetensors` or `.pth` file in the models folder, read only as tensors
 (core.spandrel_files). CodeFormer (S-Lab License 1.0, non-commercial) is not in spandrel's main
-package; it works when the user installs `spandrel_extra_arches` and registers it themselves.
+package; its files are read too when the user has installed `spandrel_extra_arches`.
 
 No face detector ships here, so the whole picture is treated as one face crop, centred and upright,
 as the face tab makes them and as face datasets (FFHQ) align them. The nets were trained at 512x512.

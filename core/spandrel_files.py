@@ -40,6 +40,7 @@ def read(path: str | Path) -> ModelFile:
     import spandrel
     from safetensors import SafetensorError, safe_open
 
+    _install_extra_arches()
     path = Path(path)
     suffix, meta = path.suffix.lower(), {}
     if suffix not in SUFFIXES:
@@ -66,6 +67,20 @@ def read(path: str | Path) -> ModelFile:
     return ModelFile(descriptor.eval(), meta)
 
 
+def _install_extra_arches() -> None:
+    """Let spandrel also read the architectures of `spandrel_extra_arches` (CodeFormer and others
+    under non-commercial licences) when the user has installed that package; never installed here."""
+    global _EXTRA_DONE
+    if not _EXTRA_DONE:
+        _EXTRA_DONE = True
+        try:
+            import spandrel_extra_arches
+        except ImportError:
+            return
+        spandrel_extra_arches.install()
+
+
+_EXTRA_DONE = False
 _SUMMARIES: dict[str, tuple[str, int, str]] = {}  # "path@mtime" -> (architecture, scale, purpose)
 
 
