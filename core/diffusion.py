@@ -59,7 +59,7 @@ def load_emoji_folder(folder: Path, name: str = DEFAULT_MODEL) -> DiffusionModel
                             "or train it with `python -m core.training.train` (see weights/README.md)")
     prepare_text_encoder(folder)
     device = default_device()
-    t2i = EmojiPipeline.from_pretrained(folder, dtype=default_dtype(device))
+    t2i = EmojiPipeline.from_pretrained(folder, dtype=default_dtype(device), disable_mmap=True)
     if device.type != "cpu":
         t2i = t2i.to(device)
     native = t2i.unet.config.sample_size

@@ -7,6 +7,10 @@ callers that only know Python's own exceptions still catch it.
 
 from __future__ import annotations
 
+import re
+
+_PATH = re.compile(r"(?:[A-Za-z]:)?[/\\](?:[^\s'\"/\\,;:()]+[/\\])+([^\s'\",;:()]*)")
+
 
 class CoreError(Exception):
     """Something the user can act on; the UI and the CLI show the message as-is."""
@@ -26,3 +30,11 @@ class UnsafeModelFile(CoreError, ValueError):
 
 class OutOfMemory(CoreError, MemoryError):
     """The request does not fit in the memory of the chosen device, even at the smallest setting."""
+
+
+def brief(err: BaseException, limit: int = 240) -> str:
+    """A library exception as a short reason for a user: its first line, every absolute path cut
+    to its last part (no server paths reach the page), at most `limit` characters."""
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    text = _PATH.sub(lambda m: m.group(1) or "that folder", lines[0] if lines else type(err).__name__)
+    return text if len(text) <= limit else text[:limit - 1] + "…"

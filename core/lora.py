@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from core.checks import check_float
-from core.errors import InvalidInput, UnsafeModelFile
-from core.model_files import SAFE_SUFFIX, resolve_file
+from core.errors import InvalidInput, UnsafeModelFile, brief
+from core.model_files import SAFE_SUFFIX, resolve_file, safetensors_header
 
 WEIGHT_RANGE = (-4.0, 4.0)
 """LoRA weights accepted (A1111 allows negatives to steer away from a LoRA's concept)."""
@@ -63,15 +63,19 @@ def apply(model, loras: list[tuple[str, float]]) -> list[dict]:
         path = resolve_file(file)
         if path.suffix.lower() != SAFE_SUFFIX:
             raise UnsafeModelFile(f"{path.name}: LoRA files must be {SAFE_SUFFIX}")
-        key = str(path)
+        key = f"{path}@{path.stat().st_mtime_ns}"  # a file replaced in place loads again
         if key not in model.adapters:
+            for stale in [k for k in model.adapters if k.rsplit("@", 1)[0] == str(path)]:
+                pipe.delete_adapters(model.adapters.pop(stale))
             adapter = f"lora{len(model.adapters)}"
+            state = _read(path)
             try:
-                pipe.load_lora_weights(key, adapter_name=adapter)
+                pipe.load_lora_weights(state, adapter_name=adapter)
             except (ValueError, KeyError, RuntimeError, OSError, TypeError) as err:
                 if adapter in _loaded_adapters(pipe):
                     pipe.delete_adapters(adapter)
-                raise UnsafeModelFile(f"{path.name} is not a LoRA for {model.name} ({model.family}): {err}") from None
+                raise UnsafeModelFile(f"{path.name} is not a LoRA for {model.name} ({model.family}): "
+                                      f"{brief(err)}") from None
             model.adapters[key] = adapter
         names.append(model.adapters[key])
         weights.append(weight)
@@ -81,6 +85,23 @@ def apply(model, loras: list[tuple[str, float]]) -> list[dict]:
     elif model.adapters:
         pipe.disable_lora()
     return [{"file": file, "weight": weight} for file, weight in loras]
+
+
+def _read(path) -> dict:
+    """The LoRA's tensors, read into memory (not memory-mapped: a file replaced while the app runs
+    must not pull the weights from under a loaded model). The header is checked first.
+
+    Raises:
+        UnsafeModelFile: not a complete safetensors file.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    safetensors_header(path)  # truncation and garbage give a clear message here
+    try:
+        return load(path.read_bytes())
+    except (SafetensorError, ValueError) as err:
+        raise UnsafeModelFile(f"{path.name} is not a readable safetensors file ({brief(err)})") from None
 
 
 def _loaded_adapters(pipe) -> set[str]:

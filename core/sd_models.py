@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from core.devices import default_device, default_dtype
-from core.errors import CoreError, ModelNotFound, UnsafeModelFile
+from core.errors import brief, CoreError, ModelNotFound, UnsafeModelFile
 from core.model_files import PICKLE_SUFFIXES, SAFE_SUFFIX, load_pickle_weights, resolve_file, safetensors_header
 
 HUB_MODELS = {
@@ -123,9 +123,10 @@ def _from_folder(folder: Path):
     if not (folder / "model_index.json").is_file():
         raise ModelNotFound(f"{folder.name} is a folder without model_index.json, not a diffusers pipeline")
     try:
-        return AutoPipelineForText2Image.from_pretrained(folder, dtype=_dtype(), local_files_only=True)
+        return AutoPipelineForText2Image.from_pretrained(folder, dtype=_dtype(), local_files_only=True,
+                                                         disable_mmap=True)
     except (OSError, ValueError, KeyError, RuntimeError) as err:
-        raise UnsafeModelFile(f"the diffusers folder {folder.name} could not be loaded: {err}") from None
+        raise UnsafeModelFile(f"the diffusers folder {folder.name} could not be loaded: {brief(err)}") from None
 
 
 def _from_hub(repo_id: str):
@@ -134,8 +135,8 @@ def _from_hub(repo_id: str):
     from huggingface_hub import constants
     from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
 
-    offline = constants.HF_HUB_OFFLINE
-    kwargs = {"dtype": _dtype(), "local_files_only": offline}
+    offline = constants.HF_HUB_OFFLINE or (not _in_hub_cache(repo_id) and not _hub_reachable())
+    kwargs = {"dtype": _dtype(), "local_files_only": offline, "disable_mmap": True}
     try:
         if _dtype() == torch.float16:
             try:
@@ -152,9 +153,29 @@ def _from_hub(repo_id: str):
                 f"{repo_id} is not in the Hugging Face cache and downloads are off "
                 f"(HF_HUB_OFFLINE=1 or no network). Fetch it once where the Hub is reachable: "
                 f"`hf download {repo_id}`, then copy the cache here or unset HF_HUB_OFFLINE") from None
-        raise ModelNotFound(f"{repo_id} could not be fetched from the Hugging Face Hub: {err}") from None
+        raise ModelNotFound(f"{repo_id} could not be fetched from the Hugging Face Hub: {brief(err)}") from None
     except ValueError as err:
-        raise ModelNotFound(f"{repo_id} is not a text-to-image pipeline that diffusers knows ({err})") from None
+        raise ModelNotFound(f"{repo_id} is not a text-to-image pipeline that diffusers knows ({brief(err)})") from None
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    """Whether the HF cache holds the repo's model_index.json (then no network is needed)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(repo_id, "model_index.json"), str)
+
+
+def _hub_reachable(timeout_s: float = 5.0) -> bool:
+    """One quick request to the Hub, so that a machine without network says so in seconds instead
+    of after minutes of retries."""
+    import httpx
+    from huggingface_hub import constants
+
+    try:
+        httpx.head(constants.ENDPOINT, timeout=timeout_s)
+        return True
+    except httpx.HTTPError:
+        return False
 
 
 def file_family(path: Path) -> str:
@@ -208,9 +229,10 @@ def _from_single_file(path: Path):
     cls = StableDiffusionXLPipeline if family == "sdxl" else StableDiffusionPipeline
     config = sd_configs.config_folder(family, sd_configs.CONFIGS_DIR)
     try:
-        pipe = cls.from_single_file(str(path), config=str(config), local_files_only=True, dtype=_dtype())
+        pipe = cls.from_single_file(str(path), config=str(config), local_files_only=True, dtype=_dtype(),
+                                    disable_mmap=True)
     except (OSError, ValueError, KeyError, RuntimeError) as err:
-        raise UnsafeModelFile(f"{path.name} does not fit the {family} architecture: {err}") from None
+        raise UnsafeModelFile(f"{path.name} does not fit the {family} architecture: {brief(err)}") from None
     prediction = _sidecar_prediction_type(path)
     if prediction:
         pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, prediction_type=prediction)

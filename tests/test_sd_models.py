@@ -9,6 +9,7 @@ tiny configs here).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -210,6 +211,36 @@ def test_the_cache_evicts_the_least_recently_used_model_over_budget(sd_root, mon
     core.text_to_image("a cat", model="checkpoints/tiny-sdxl.safetensors", **FAST)
     assert [k for k in models.cached(diffusion.SOURCE_KIND)] == [
         sd_models.source_key("checkpoints/tiny-sdxl.safetensors")]
+
+
+def test_files_replaced_while_loaded_never_crash_the_server(sd_root, tmp_path):
+    """Weights are read into memory, not memory-mapped: a model or LoRA file truncated in place
+    while loaded used to kill the process with SIGBUS. Run in a child process, which would die."""
+    folder = tmp_path / "models"
+    shutil.copytree(sd_root / "models" / "tiny-sd1", folder / "tiny-sd1")
+    shutil.copytree(sd_root / "models" / "loras", folder / "loras")
+    probe = textwrap.dedent(f"""
+        from pathlib import Path
+        import core
+        fast = {FAST!r}
+        lora = {{"loras/style.safetensors": 1.0}}
+        before = core.text_to_image("a cat", model="tiny-sd1", loras=lora, **fast).images[0].tobytes()
+        for name in ("tiny-sd1/unet/diffusion_pytorch_model.safetensors", "loras/style.safetensors"):
+            path = Path({str(folder)!r}) / name
+            path.write_bytes(path.read_bytes()[:1000])  # the same file, cut short
+        try:
+            core.text_to_image("a cat", model="tiny-sd1", loras=lora, **fast)
+        except core.UnsafeModelFile as err:
+            print("refused:", err)
+        after = core.text_to_image("a cat", model="tiny-sd1", **fast).images[0]
+        print("alive", after.size)
+    """)
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO_DIR,
+                         env={**os.environ, "IMAGEGEN_MODELS_DIR": str(folder), "HF_HUB_OFFLINE": "1"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stdout.strip().splitlines()
+    assert lines[-2].startswith("refused: style.safetensors") and str(folder) not in lines[-2]
+    assert lines[-1] == "alive (64, 64)"
 
 
 def test_zerogpu_wraps_the_gpu_bound_function_only_when_spaces_is_installed(tmp_path):
