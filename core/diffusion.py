@@ -82,16 +82,17 @@ def choices() -> list[str]:
 
 
 def suggested_settings(model: str | None) -> dict[str, Any]:
-    """Steps, guidance_scale, scheduler, width and height that suit `model`, without loading it
-    (a loaded model answers from itself). For the UI, to fill its controls when the model changes."""
+    """Steps, guidance_scale, scheduler, width, height and upscale (x4 for the 32-px emoji model
+    only) that suit `model`, without loading it (a loaded model answers from itself). For the UI,
+    to fill its controls when the model changes."""
     name = DEFAULT_MODEL if model in (None, "") else model
     if name in models.cached(KIND):
         m = models.load(KIND, name)
-        return {**m.defaults, "width": m.native, "height": m.native}
+        return {**m.defaults, "width": m.native, "height": m.native, "upscale": m.family == "emoji"}
     if name == DEFAULT_MODEL:
         return {"steps": DEFAULT_STEPS, "guidance_scale": DEFAULT_GUIDANCE, "scheduler": DEFAULT_SCHEDULER,
-                "width": 32, "height": 32}
-    return sd_models.suggested(name)
+                "width": 32, "height": 32, "upscale": True}
+    return {**sd_models.suggested(name), "upscale": False}
 
 
 def get_model(model: str | None) -> DiffusionModel:
@@ -166,7 +167,7 @@ def _run(m: DiffusionModel, pipe, settings: dict, seed: int, on_step, upscale: b
     seeds = resolve_seeds(seed, n * count)
     images: list[Image.Image] = []
     with _RUN_LOCK, torch.inference_mode():
-        pipe.scheduler = make_scheduler(settings["scheduler"], m.scheduler_config)
+        pipe.scheduler = make_scheduler(settings["scheduler"], m.scheduler_config, settings["steps"])
         settings["loras"] = lora.apply(m, loras)
         settings["vae_tiling"] = sd_models.set_vae_tiling(m, settings["width"], settings["height"])
         for b in range(count):

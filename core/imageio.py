@@ -56,6 +56,7 @@ def open_image(image: Any, *, name: str = "image", min_side: int = 8, max_side: 
             img = image
         else:
             raise InvalidInput(f"{name} must be a picture, got {type(image).__name__}")
+        _check_sides(img.size, name, min_side, max_side)  # from the header: before pixels are decoded
         notes = []
         if getattr(img, "is_animated", False):
             notes.append(f"{name} is animated ({img.n_frames} frames); only its first frame is used")
@@ -69,11 +70,6 @@ def open_image(image: Any, *, name: str = "image", min_side: int = 8, max_side: 
         raise InvalidInput(f"{name} is not a readable picture; upload a PNG, JPEG or WebP file") from None
     except Image.DecompressionBombError:
         raise InvalidInput(f"{name} has too many pixels; the limit is {max_side}x{max_side}") from None
-    width, height = img.size
-    if min(width, height) < min_side:
-        raise InvalidInput(f"{name} is {width}x{height} px; each side must be at least {min_side} px")
-    if max(width, height) > max_side:
-        raise InvalidInput(f"{name} is {width}x{height} px; each side must be at most {max_side} px")
     has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
     if img.mode.startswith("I"):  # 16-bit (I;16, I;16B) or 32-bit integer greyscale
         levels = np.asarray(img, dtype=np.float32).clip(0, 65535)
@@ -85,6 +81,14 @@ def open_image(image: Any, *, name: str = "image", min_side: int = 8, max_side: 
         img = img.convert("RGBA" if has_alpha else "RGB")
     img.info["notes"] = notes
     return img
+
+
+def _check_sides(size: tuple[int, int], name: str, min_side: int, max_side: int) -> None:
+    width, height = size
+    if min(width, height) < min_side:
+        raise InvalidInput(f"{name} is {width}x{height} px; each side must be at least {min_side} px")
+    if max(width, height) > max_side:
+        raise InvalidInput(f"{name} is {width}x{height} px; each side must be at most {max_side} px")
 
 
 def flatten(image: Image.Image, background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:

@@ -22,15 +22,27 @@ SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
-def make_scheduler(name: str, base_config: dict[str, Any]):
+def make_scheduler(name: str, base_config: dict[str, Any], steps: int | None = None):
     """A new scheduler of the named kind on the noise schedule of `base_config` (a scheduler's `.config`).
 
+    With `steps`, the sampler's timesteps for that many steps are checked first: Karras sigmas
+    (Karras et al. 2022, arXiv:2206.00364) on a cosine noise schedule, like our emoji model's,
+    bunch up at the noisy end and repeat timesteps, which diffusers' multistep solvers cannot run.
+
     Raises:
-        InvalidInput: `name` is not one of SCHEDULERS.
+        InvalidInput: `name` is not one of SCHEDULERS, or it cannot take `steps` steps on this schedule.
     """
     import diffusers
 
     if name not in SCHEDULERS:
         raise InvalidInput(f"scheduler must be one of {', '.join(SCHEDULERS)}; got {name!r}")
     class_name, overrides = SCHEDULERS[name]
-    return getattr(diffusers, class_name).from_config(base_config, **overrides)
+    scheduler = getattr(diffusers, class_name).from_config(base_config, **overrides)
+    if steps is not None and overrides.get("use_karras_sigmas"):
+        scheduler.set_timesteps(steps)
+        timesteps = scheduler.timesteps.tolist()
+        if len(set(timesteps)) < len(timesteps):
+            raise InvalidInput(f"{name} does not suit this model's noise schedule "
+                               f"({base_config.get('beta_schedule', 'unknown')}): its steps repeat; "
+                               f"choose {name.replace(' Karras', '')} or another sampler")
+    return scheduler

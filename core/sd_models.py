@@ -17,6 +17,7 @@ decoded at a time); VAE tiling is switched on per call for images over 1024x1024
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -385,20 +386,37 @@ def token_warnings(model: DiffusionModel, **texts: str) -> list[str]:
         ids = tokenizer(text, truncation=False, add_special_tokens=True).input_ids
         if len(ids) > limit:
             dropped = tokenizer.decode(ids[limit - 1:-1]).strip()
+            words = dropped.split()
+            dropped = dropped if len(words) <= 12 else " ".join(words[:12]) + f" … ({len(words) - 12} more words)"
             warnings.append(f"{label.replace('_', ' ')} is {len(ids) - 2} tokens; the text encoder reads "
                             f"{limit - 2}, so this end was left out: \"{dropped}\"")
     return warnings
 
 
+def folder_family(folder: Path) -> str:
+    """The family of a diffusers folder from its JSON files alone: a second text encoder is SDXL,
+    a 1024-wide one SD 2.x, else SD 1.x."""
+    try:
+        index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+        if "text_encoder_2" in index:
+            return "sdxl"
+        encoder = json.loads((folder / "text_encoder" / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "sd1"
+    return "sd2" if encoder.get("hidden_size") == 1024 else "sd1"
+
+
 def guess_family(source: str) -> str:
-    """The family of a model without loading it: known Hub ids, or a single file's header
-    (`file_family`); "sd1" when it cannot tell."""
+    """The family of a model without loading it: known Hub ids, a folder's JSON files
+    (`folder_family`) or a single file's header (`file_family`); "sd1" when it cannot tell."""
     if source in HUB_MODELS:
         return HUB_MODELS[source]
     try:
         path = resolve_file(source)
     except ModelNotFound:
         return "sd1"
+    if path.is_dir():
+        return folder_family(path)
     if path.suffix.lower() != SAFE_SUFFIX:
         return "sd1"
     try:

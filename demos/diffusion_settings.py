@@ -9,12 +9,18 @@ from __future__ import annotations
 import gradio as gr
 
 from core import diffusion
+from core.errors import CoreError
 from core.lora import WEIGHT_RANGE
 from core.model_files import scan
 from core.schedulers import SCHEDULERS
 from core.seeds import MAX_SEED
 
 LORA_ROWS = 3
+UNTOUCHED = {"scheduler": diffusion.DEFAULT_SCHEDULER, "steps": diffusion.DEFAULT_STEPS,
+             "guidance_scale": diffusion.DEFAULT_GUIDANCE, "width": 32, "height": 32, "upscale": True}
+"""The panel's first values (the emoji model's). With another model, a control still at its first
+value takes that model's own setting: an API call that names only a model gets it at its native
+size, steps, guidance and sampler, as the page does when the model is picked."""
 SIDE_RANGE, SIDE_STEP = (16, 2048), 8
 """Width/height sliders span every model; core checks each model's own range (emoji 16..64,
 Stable Diffusion 64..2048) and rounds sides that are not a multiple of 8."""
@@ -54,21 +60,30 @@ def panel() -> list[gr.components.Component]:
     def follow(name: str):
         s = diffusion.suggested_settings(name)
         return (gr.update(value=s["scheduler"]), gr.update(value=s["steps"]), gr.update(value=s["guidance_scale"]),
-                gr.update(value=s["width"]), gr.update(value=s["height"]))
+                gr.update(value=s["width"]), gr.update(value=s["height"]), gr.update(value=s["upscale"]))
 
     def refreshed(name: str):
         lora_update = gr.update(choices=["", *scan("lora")])
         return gr.update(choices=diffusion.choices(), value=name), *[lora_update] * LORA_ROWS
 
-    model.input(follow, model, [sampler, steps, guidance, width, height], api_name=False, queue=False)
+    model.input(follow, model, [sampler, steps, guidance, width, height, upscale], api_name=False, queue=False)
     refresh.click(refreshed, model, [model, *loras[::2]], api_name=False, queue=False)
     return [negative, model, sampler, steps, guidance, width, height, seed, batch, count, upscale, *loras]
 
 
 def call_args(negative_prompt, model, scheduler, steps, guidance_scale, width, height, seed, batch_size,
               batch_count, upscale, *lora_rows) -> dict:
-    """The panel's values as core keyword arguments (LoRA rows become [(file, weight), ...])."""
+    """The panel's values as core keyword arguments (LoRA rows become [(file, weight), ...]); with a
+    model other than the emoji one, controls still at their UNTOUCHED values take the model's own."""
     pairs = [(lora_rows[i], lora_rows[i + 1]) for i in range(0, len(lora_rows), 2) if lora_rows[i]]
-    return {"negative_prompt": negative_prompt, "model": model, "scheduler": scheduler, "steps": steps,
+    args = {"negative_prompt": negative_prompt, "model": model, "scheduler": scheduler, "steps": steps,
             "guidance_scale": guidance_scale, "width": width, "height": height, "seed": seed,
             "batch_size": batch_size, "batch_count": batch_count, "upscale": upscale, "loras": pairs}
+    untouched = [key for key, first in UNTOUCHED.items() if args[key] == first]
+    if untouched and isinstance(model, str) and model not in ("", diffusion.DEFAULT_MODEL):
+        try:
+            own = diffusion.suggested_settings(model)
+        except CoreError:
+            return args  # core's own call reports what is wrong with the model
+        args.update({key: own[key] for key in untouched})
+    return args

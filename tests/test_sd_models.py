@@ -258,11 +258,34 @@ def test_zerogpu_wraps_the_gpu_bound_function_only_when_spaces_is_installed(tmp_
         assert out.stdout.strip().splitlines()[-1] == expected, out.stderr[-2000:]
 
 
+@pytest.mark.parametrize("index, encoder, family", [
+    ({"text_encoder": [], "text_encoder_2": []}, {"hidden_size": 768}, "sdxl"),
+    ({"text_encoder": []}, {"hidden_size": 1024}, "sd2"), ({"text_encoder": []}, {"hidden_size": 768}, "sd1")])
+def test_a_folders_family_is_read_from_its_json_files(tmp_path, index, encoder, family):
+    (tmp_path / "text_encoder").mkdir()
+    (tmp_path / "model_index.json").write_text(json.dumps(index))
+    (tmp_path / "text_encoder" / "config.json").write_text(json.dumps(encoder))
+    assert sd_models.folder_family(tmp_path) == family
+
+
+def test_api_calls_naming_only_a_model_get_the_models_own_settings(sd_root):
+    from demos.diffusion_settings import UNTOUCHED, call_args
+
+    first = [UNTOUCHED[k] for k in ("scheduler", "steps", "guidance_scale", "width", "height")]
+    args = call_args("", "checkpoints/tiny-sdxl.safetensors", *first, -1, 1, 1, True)
+    assert (args["width"], args["height"], args["scheduler"], args["upscale"]) == (1024, 1024, "DPM++ 2M Karras", False)
+    chosen = call_args("", "checkpoints/tiny-sdxl.safetensors", "Euler", 4, 5.0, 64, 32, -1, 1, 1, True)
+    assert (chosen["width"], chosen["height"], chosen["scheduler"], chosen["steps"]) == (64, 1024, "Euler", 4)
+    emoji = call_args("", diffusion.DEFAULT_MODEL, *first, -1, 1, 1, True)
+    assert (emoji["width"], emoji["upscale"]) == (32, True)
+
+
 def test_the_ui_gets_each_models_defaults_without_loading_it(sd_root):
     models.clear_cache()
     assert diffusion.suggested_settings("stabilityai/sdxl-turbo") == {
-        "steps": 1, "guidance_scale": 0.0, "scheduler": "Euler a", "width": 512, "height": 512}
+        "steps": 1, "guidance_scale": 0.0, "scheduler": "Euler a", "width": 512, "height": 512, "upscale": False}
     assert diffusion.suggested_settings("checkpoints/tiny-sdxl.safetensors") == {
-        "steps": 25, "guidance_scale": 5.0, "scheduler": "DPM++ 2M Karras", "width": 1024, "height": 1024}
+        "steps": 25, "guidance_scale": 5.0, "scheduler": "DPM++ 2M Karras", "width": 1024, "height": 1024,
+        "upscale": False}
     assert diffusion.suggested_settings(None)["width"] == 32
     assert models.cached() == []

@@ -268,3 +268,17 @@ def test_bad_input_raises_typed_errors(tmp_path, image, kwargs, error, words):
         image = noise()
     with pytest.raises(error, match=words):
         upscale(image, **kwargs)
+
+
+def test_an_oversized_picture_is_refused_from_its_header_before_decoding(monkeypatch):
+    import io
+
+    from PIL import ImageFile
+
+    from core.imageio import open_image
+
+    buffer = io.BytesIO()
+    Image.new("L", (16000, 16000)).save(buffer, "PNG")  # 16 KB of PNG, 256 MB of pixels
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: pytest.fail("pixels decoded"))
+    with pytest.raises(InvalidInput, match="16000x16000 px; each side must be at most 4096 px"):
+        open_image(buffer.getvalue())
