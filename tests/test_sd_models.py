@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +116,18 @@ def test_hub_id_loads_from_the_cache_and_an_uncached_id_says_how_to_fetch_it(sd_
     assert result.images[0].size == (64, 64)
     with pytest.raises(ModelNotFound, match=r"imagegen-tests/missing is not in the Hugging Face cache.*hf download"):
         core.text_to_image("a cat", model="imagegen-tests/missing", **FAST)
+
+
+@pytest.mark.usefixtures("offline")
+def test_without_network_an_uncached_id_fails_at_once_even_when_downloads_are_on(sd_root, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(sd_root / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    started = time.monotonic()
+    with pytest.raises(ModelNotFound, match=r"imagegen-tests/elsewhere is not in the Hugging Face cache.*hf download"):
+        core.text_to_image("a cat", model="imagegen-tests/elsewhere", **FAST)
+    assert time.monotonic() - started < 10  # no minutes of retries (it took 24 s before)
 
 
 def test_scheduler_change_changes_the_output_deterministically(sd_root):
