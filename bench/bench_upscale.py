@@ -1,11 +1,15 @@
 """Upscaling speed: our PyTorch path (core.super_resolution) against ncnn's own runtime, same inputs.
 
-    .venv/bin/python bench/bench_upscale.py [--large] [--threads 2]
+    .venv/bin/python bench/bench_upscale.py [--large] [--threads 2] [--compile]
 
 Prints seconds (min of 3 alternating rounds, after a warm-up) for each model and size, and the ratio
 ncnn_time / our_time (above 1: we are faster); then the wall time of the tab's default request
 (a 256x256 photo, x4, default model) through core.upscale, first call (with model load) and warm.
 Input: astronaut.png from the scikit-image 0.26.0 wheel, resized with Lanczos. About 40 s on 2 cores.
+
+--compile adds a third column: the same net through torch.compile (inductor, with weight freezing,
+so convolutions get prepacked oneDNN weights), compiled once per model and input shape before
+timing; the compile time is printed too.
 """
 
 from __future__ import annotations
@@ -41,10 +45,29 @@ def best_of(*fns, runs: int = 3) -> list[float]:
     return [min(spent) for spent in times]
 
 
+def compiled_net(up, x: torch.Tensor):
+    """`up`'s net through torch.compile (inductor, freezing on), compiled for `x`'s shape; returns
+    (the callable taking x, seconds the compile took)."""
+    import torch._inductor.config as inductor
+
+    inductor.freezing = True
+    net = torch.compile(up.model.model)
+    xs = x.contiguous(memory_format=torch.channels_last)
+    started = time.perf_counter()
+    with torch.inference_mode():
+        net(xs)
+
+    def run(x):
+        with torch.inference_mode():
+            return net(x.contiguous(memory_format=torch.channels_last))
+    return run, time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--large", action="store_true", help="also time animevideov3 at 512x512")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for both runtimes")
+    parser.add_argument("--compile", action="store_true", help="also time the net through torch.compile")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -62,14 +85,21 @@ def main() -> None:
     if args.large:
         cases.insert(1, ("realesr-animevideov3-x4", 512))
     print(f"threads={args.threads} device={sr.default_device()} bf16_cpu={sr.cpu_has_bf16()}")
-    print(f"{'model':28} {'input':>9} {'ours s':>8} {'ncnn s':>8} {'ncnn/ours':>10}  precision")
+    print(f"{'model':28} {'input':>9} {'ours s':>8} {'ncnn s':>8} {'ncnn/ours':>10}  precision"
+          + ("   compiled s  ncnn/compiled  compile s" if args.compile else ""))
     for name, side in cases:
         x = to_tensor(photo.resize((side, side), Image.Resampling.LANCZOS))  # (1, 3, side, side) in [0, 1]
         up = sr.get_upscaler(name)
         run = ncnn_runner(ncnn_dir, name, threads=args.threads, fp32=False)
         array = np.ascontiguousarray(x[0].numpy())
-        ours, theirs = best_of(lambda: up(x), lambda: run(array))
-        print(f"{name:28} {side:>4}x{side:<4} {ours:8.3f} {theirs:8.3f} {theirs / ours:10.2f}  {up.precision}")
+        fns = [lambda: up(x), lambda: run(array)]
+        if args.compile:
+            compiled, compile_s = compiled_net(up, x)
+            fns.append(lambda: compiled(x))
+        ours, theirs, *rest = best_of(*fns)
+        extra = f"   {rest[0]:10.3f}  {theirs / rest[0]:13.2f}  {compile_s:9.1f}" if rest else ""
+        print(f"{name:28} {side:>4}x{side:<4} {ours:8.3f} {theirs:8.3f} {theirs / ours:10.2f}  {up.precision}{extra}",
+              flush=True)
 
     sr.models.clear_cache()
     request = photo.resize((256, 256), Image.Resampling.LANCZOS)
