@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -282,3 +283,15 @@ def test_an_oversized_picture_is_refused_from_its_header_before_decoding(monkeyp
     monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: pytest.fail("pixels decoded"))
     with pytest.raises(InvalidInput, match="16000x16000 px; each side must be at most 4096 px"):
         open_image(buffer.getvalue())
+
+
+def test_big_pngs_are_written_fast_and_stay_lossless(tmp_path, monkeypatch):
+    from core import imageio
+
+    picture = noise(size=(256, 256)).resize((512, 512), Image.Resampling.BILINEAR)
+    normal = imageio.save_png(picture, tmp_path / "normal.png", {"scale": 4}).stat().st_size
+    monkeypatch.setattr(imageio, "FAST_PNG_ABOVE_PX", 100 * 100)
+    fast = imageio.save_png(picture, tmp_path / "fast.png", {"scale": 4})
+    assert fast.stat().st_size != normal  # zlib level 1, not 6
+    again = Image.open(fast)
+    assert np.array_equal(np.asarray(again), np.asarray(picture)) and json.loads(again.text["parameters"]) == {"scale": 4}
