@@ -48,6 +48,9 @@ def get_restorer(model: str | os.PathLike):
     """
     if not isinstance(model, (str, os.PathLike)) or not os.fspath(model):
         raise InvalidInput(f"face restoration model must be a file name, got {model!r}")
+    if model in models.names("upscaler"):
+        raise UnsafeModelFile(f"{model} is an upscaler, not a face-restoration model (GFPGAN, RestoreFormer, ...); "
+                              "put one into the models folder")
     path = resolve_file(os.fspath(model))
     key = f"{path}@{path.stat().st_mtime_ns}"
     if key not in models.names(KIND):
@@ -58,8 +61,8 @@ def get_restorer(model: str | os.PathLike):
 def _load(path: Path):
     descriptor = spandrel_files.read(path).descriptor
     if descriptor.purpose != "FaceSR":
-        raise UnsafeModelFile(f"{path.name} is a {descriptor.architecture.name} upscaler, not a face-restoration "
-                              "model (GFPGAN, RestoreFormer, ...)")
+        raise UnsafeModelFile(f"{path.name} is {spandrel_files.a_or_an(descriptor.architecture.name)} upscaler, "
+                              "not a face-restoration model (GFPGAN, RestoreFormer, ...)")
     return descriptor.to(default_device())
 
 

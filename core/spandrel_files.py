@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from core.errors import UnsafeModelFile
+from core.errors import UnsafeModelFile, brief
 
 SUFFIXES = (".safetensors", ".pth")
 
@@ -59,12 +59,19 @@ def read(path: str | Path) -> ModelFile:
     except spandrel.UnsupportedModelError:
         raise UnsafeModelFile(f"{path.name} holds no upscaler or face-restoration architecture that spandrel "
                               "knows") from None
-    except (SafetensorError, RuntimeError, KeyError, AttributeError, TypeError, ValueError) as err:
-        raise UnsafeModelFile(f"{path.name} is not a readable model file ({err})") from None
+    except (SafetensorError, OSError, EOFError, RuntimeError, KeyError, AttributeError, TypeError, ValueError,
+            IndexError) as err:  # empty, truncated or odd files; torch and spandrel raise any of these
+        raise UnsafeModelFile(f"{path.name} is not a readable model file ({brief(err, 120)})") from None
     if not isinstance(descriptor, spandrel.ImageModelDescriptor) or (
             descriptor.input_channels, descriptor.output_channels) != (3, 3):
-        raise UnsafeModelFile(f"{path.name} is a {descriptor.architecture.name} model, not a 3-channel image model")
+        raise UnsafeModelFile(f"{path.name} is {a_or_an(descriptor.architecture.name)} model, not a 3-channel "
+                              "image model")
     return ModelFile(descriptor.eval(), meta)
+
+
+def a_or_an(word: str) -> str:
+    """"a GFPGAN", "an ESRGAN": the article for an architecture name (by its first letter)."""
+    return f"{'an' if word[:1].upper() in 'AEIOU' else 'a'} {word}"
 
 
 def _install_extra_arches() -> None:

@@ -93,8 +93,8 @@ def load_upscaler(path: str | os.PathLike, name: str | None = None) -> Upscaler:
     model = spandrel_files.read(path)
     descriptor, meta = model.descriptor, model.meta
     if descriptor.purpose == "FaceSR":
-        raise UnsafeModelFile(f"{path.name} is a {descriptor.architecture.name} face-restoration model, not an "
-                              "upscaler; choose it under face restoration")
+        raise UnsafeModelFile(f"{path.name} is {spandrel_files.a_or_an(descriptor.architecture.name)} "
+                              "face-restoration model, not an upscaler; choose it under face restoration")
     device = default_device()
     descriptor.to(device)
     if default_dtype(device) == torch.float16 and descriptor.supports_half:
@@ -147,8 +147,9 @@ def get_upscaler(model: str | os.PathLike | None = None) -> Upscaler:
                             f"or give a {' or '.join(SUFFIXES)} file in the models folder")
     path = resolve_file(text)
     key = f"{path}@{path.stat().st_mtime_ns}"
+    shown = path.name if os.path.isabs(text) else text  # what the user gave, never a server path
     if key not in models.names(FILE_KIND):
-        models.register(models.ModelSpec(FILE_KIND, key, lambda: load_upscaler(path)))
+        models.register(models.ModelSpec(FILE_KIND, key, lambda: load_upscaler(path, shown)))
     return models.load(FILE_KIND, key)
 
 
@@ -166,11 +167,34 @@ def choices() -> list[tuple[str, str]]:
 
 
 def _default_tile(up: Upscaler) -> int:
-    """Tile side in input px: 512 on a GPU; on the CPU 256 (bigger tiles lose throughput there), or
-    128 for the heavy RRDB nets, so progress still moves every few seconds."""
-    if up.model.device.type != "cpu":
-        return 512
-    return 128 if up.model.architecture.id == "ESRGAN" else 256
+    """Tile side in input px for the device's free memory: the largest that fits a quarter of it
+    (`tile_for_memory`), capped at 512 on a GPU and, on the CPU, at 256 (bigger tiles lose
+    throughput there) or 128 for the heavy RRDB nets, so progress still moves every few seconds."""
+    device = up.model.device
+    if device.type == "cuda":
+        free, cap = torch.cuda.mem_get_info(device)[0], 512
+    else:
+        import psutil
+
+        free = psutil.virtual_memory().available
+        cap = 512 if device.type != "cpu" else 128 if up.model.architecture.id == "ESRGAN" else 256
+    return tile_for_memory(free, bytes_per_pixel(up), cap)
+
+
+def bytes_per_pixel(up: Upscaler) -> int:
+    """A generous estimate of the memory one input pixel of a tile takes while the net runs: the
+    widest layer's features, twice (a layer's input and output live together), plus the output,
+    at the widest conv's resolution (scale^2 px per input px if it runs after the upsampling),
+    4 bytes each (fp32; fp16 halves it, which the estimate ignores)."""
+    widest = max((m.out_channels for m in up.model.model.modules() if isinstance(m, torch.nn.Conv2d)), default=64)
+    return 4 * (2 * widest * up.scale ** 2 + 3 * up.scale ** 2)
+
+
+def tile_for_memory(free_bytes: int, per_pixel: int, cap: int, *, share: float = 0.25) -> int:
+    """The largest tile side (a multiple of 64, 64..cap) whose pixels times `per_pixel` bytes fit in
+    `share` of `free_bytes`; 64 when even that does not fit (the OOM fallback halves no further)."""
+    side = int((share * free_bytes / max(per_pixel, 1)) ** 0.5) // 64 * 64
+    return max(64, min(cap, side))
 
 
 def _is_oom(err: BaseException) -> bool:
@@ -218,8 +242,9 @@ def upscale(image: Any, *, model: str | os.PathLike | None = None, scale: float 
             own. A factor above the model's takes more passes (x8 from a x4 model: two); the
             output is resized to the exact factor with Lanczos (x2 from a x4 model: one pass, then
             down).
-        tile: tile side in *input* pixels, 64..2048; None picks 512 on a GPU, 256 on the CPU (128
-            for RRDB nets). Halved (down to 64) when the device runs out of memory.
+        tile: tile side in *input* pixels, 64..2048; None picks the largest that fits a quarter of
+            the device's free memory, at most 512 on a GPU, 256 on the CPU (128 for RRDB nets).
+            Halved (down to 64) when the device runs out of memory all the same.
         overlap: input pixels shared by neighbouring tiles, 0..tile/4, cross-faded to hide seams.
         face_restoration: None, or a face-restoration file in the models folder (GFPGAN,
             RestoreFormer, ...) run on the upscaled picture as one face crop (core.face_restoration).
@@ -257,7 +282,7 @@ def upscale(image: Any, *, model: str | os.PathLike | None = None, scale: float 
         face_restoration_module.get_restorer(face_restoration)  # a bad file fails before the long part
     scale = up.scale if scale is None else scale
     tile = _default_tile(up) if tile is None else tile
-    overlap = check_int("overlap", overlap, 0, tile // 4)
+    overlap = check_int(f"overlap (at most a quarter of the {tile}-px tile)", overlap, 0, tile // 4)
     width, height = picture.size
     inputs = plan_passes((width, height), scale, up.scale)
     size = (round(width * scale), round(height * scale))

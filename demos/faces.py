@@ -80,7 +80,8 @@ def build() -> gr.Blocks:
                                  info="-1 = random; face i uses seed + i")
                 psi = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Truncation psi",
                                 info="lower = more typical, less varied faces")
-                upscale = gr.Checkbox(value=True, label="Upscale x4", info="64 px becomes 256 px")
+                upscale = gr.Checkbox(value=True, label="Upscale x4",
+                                      info="64 px becomes 256 px (face restoration, below, makes 512 px)")
                 restorer, weight = ui.face_restoration_controls()
                 go = gr.Button("Generate", variant="primary")
             with gr.Column():

@@ -71,10 +71,12 @@ def build() -> gr.Blocks:
                 image = gr.Image(label="Low-res picture", type="filepath", image_mode=None, height=320)
                 with gr.Row(equal_height=True):
                     model = gr.Dropdown(super_resolution.choices(), value=super_resolution.DEFAULT_MODEL,
-                                        label="Model", info="scale and architecture in brackets", scale=4)
+                                        label="Model", info="scale and architecture in brackets", scale=4,
+                                        allow_custom_value=True)  # API calls may name a file added since launch
                     refresh = gr.Button("Refresh list", size="sm", scale=1, min_width=80)
                 scale = gr.Slider(0, super_resolution.MAX_SCALE, value=0, step=0.5, label="Scale",
-                                  info="0 = the model's own; above it, two passes; otherwise a Lanczos resize")
+                                  info="0 = the model's own; else 1..8: above the model's, two passes; "
+                                       "below, a Lanczos resize")
                 with gr.Accordion("Advanced", open=False):
                     tile = gr.Slider(0, TILE_MAX, value=0, step=TILE_STEP, label="Tile (input px)",
                                      info="0 = automatic; smaller tiles use less memory")

@@ -104,8 +104,9 @@ def face_restoration_controls() -> tuple[gr.Dropdown, gr.Slider]:
     with gr.Accordion("Face restoration", open=False):
         with gr.Row(equal_height=True):
             model = gr.Dropdown(listed(), value="", label="Face restoration model", scale=4,
+                                allow_custom_value=True,  # API calls may name a file added since launch
                                 info="GFPGAN, RestoreFormer, ... files in the models folder; the whole "
-                                     "picture is treated as one centred face")
+                                     "picture is treated as one centred face, redrawn at 512 px")
             refresh = gr.Button("Refresh list", size="sm", scale=1, min_width=80)
         weight = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Restoration weight",
                            info="1 = the restored face only; lower values blend the original back in")

@@ -269,3 +269,12 @@ def test_image_source_reads_what_gradio_sends_unprocessed(tmp_path):
     assert ui.image_source({"path": None, "url": "data:image/png;base64,aGVsbG8="}) == b"hello"
     assert ui.image_source({"path": None, "url": "data:image/png;base64,%%%"}) == b""
     assert ui.image_source(None) is None
+
+
+def test_files_added_after_launch_can_be_named_over_the_api(client, small_png):
+    """The lists are read at launch; a later file must reach core (which checks it), not be refused
+    by Gradio as "not in the list of choices"."""
+    for call in (lambda: client.predict(face_restoration="added-later.safetensors", api_name="/generate_faces"),
+                 lambda: client.predict(handle_file(small_png), "added-later.safetensors", api_name="/upscale")):
+        with pytest.raises(Exception, match="added-later.safetensors not found"):
+            call()

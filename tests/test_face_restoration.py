@@ -81,5 +81,7 @@ def test_upscale_and_faces_take_a_restorer_and_refuse_the_wrong_kind(restorers):
         upscale(face(), model="gfpgan.safetensors")
     (restorers / "compact.safetensors").write_bytes((WEIGHTS_DIR / "upscalers" / f"{sr.DEFAULT_MODEL}.safetensors")
                                                     .read_bytes())
-    with pytest.raises(UnsafeModelFile, match="upscaler, not a face-restoration model"):
+    with pytest.raises(UnsafeModelFile, match="is a RealESRGAN Compact upscaler, not a face-restoration model"):
         generate_faces(count=1, face_restoration="compact.safetensors")
+    with pytest.raises(UnsafeModelFile, match="RealESRGAN_x4plus is an upscaler, not a face-restoration model"):
+        generate_faces(count=1, face_restoration="RealESRGAN_x4plus")

@@ -203,9 +203,11 @@ def test_model_files_in_the_models_folder(models_dir):
     shutil.copy(DEFAULT_FILE, models_dir / "mine.safetensors")
     state = {k: v.float().contiguous() for k, v in sr.get_upscaler().model.model.state_dict().items()}
     torch.save(state, models_dir / "mine.pth")
-    for name in ("mine.safetensors", "mine.pth", str(models_dir / "mine.pth")):
+    for name, shown in (("mine.safetensors", "mine.safetensors"), ("mine.pth", "mine.pth"),
+                        (str(models_dir / "mine.pth"), "mine.pth")):
         result = upscale(noise(), model=name, scale=2)
         assert result.images[0].size == (80, 60) and result.parameters["model_scale"] == 4
+        assert result.parameters["model"] == shown  # never a server path
     (models_dir / "broken.safetensors").write_bytes(b"not a model")
     listed = sr.choices()
     assert ("mine.pth (x4 RealESRGAN Compact)", "mine.pth") in listed
@@ -218,6 +220,7 @@ class Payload:  # anything a plain-tensor loader must refuse to rebuild
 
 
 @pytest.mark.parametrize("file_name, content, error, words", [
+    ("empty.pth", b"", UnsafeModelFile, "empty.pth is not a readable model file"),
     ("evil.pth", "pickle", UnsafeModelFile, "unpickling"),
     ("notes.txt", b"hello", UnsafeModelFile, ".safetensors or .pth"),
     ("garbage.safetensors", b"not a safetensors file", UnsafeModelFile, "not a readable"),
@@ -233,6 +236,7 @@ def test_refuses_unsafe_or_unknown_files(models_dir, file_name, content, error, 
         path.write_bytes(content)
     with pytest.raises(error, match=words):
         upscale(noise(), model=file_name)
+    assert file_name not in dict(sr.choices()).values()  # left out of the model list, which still works
 
 
 def test_refuses_paths_outside_the_allowed_folders(tmp_path, models_dir):
@@ -256,7 +260,7 @@ def test_refuses_paths_outside_the_allowed_folders(tmp_path, models_dir):
     ("RGB", {"scale": 0.5}, InvalidInput, "scale must be 1..8, got 0.5"),
     ("RGB", {"scale": float("nan")}, InvalidInput, "scale must be a number"),
     ("RGB", {"tile": 10}, InvalidInput, "tile must be 64..2048, got 10"),
-    ("RGB", {"tile": 64, "overlap": 17}, InvalidInput, "overlap must be 0..16, got 17"),
+    ("RGB", {"tile": 64, "overlap": 17}, InvalidInput, r"overlap \(at most a quarter of the 64-px tile\) must be 0..16, got 17"),
     ("RGB", {"model": "no-such-upscaler"}, ModelNotFound, "unknown upscaler model 'no-such-upscaler'.*RealESRGAN_x4plus"),
     ("RGB", {"model": "missing.safetensors"}, ModelNotFound, "not found"),
     ("RGB", {"model": 42}, InvalidInput, "model must be an upscaler name or a file path"),
@@ -295,3 +299,17 @@ def test_big_pngs_are_written_fast_and_stay_lossless(tmp_path, monkeypatch):
     assert fast.stat().st_size != normal  # zlib level 1, not 6
     again = Image.open(fast)
     assert np.array_equal(np.asarray(again), np.asarray(picture)) and json.loads(again.text["parameters"]) == {"scale": 4}
+
+
+def test_the_tile_follows_the_free_memory(monkeypatch):
+    import psutil
+
+    assert sr.tile_for_memory(2**40, 8000, 256) == 256  # plenty: the throughput cap
+    assert sr.tile_for_memory(4 * 200 * 200 * 8000, 8000, 512) == 192  # 200 px fit: rounded down to 64s
+    assert sr.tile_for_memory(10, 8000, 512) == 64  # nothing fits: the smallest, then OOM halving has the say
+    up = sr.get_upscaler()
+    plenty = sr._default_tile(up)
+    short = type("Memory", (), {"available": 4 * 100 * 100 * sr.bytes_per_pixel(up)})()
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: short)
+    assert plenty == 256 and sr._default_tile(up) == 64
+    assert upscale(noise((100, 90))).parameters["tile"] == 64
