@@ -1,11 +1,15 @@
 """Upscaling speed: our PyTorch path (core.super_resolution) against ncnn's own runtime, same inputs.
 
-    .venv/bin/python bench/bench_upscale.py [--large] [--threads 2] [--compile]
+    .venv/bin/python bench/bench_upscale.py [--large] [--threads 2] [--compile] [--separate]
 
 Prints seconds (min of 3 alternating rounds, after a warm-up) for each model and size, and the ratio
 ncnn_time / our_time (above 1: we are faster); then the wall time of the tab's default request
 (a 256x256 photo, x4, default model) through core.upscale, first call (with model load) and warm.
 Input: astronaut.png from the scikit-image 0.26.0 wheel, resized with Lanczos. About 40 s on 2 cores.
+
+--separate times each runtime in its own process instead, one after the other (5 runs each after
+a warm-up, min): both use OpenMP worker threads that spin for a while after a call, so when they
+alternate in one process, each can be timed against the other's spinning threads.
 
 --compile adds a third column: the same net through torch.compile (inductor, with weight freezing,
 so convolutions get prepacked oneDNN weights), compiled once per model and input shape before
@@ -63,32 +67,81 @@ def compiled_net(up, x: torch.Tensor):
     return run, time.perf_counter() - started
 
 
+def child(runtime: str, name: str, side: int, threads: int) -> float:
+    """Min seconds of 5 runs of one runtime on the photo at `side` px, in this process alone."""
+    from core.ncnn_reference import ncnn_runner, wheel_models
+
+    x = to_tensor(photo().resize((side, side), Image.Resampling.LANCZOS))
+    if runtime == "ours":
+        from core import super_resolution as sr
+
+        up = sr.get_upscaler(name)
+        fn = lambda: up(x)  # noqa: E731
+    else:
+        array = np.ascontiguousarray(x[0].numpy())
+        run = ncnn_runner(wheel_models(REPO_DIR / ".cache" / "ncnn-realesrgan"), name, threads=threads, fp32=False)
+        fn = lambda: run(array)  # noqa: E731
+    (best,) = best_of(fn, runs=5)
+    return best
+
+
+def photo() -> Image.Image:
+    """astronaut.png (scikit-image 0.26.0 wheel, BSD-3-Clause), RGB."""
+    from core.wheels import extract, fetch_wheel
+
+    path = REPO_DIR / ".cache" / "photos" / "astronaut.png"
+    if not path.is_file():
+        extract(fetch_wheel("scikit-image", "0.26.0"), "skimage/data/astronaut.png", path)
+    return Image.open(path).convert("RGB")
+
+
+def separate(cases: list[tuple[str, int]], threads: int) -> None:
+    """Each runtime in its own process per case; prints seconds and ncnn/ours."""
+    import subprocess
+
+    print(f"{'model':28} {'input':>9} {'ours s':>8} {'ncnn s':>8} {'ncnn/ours':>10}  (separate processes)")
+    for name, side in cases:
+        times = {}
+        for runtime in ("ours", "ncnn"):
+            done = subprocess.run([sys.executable, __file__, "--child", runtime, "--model", name, "--side", str(side),
+                                   "--threads", str(threads)], capture_output=True, text=True, check=True)
+            times[runtime] = float(done.stdout.strip().splitlines()[-1])
+        print(f"{name:28} {side:>4}x{side:<4} {times['ours']:8.3f} {times['ncnn']:8.3f} "
+              f"{times['ncnn'] / times['ours']:10.2f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--large", action="store_true", help="also time animevideov3 at 512x512")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for both runtimes")
     parser.add_argument("--compile", action="store_true", help="also time the net through torch.compile")
+    parser.add_argument("--separate", action="store_true", help="time each runtime in its own process")
+    parser.add_argument("--child", choices=("ours", "ncnn"), help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
+    parser.add_argument("--side", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.child:
+        print(child(args.child, args.model, args.side, args.threads))
+        return
 
     from core import super_resolution as sr
     from core.ncnn_reference import ncnn_runner, wheel_models
-    from core.wheels import extract, fetch_wheel
 
-    photo_path = REPO_DIR / ".cache" / "photos" / "astronaut.png"
-    if not photo_path.is_file():
-        extract(fetch_wheel("scikit-image", "0.26.0"), "skimage/data/astronaut.png", photo_path)
-    photo = Image.open(photo_path).convert("RGB")
+    picture = photo()
     ncnn_dir = wheel_models(REPO_DIR / ".cache" / "ncnn-realesrgan")
 
     cases = [("realesr-animevideov3-x4", 256), ("RealESRGAN_x4plus", 128)]
     if args.large:
         cases.insert(1, ("realesr-animevideov3-x4", 512))
+    if args.separate:
+        separate(cases, args.threads)
+        return
     print(f"threads={args.threads} device={sr.default_device()} bf16_cpu={sr.cpu_has_bf16()}")
     print(f"{'model':28} {'input':>9} {'ours s':>8} {'ncnn s':>8} {'ncnn/ours':>10}  precision"
           + ("   compiled s  ncnn/compiled  compile s" if args.compile else ""))
     for name, side in cases:
-        x = to_tensor(photo.resize((side, side), Image.Resampling.LANCZOS))  # (1, 3, side, side) in [0, 1]
+        x = to_tensor(picture.resize((side, side), Image.Resampling.LANCZOS))  # (1, 3, side, side) in [0, 1]
         up = sr.get_upscaler(name)
         run = ncnn_runner(ncnn_dir, name, threads=args.threads, fp32=False)
         array = np.ascontiguousarray(x[0].numpy())
@@ -102,7 +155,7 @@ def main() -> None:
               flush=True)
 
     sr.models.clear_cache()
-    request = photo.resize((256, 256), Image.Resampling.LANCZOS)
+    request = picture.resize((256, 256), Image.Resampling.LANCZOS)
     start = time.perf_counter()
     result = sr.upscale(request)
     first = time.perf_counter() - start
