@@ -23,7 +23,8 @@ def parse_loras(loras: Iterable[Sequence] | dict | None) -> list[tuple[str, floa
     """Normalise the `loras` argument to [(file, weight), ...].
 
     Accepts None, a dict {file: weight}, or pairs (file, weight); rows with an empty file name
-    are skipped (UI rows left blank).
+    are skipped (UI rows left blank), and a file named twice gets the sum of its weights (one
+    adapter cannot take two weights at once).
 
     Raises:
         InvalidInput: a row that is not (file, weight), or a weight outside WEIGHT_RANGE.
@@ -41,7 +42,10 @@ def parse_loras(loras: Iterable[Sequence] | dict | None) -> list[tuple[str, floa
         if not isinstance(name, str):
             raise InvalidInput(f"a LoRA file must be a file name, got {type(name).__name__}")
         parsed.append((name, check_float(f"weight of LoRA {name}", weight, *WEIGHT_RANGE)))
-    return parsed
+    summed: dict[str, float] = {}
+    for name, weight in parsed:
+        summed[name] = summed.get(name, 0.0) + weight
+    return [(name, check_float(f"total weight of LoRA {name}", weight, *WEIGHT_RANGE)) for name, weight in summed.items()]
 
 
 def apply(model, loras: list[tuple[str, float]]) -> list[dict]:

@@ -136,6 +136,8 @@ def scan(kind: str, root: Path | None = None) -> list[str]:
                     found.append(here / d)
         for name in filenames:
             if not name.startswith(".") and kind_of(here / name) == kind:
+                if kind == "lora" and not name.lower().endswith(SAFE_SUFFIX):
+                    continue  # LoRAs are read from .safetensors only: a .pt one would always be refused
                 found.append(here / name)
     return sorted(str(p.relative_to(root)) for p in found)
 

@@ -149,6 +149,23 @@ def test_lora_changes_the_output_and_weight_zero_does_not(sd_root):
     assert np.array_equal(pixels(after.images[0]), plain)  # left out: the model's own output again
 
 
+def test_a_lora_named_twice_gets_the_sum_of_its_weights_and_pickled_loras_are_not_listed(sd_root):
+    from core import lora
+
+    assert lora.parse_loras([("a.safetensors", 0.5), ("b.safetensors", 1.0), ("a.safetensors", 0.5)]) == [
+        ("a.safetensors", 1.0), ("b.safetensors", 1.0)]
+    twice = core.text_to_image("a cat", model="tiny-sd1", loras=[("loras/style.safetensors", 0.5)] * 2, **FAST)
+    once = core.text_to_image("a cat", model="tiny-sd1", loras={"loras/style.safetensors": 1.0}, **FAST)
+    assert np.array_equal(pixels(twice.images[0]), pixels(once.images[0]))
+    pickled = model_files.MODELS_DIR / "Lora" / "old.pt"
+    pickled.parent.mkdir(exist_ok=True)
+    torch.save({"lora_unet_x.lora_down.weight": torch.zeros(1)}, pickled)
+    try:
+        assert model_files.scan("lora") == ["loras/style.safetensors"]
+    finally:
+        pickled.unlink()
+
+
 def test_a_lora_for_another_architecture_is_refused_and_the_model_still_works(sd_root):
     other = kohya_lora(sd_fixtures.tiny_sdxl(1).unet)
     save_file(other, model_files.MODELS_DIR / "loras" / "xl-style.safetensors")
