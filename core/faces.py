@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -65,7 +66,7 @@ models.register(models.ModelSpec(
 
 def generate_faces(*, count: int = 4, seed: int = -1, model: str | None = None,
                    truncation_psi: float = 1.0, upscale: bool = False, face_restoration: str | None = None,
-                   face_weight: float = 1.0) -> Result:
+                   face_weight: float = 1.0, on_step: Callable[[int, int], None] | None = None) -> Result:
     """Make `count` random faces with a GAN, each reproducible from its own seed.
 
     Args:
@@ -78,6 +79,8 @@ def generate_faces(*, count: int = 4, seed: int = -1, model: str | None = None,
         face_restoration: None, or a face-restoration file in the models folder (GFPGAN,
             RestoreFormer, ...; core.face_restoration): each face is redrawn by it at 512x512.
         face_weight: 0..1, how much of the restored face to keep (1: all).
+        on_step: called as on_step(done_faces, total_faces) after each face is finished (upscaled
+            and restored; both take seconds a face on a CPU); core never imports gradio.
 
     Returns:
         Result with `count` RGB images (64x64 px, 256x256 when upscaled, 512x512 when restored),
@@ -106,7 +109,7 @@ def generate_faces(*, count: int = 4, seed: int = -1, model: str | None = None,
     restore = _FaceRestorer(face_restoration, face_weight)
     # 2. get the cached model, 3. run
     net = models.load(KIND, name)
-    images = restore(_render(net, _latents(seeds, net.config.nz) * psi, upscale))
+    images = _finish(_render(net, _latents(seeds, net.config.nz) * psi), upscale, restore, on_step)
     # 4. report what was applied
     return Result(images=images, seeds=seeds, parameters={
         "model": name, "count": count, "seed": seeds[0], "truncation_psi": psi, "upscale": upscale,
@@ -116,13 +119,15 @@ def generate_faces(*, count: int = 4, seed: int = -1, model: str | None = None,
 
 def interpolate_faces(seed_a: int, seed_b: int, *, frames: int = 16, model: str | None = None,
                       truncation_psi: float = 1.0, upscale: bool = False, face_restoration: str | None = None,
-                      face_weight: float = 1.0, gif_path: str | os.PathLike | None = None) -> Result:
+                      face_weight: float = 1.0, gif_path: str | os.PathLike | None = None,
+                      on_step: Callable[[int, int], None] | None = None) -> Result:
     """Morph the face of `seed_a` into the face of `seed_b`, as frames and a looping animated GIF.
 
     Args:
         seed_a, seed_b: the end faces' seeds (-1 for random, else 0..2**32-1), as in `generate_faces`.
         frames: number of pictures, 2..120, ends included.
-        model, truncation_psi, upscale, face_restoration, face_weight: as in `generate_faces`.
+        model, truncation_psi, upscale, face_restoration, face_weight, on_step: as in
+            `generate_faces` (on_step counts frames).
         gif_path: where to write the GIF (its folder must exist); None writes a new temporary file.
 
     Returns:
@@ -153,7 +158,7 @@ def interpolate_faces(seed_a: int, seed_b: int, *, frames: int = 16, model: str 
     net = models.load(KIND, name)
     ends = _latents([seed_a, seed_b], net.config.nz) * psi  # (2, nz, 1, 1)
     path = slerp(ends[0], ends[1], torch.linspace(0.0, 1.0, frames))  # (frames, nz, 1, 1)
-    images = restore(_render(net, path, upscale))
+    images = _finish(_render(net, path), upscale, restore, on_step)
     # 4. write the GIF, report what was applied
     if gif_path is None:
         handle, gif_path = tempfile.mkstemp(prefix="faces-", suffix=".gif")
@@ -207,11 +212,11 @@ class _FaceRestorer:
             face_restoration.get_restorer(self.model)
         self.parameters = {"face_restoration": self.model, "face_weight": self.weight if self.model else None}
 
-    def __call__(self, images: list[Image.Image]) -> list[Image.Image]:
+    def one(self, image: Image.Image) -> Image.Image:
         if not self.model:
-            return images
+            return image
         side = face_restoration.FACE_SIDE
-        return [face_restoration.restore_face(im, self.model, weight=self.weight, size=(side, side)) for im in images]
+        return face_restoration.restore_face(image, self.model, weight=self.weight, size=(side, side))
 
 
 def _latents(seeds: list[int], nz: int) -> torch.Tensor:
@@ -220,14 +225,24 @@ def _latents(seeds: list[int], nz: int) -> torch.Tensor:
     return torch.stack(zs).reshape(len(seeds), nz, 1, 1)  # (N, nz) -> (N, C=nz, H=1, W=1)
 
 
-def _render(net: DCGANGenerator, z: torch.Tensor, upscale: bool) -> list[Image.Image]:
-    """Run `net` on latents `z` (N, nz, 1, 1) and return N RGB PIL images, upscaled x4 if asked."""
+def _render(net: DCGANGenerator, z: torch.Tensor) -> list[Image.Image]:
+    """Run `net` on latents `z` (N, nz, 1, 1) and return N RGB 64x64 PIL images."""
     device = next(net.parameters()).device
     with torch.inference_mode():
         pixels = net(z.to(device))  # (N, C, 64, 64) in [-1, 1] (Tanh)
-    images = to_pil((pixels + 1.0) / 2.0)  # [-1, 1] -> [0, 1]
-    if upscale:
-        from core.super_resolution import upscale as upscale_image  # written in parallel; imported on use
+    return to_pil((pixels + 1.0) / 2.0)  # [-1, 1] -> [0, 1]
 
-        images = [upscale_image(image, scale=4).images[0] for image in images]
-    return images
+
+def _finish(images: list[Image.Image], upscale: bool, restore: "_FaceRestorer",
+            on_step: Callable[[int, int], None] | None) -> list[Image.Image]:
+    """Upscale x4 (if asked) and restore (if chosen) each face, reporting each one done."""
+    from core.super_resolution import upscale as upscale_image  # imported on use: it loads spandrel
+
+    done = []
+    for image in images:
+        if upscale:
+            image = upscale_image(image, scale=4).images[0]
+        done.append(restore.one(image))
+        if on_step is not None and (upscale or restore.model):
+            on_step(len(done), len(images))
+    return done

@@ -26,7 +26,7 @@ LICENCE_NOTE = (
 
 
 def generate(count: int, seed: int, truncation_psi: float, upscale: bool, face_restoration: str = "",
-             face_weight: float = 1.0):
+             face_weight: float = 1.0, progress=gr.Progress()):
     """Make random faces with a GAN, each reproducible from its own seed.
 
     Args:
@@ -42,11 +42,12 @@ def generate(count: int, seed: int, truncation_psi: float, upscale: bool, face_r
         The faces (with their seeds as captions), the seeds used, and the parameters applied.
     """
     return ui.show(ui.call(core.generate_faces, count=count, seed=seed, truncation_psi=truncation_psi,
-                           upscale=upscale, face_restoration=face_restoration or None, face_weight=face_weight))
+                           upscale=upscale, face_restoration=face_restoration or None, face_weight=face_weight,
+                           progress=progress, unit="faces"))
 
 
 def interpolate(seed_a: int, seed_b: int, frames: int, truncation_psi: float, upscale: bool,
-                face_restoration: str = "", face_weight: float = 1.0):
+                face_restoration: str = "", face_weight: float = 1.0, progress=gr.Progress()):
     """Morph the face of `seed_a` into the face of `seed_b` (spherical interpolation of the latents).
 
     Args:
@@ -63,7 +64,7 @@ def interpolate(seed_a: int, seed_b: int, frames: int, truncation_psi: float, up
     """
     result = ui.call(core.interpolate_faces, seed_a, seed_b, frames=frames, truncation_psi=truncation_psi,
                      upscale=upscale, face_restoration=face_restoration or None, face_weight=face_weight,
-                     gif_path=ui.new_path(".gif", "faces-morph"))
+                     gif_path=ui.new_path(".gif", "faces-morph"), progress=progress, unit="frames")
     frames_shown, seeds, parameters = ui.show(result)
     shown = {k: v for k, v in parameters.items() if k != "gif_path"}  # a server path: not for the page
     return frames_shown, parameters["gif_path"], seeds, shown

@@ -223,3 +223,12 @@ def test_upscaled_faces_are_256px():
     result = faces.generate_faces(count=2, seed=3, upscale=True)
     assert [im.size for im in result.images] == [(256, 256)] * 2
     assert result.parameters["upscale"] is True and result.parameters["size"] == [256, 256]
+
+
+def test_progress_counts_each_finished_face_only_when_there_is_work_per_face():
+    seen = []
+    faces.generate_faces(count=3, seed=1, upscale=True, on_step=lambda done, total: seen.append((done, total)))
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+    seen.clear()
+    faces.interpolate_faces(1, 2, frames=2, on_step=lambda done, total: seen.append((done, total)))
+    assert seen == []  # 64-px frames alone are one quick batch: nothing to report
