@@ -52,10 +52,15 @@ def get_restorer(model: str | os.PathLike):
         raise UnsafeModelFile(f"{model} is an upscaler, not a face-restoration model (GFPGAN, RestoreFormer, ...); "
                               "put one into the models folder")
     path = resolve_file(os.fspath(model))
-    key = f"{path}@{path.stat().st_mtime_ns}"
-    if key not in models.names(KIND):
-        models.register(models.ModelSpec(KIND, key, lambda: _load(path)))
-    return models.load(KIND, key)
+    return models.load_file(KIND, path, lambda: _load(path))
+
+
+def prepare(model: str | os.PathLike, weight: float) -> float:
+    """Check a restoration request before any picture is made: loads the restorer (see
+    `get_restorer` for the errors) and returns `weight` checked to 0..1 (InvalidInput otherwise)."""
+    weight = check_float("face_weight", weight, 0.0, 1.0)
+    get_restorer(model)
+    return weight
 
 
 def _load(path: Path):

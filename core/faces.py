@@ -207,9 +207,10 @@ class _FaceRestorer:
 
     def __init__(self, model: str | None, weight: float) -> None:
         self.model = model or None
-        self.weight = check_float("face_weight", weight, 0.0, 1.0)
         if self.model:
-            face_restoration.get_restorer(self.model)
+            self.weight = face_restoration.prepare(self.model, weight)
+        else:
+            self.weight = check_float("face_weight", weight, 0.0, 1.0)
         self.parameters = {"face_restoration": self.model, "face_weight": self.weight if self.model else None}
 
     def one(self, image: Image.Image) -> Image.Image:

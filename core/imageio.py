@@ -73,11 +73,8 @@ def open_image(image: Any, *, name: str = "image", min_side: int = 8, max_side: 
         raise InvalidInput(f"{name} has too many pixels; the limit is {max_side}x{max_side}") from None
     has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
     if img.mode.startswith("I"):  # 16-bit (I;16, I;16B) or 32-bit integer greyscale
-        levels = np.asarray(img, dtype=np.float32).clip(0, 65535)
-        if grey:
-            img = Image.fromarray(levels.astype(np.uint16))  # mode I;16
-        else:
-            img = Image.fromarray((levels / 257.0).round().astype(np.uint8))
+        img = Image.fromarray(np.asarray(img, dtype=np.float32).clip(0, 65535).astype(np.uint16))  # I;16
+        img = img if grey else to_8bit(img)
     if not (grey and img.mode in ("L", "I;16") and not has_alpha):
         img = img.convert("RGBA" if has_alpha else "RGB")
     img.info["notes"] = notes

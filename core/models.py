@@ -90,6 +90,15 @@ def load(kind: str, name: str) -> Any:
         return model
 
 
+def load_file(kind: str, path: os.PathLike, loader: Callable[[], Any]) -> Any:
+    """The cached model of a user's file, registered under `kind` as "path@mtime" on first use, so a
+    file replaced in place is loaded again; `loader()` builds it (see `load` for the errors)."""
+    key = f"{os.fspath(path)}@{os.stat(path).st_mtime_ns}"
+    if key not in names(kind):
+        register(ModelSpec(kind, key, loader))
+    return load(kind, key)
+
+
 def weight_bytes(obj: Any) -> int:
     """Bytes of the distinct tensors (parameters and buffers) of the torch modules `obj` holds.
 

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from core.devices import default_device, default_dtype
-from core.errors import brief, CoreError, ModelNotFound, UnsafeModelFile
+from core.errors import CoreError, ModelNotFound, UnsafeModelFile, brief
 from core.model_files import PICKLE_SUFFIXES, SAFE_SUFFIX, load_pickle_weights, resolve_file, safetensors_header
 
 HUB_MODELS = {

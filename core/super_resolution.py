@@ -146,11 +146,8 @@ def get_upscaler(model: str | os.PathLike | None = None) -> Upscaler:
         raise ModelNotFound(f"unknown upscaler model {text!r}; known models: {', '.join(models.names(KIND))}; "
                             f"or give a {' or '.join(SUFFIXES)} file in the models folder")
     path = resolve_file(text)
-    key = f"{path}@{path.stat().st_mtime_ns}"
     shown = path.name if os.path.isabs(text) else text  # what the user gave, never a server path
-    if key not in models.names(FILE_KIND):
-        models.register(models.ModelSpec(FILE_KIND, key, lambda: load_upscaler(path, shown)))
-    return models.load(FILE_KIND, key)
+    return models.load_file(FILE_KIND, path, lambda: load_upscaler(path, shown))
 
 
 def model_path(model: str) -> Path:
@@ -277,9 +274,8 @@ def upscale(image: Any, *, model: str | os.PathLike | None = None, scale: float 
     if tile is not None:
         tile = check_int("tile", tile, 64, 2048)
     up = get_upscaler(model)
-    if face_restoration:
-        face_weight = check_float("face_weight", face_weight, 0.0, 1.0)
-        face_restoration_module.get_restorer(face_restoration)  # a bad file fails before the long part
+    if face_restoration:  # a bad file or weight fails before the long part
+        face_weight = face_restoration_module.prepare(face_restoration, face_weight)
     scale = up.scale if scale is None else scale
     tile = _default_tile(up) if tile is None else tile
     overlap = check_int(f"overlap (at most a quarter of the {tile}-px tile)", overlap, 0, tile // 4)

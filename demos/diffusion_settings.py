@@ -16,8 +16,7 @@ from core.schedulers import SCHEDULERS
 from core.seeds import MAX_SEED
 
 LORA_ROWS = 3
-UNTOUCHED = {"scheduler": diffusion.DEFAULT_SCHEDULER, "steps": diffusion.DEFAULT_STEPS,
-             "guidance_scale": diffusion.DEFAULT_GUIDANCE, "width": 32, "height": 32, "upscale": True}
+UNTOUCHED = diffusion.suggested_settings(diffusion.DEFAULT_MODEL)  # scheduler, steps, guidance, size, upscale
 """The panel's first values (the emoji model's). With another model, a control still at its first
 value takes that model's own setting: an API call that names only a model gets it at its native
 size, steps, guidance and sampler, as the page does when the model is picked."""
@@ -36,19 +35,20 @@ def panel() -> list[gr.components.Component]:
                             allow_custom_value=True,
                             info="embedded emoji model, checkpoints in models/, or a Hub id (org/name)")
         refresh = gr.Button("Refresh list", scale=0, min_width=110, size="sm")
-        sampler = gr.Dropdown(list(SCHEDULERS), value=diffusion.DEFAULT_SCHEDULER, label="Sampler", scale=2)
+        sampler = gr.Dropdown(list(SCHEDULERS), value=UNTOUCHED["scheduler"], label="Sampler", scale=2)
     with gr.Row():
-        steps = gr.Slider(*diffusion.STEPS_RANGE, value=diffusion.DEFAULT_STEPS, step=1, label="Steps")
-        guidance = gr.Slider(*diffusion.GUIDANCE_RANGE, value=diffusion.DEFAULT_GUIDANCE, step=0.1,
+        steps = gr.Slider(*diffusion.STEPS_RANGE, value=UNTOUCHED["steps"], step=1, label="Steps")
+        guidance = gr.Slider(*diffusion.GUIDANCE_RANGE, value=UNTOUCHED["guidance_scale"], step=0.1,
                              label="Guidance scale (CFG)", info="1 or less turns guidance off")
     with gr.Row():
-        width = gr.Slider(*SIDE_RANGE, value=32, step=SIDE_STEP, label="Width (px)")
-        height = gr.Slider(*SIDE_RANGE, value=32, step=SIDE_STEP, label="Height (px)")
+        width = gr.Slider(*SIDE_RANGE, value=UNTOUCHED["width"], step=SIDE_STEP, label="Width (px)")
+        height = gr.Slider(*SIDE_RANGE, value=UNTOUCHED["height"], step=SIDE_STEP, label="Height (px)")
     with gr.Row():
         seed = gr.Number(value=-1, precision=0, minimum=-1, maximum=MAX_SEED, label="Seed", info="-1 = random")
         batch = gr.Slider(1, diffusion.MAX_BATCH, value=1, step=1, label="Batch size")
         count = gr.Slider(1, diffusion.MAX_BATCH_COUNT, value=1, step=1, label="Batch count")
-    upscale = gr.Checkbox(value=True, label="Upscale x4", info="x4 with the default upscaler (realesr-animevideov3)")
+    upscale = gr.Checkbox(value=UNTOUCHED["upscale"], label="Upscale x4",
+                          info="x4 with the default upscaler (realesr-animevideov3)")
     loras: list[gr.components.Component] = []
     with gr.Accordion("LoRA (Stable Diffusion models)", open=False):
         for i in range(LORA_ROWS):
