@@ -3,9 +3,11 @@
     .venv/bin/python bench/bench_upscale.py [--large] [--threads 2] [--compile] [--separate]
 
 Prints seconds (min of 3 alternating rounds, after a warm-up) for each model and size, and the ratio
-ncnn_time / our_time (above 1: we are faster); then the wall time of the tab's default request
+ncnn_time / our_time (above 1: we are faster); a control column times ncnn with its Winograd
+convolutions turned off (direct convolutions, like PyTorch's oneDNN on an AVX2 CPU), to show where
+ncnn's lead comes from; then the wall time of the tab's default request
 (a 256x256 photo, x4, default model) through core.upscale, first call (with model load) and warm.
-Input: astronaut.png from the scikit-image 0.26.0 wheel, resized with Lanczos. About 40 s on 2 cores.
+Input: astronaut.png from the scikit-image 0.26.0 wheel, resized with Lanczos. About a minute on 2 cores.
 
 --separate times each runtime in its own process instead, one after the other (5 runs each after
 a warm-up, min): both use OpenMP worker threads that spin for a while after a call, so when they
@@ -68,7 +70,8 @@ def compiled_net(up, x: torch.Tensor):
 
 
 def child(runtime: str, name: str, side: int, threads: int) -> float:
-    """Min seconds of 5 runs of one runtime on the photo at `side` px, in this process alone."""
+    """Min seconds of 5 runs of one runtime ("ours", "ncnn" or "ncnn-direct": ncnn without Winograd)
+    on the photo at `side` px, in this process alone."""
     from core.ncnn_reference import ncnn_runner, wheel_models
 
     x = to_tensor(photo().resize((side, side), Image.Resampling.LANCZOS))
@@ -79,7 +82,8 @@ def child(runtime: str, name: str, side: int, threads: int) -> float:
         fn = lambda: up(x)  # noqa: E731
     else:
         array = np.ascontiguousarray(x[0].numpy())
-        run = ncnn_runner(wheel_models(REPO_DIR / ".cache" / "ncnn-realesrgan"), name, threads=threads, fp32=False)
+        run = ncnn_runner(wheel_models(REPO_DIR / ".cache" / "ncnn-realesrgan"), name, threads=threads, fp32=False,
+                          winograd=runtime == "ncnn")
         fn = lambda: run(array)  # noqa: E731
     (best,) = best_of(fn, runs=5)
     return best
@@ -99,15 +103,17 @@ def separate(cases: list[tuple[str, int]], threads: int) -> None:
     """Each runtime in its own process per case; prints seconds and ncnn/ours."""
     import subprocess
 
-    print(f"{'model':28} {'input':>9} {'ours s':>8} {'ncnn s':>8} {'ncnn/ours':>10}  (separate processes)")
+    print(f"{'model':28} {'input':>9} {'ours s':>8} {'ncnn s':>8} {'ncnn/ours':>10} {'direct s':>9} "
+          f"{'direct/ours':>12}  (separate processes; direct: ncnn without Winograd)")
     for name, side in cases:
         times = {}
-        for runtime in ("ours", "ncnn"):
+        for runtime in ("ours", "ncnn", "ncnn-direct"):
             done = subprocess.run([sys.executable, __file__, "--child", runtime, "--model", name, "--side", str(side),
                                    "--threads", str(threads)], capture_output=True, text=True, check=True)
             times[runtime] = float(done.stdout.strip().splitlines()[-1])
         print(f"{name:28} {side:>4}x{side:<4} {times['ours']:8.3f} {times['ncnn']:8.3f} "
-              f"{times['ncnn'] / times['ours']:10.2f}", flush=True)
+              f"{times['ncnn'] / times['ours']:10.2f} {times['ncnn-direct']:9.3f} "
+              f"{times['ncnn-direct'] / times['ours']:12.2f}", flush=True)
 
 
 def main() -> None:
@@ -116,7 +122,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for both runtimes")
     parser.add_argument("--compile", action="store_true", help="also time the net through torch.compile")
     parser.add_argument("--separate", action="store_true", help="time each runtime in its own process")
-    parser.add_argument("--child", choices=("ours", "ncnn"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=("ours", "ncnn", "ncnn-direct"), help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--side", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -138,20 +144,22 @@ def main() -> None:
         separate(cases, args.threads)
         return
     print(f"threads={args.threads} device={sr.default_device()} bf16_cpu={sr.cpu_has_bf16()}")
-    print(f"{'model':28} {'input':>9} {'ours s':>8} {'ncnn s':>8} {'ncnn/ours':>10}  precision"
-          + ("   compiled s  ncnn/compiled  compile s" if args.compile else ""))
+    print(f"{'model':28} {'input':>9} {'ours s':>8} {'ncnn s':>8} {'ncnn/ours':>10} {'direct s':>9} "
+          f"{'direct/ours':>12}  precision" + ("   compiled s  ncnn/compiled  compile s" if args.compile else ""))
     for name, side in cases:
         x = to_tensor(picture.resize((side, side), Image.Resampling.LANCZOS))  # (1, 3, side, side) in [0, 1]
         up = sr.get_upscaler(name)
         run = ncnn_runner(ncnn_dir, name, threads=args.threads, fp32=False)
+        direct = ncnn_runner(ncnn_dir, name, threads=args.threads, fp32=False, winograd=False)
         array = np.ascontiguousarray(x[0].numpy())
-        fns = [lambda: up(x), lambda: run(array)]
+        fns = [lambda: up(x), lambda: run(array), lambda: direct(array)]
         if args.compile:
             compiled, compile_s = compiled_net(up, x)
             fns.append(lambda: compiled(x))
-        ours, theirs, *rest = best_of(*fns)
+        ours, theirs, control, *rest = best_of(*fns)
         extra = f"   {rest[0]:10.3f}  {theirs / rest[0]:13.2f}  {compile_s:9.1f}" if rest else ""
-        print(f"{name:28} {side:>4}x{side:<4} {ours:8.3f} {theirs:8.3f} {theirs / ours:10.2f}  {up.precision}{extra}",
+        print(f"{name:28} {side:>4}x{side:<4} {ours:8.3f} {theirs:8.3f} {theirs / ours:10.2f} {control:9.3f} "
+              f"{control / ours:12.2f}  {up.precision}{extra}",
               flush=True)
 
     sr.models.clear_cache()

@@ -6,8 +6,10 @@ works from a `.safetensors` or `.pth` file in the models folder, read only as te
 (core.spandrel_files). CodeFormer (S-Lab License 1.0, non-commercial) is not in spandrel's main
 package; its files are read too when the user has installed `spandrel_extra_arches`.
 
-No face detector ships here, so the whole picture is treated as one face crop, centred and upright,
-as the face tab makes them and as face datasets (FFHQ) align them. The nets were trained at 512x512.
+The nets were trained on 512x512 crops of centred, upright faces (FFHQ alignment). `restore_face`
+takes a picture that is such a crop (as the face tab makes them); `restore_faces` finds the faces
+in any picture (core.face_detection), cuts a crop around each, restores it and blends it back with
+a feathered edge, leaving the rest of the picture untouched.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ import os
 from pathlib import Path
 
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFilter
 
 from core import models, spandrel_files
 from core.checks import check_float
 from core.devices import default_device
 from core.errors import InvalidInput, UnsafeModelFile
+from core.face_detection import Box, find_faces
 from core.imageio import to_pil, to_tensor
 from core.model_files import resolve_file, scan
 from core.paths import MODELS_DIR
@@ -29,6 +32,12 @@ from core.paths import MODELS_DIR
 KIND = "face_restorer"  # cached by path + mtime
 FACE_SIDE = 512
 """Side of the face crop the nets were trained on (FFHQ-aligned, 512x512)."""
+CROP_PER_FACE = 2.0
+"""Side of the crop cut around a detected face, in face-box sides: in FFHQ-aligned crops the face
+(brows to mouth) fills about the middle half, with hair, ears and chin around it. Our framing."""
+CROP_RAISE = 0.1
+"""How far the crop's centre sits above the face box's centre, in face-box sides (the box centres on
+the nose; aligned crops centre a little above it). Our framing."""
 
 
 def choices() -> list[tuple[str, str]]:
@@ -106,3 +115,57 @@ def restore_face(image: Image.Image, model: str | os.PathLike, *, weight: float 
     if image.mode == "RGBA":
         out.putalpha(image.getchannel("A").resize(size, Image.Resampling.LANCZOS))
     return out.convert("L") if image.mode == "L" else out
+
+
+def crop_box(face: Box, size: tuple[int, int]) -> Box:
+    """The square crop, in px of a picture of `size` (width, height), to restore around `face`:
+    CROP_PER_FACE face sides wide, centred CROP_RAISE face sides above the face's centre, shifted
+    (and if need be shrunk) to lie inside the picture."""
+    width, height = size
+    face_side = max(face.right - face.left, face.bottom - face.top)
+    side = min(round(face_side * CROP_PER_FACE), width, height)
+    centre_x = (face.left + face.right) / 2
+    centre_y = (face.top + face.bottom) / 2 - CROP_RAISE * face_side
+    left = min(max(0, round(centre_x - side / 2)), width - side)
+    top = min(max(0, round(centre_y - side / 2)), height - side)
+    return Box(left, top, left + side, top + side)
+
+
+def _feather(side: int) -> Image.Image:
+    """An L mask of side x side px: 255 in the middle, fading to 0 over the outer tenth of each edge."""
+    edge = max(1, side // 10)
+    mask = Image.new("L", (side, side), 0)
+    ImageDraw.Draw(mask).rectangle((edge, edge, side - 1 - edge, side - 1 - edge), fill=255)
+    return mask.filter(ImageFilter.GaussianBlur(edge / 2))
+
+
+def restore_faces(image: Image.Image, model: str | os.PathLike, *,
+                  weight: float = 1.0) -> tuple[Image.Image, list[Box]]:
+    """Find the faces in `image` (core.face_detection.find_faces) and restore each in place.
+
+    Each face gets a square crop (`crop_box`), redrawn by `restore_face` at FACE_SIDE px, resized
+    back and pasted through a feathered mask, so no seam shows; pixels outside every crop are
+    unchanged. Overlapping crops are done one after the other, largest face first.
+
+    Args:
+        image: an RGB, RGBA or L PIL image, any size (alpha is kept as it was).
+        model: a face-restoration file, see `get_restorer`.
+        weight: 0..1, see `restore_face`.
+
+    Returns:
+        (a new image of the same size and mode, the crop boxes restored, in image px). With no face
+        found the image comes back unchanged and the list is empty.
+
+    Raises:
+        InvalidInput: weight out of range. ModelNotFound: the model file, or OpenCV's face cascade, is
+        missing. UnsafeModelFile: see `get_restorer`.
+    """
+    weight = check_float("face restoration weight", weight, 0.0, 1.0)
+    get_restorer(model)  # a bad file fails before the detector runs
+    out = image.copy()
+    crops = [crop_box(face, image.size) for face in find_faces(image)]
+    for box in crops:
+        region = out.crop(box)
+        redrawn = restore_face(region, model, weight=weight)
+        out.paste(redrawn, box[:2], _feather(region.width))
+    return out, crops

@@ -24,12 +24,14 @@ def wheel_models(dest: Path) -> Path:
     return dest
 
 
-def ncnn_runner(folder: Path, name: str, *, threads: int = 2,
-                fp32: bool = True) -> Callable[[np.ndarray], np.ndarray]:
+def ncnn_runner(folder: Path, name: str, *, threads: int = 2, fp32: bool = True,
+                winograd: bool = True) -> Callable[[np.ndarray], np.ndarray]:
     """Load the ncnn model behind `name` (a key of core.convert_ncnn.SOURCES) from `folder`.
 
     `fp32=True` turns off ncnn's fp16/bf16 storage and arithmetic (exact reference); False keeps
-    ncnn's defaults (its fastest path). Returns `run(x)`: `x` float32 `(3, H, W)` in [0, 1] ->
+    ncnn's defaults (its fastest path). `winograd=False` turns off ncnn's Winograd 3x3 convolutions
+    (Lavin & Gray 2015, arXiv:1509.09308), so it runs direct convolutions as PyTorch's oneDNN does:
+    the benchmark's control for where ncnn's lead comes from. Returns `run(x)`: `x` float32 `(3, H, W)` in [0, 1] ->
     float32 `(3, H*s, W*s)`, not clipped.
     """
     import ncnn
@@ -38,6 +40,7 @@ def ncnn_runner(folder: Path, name: str, *, threads: int = 2,
     net = ncnn.Net()
     net.opt.use_vulkan_compute = False
     net.opt.num_threads = threads
+    net.opt.use_winograd_convolution = winograd
     if fp32:
         for flag in ("use_fp16_storage", "use_fp16_packed", "use_fp16_arithmetic", "use_bf16_storage"):
             setattr(net.opt, flag, False)

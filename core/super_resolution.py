@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from core import face_detection
 from core import face_restoration as face_restoration_module
 from core import models, spandrel_files
 from core.checks import check_float, check_int
@@ -244,7 +245,8 @@ def upscale(image: Any, *, model: str | os.PathLike | None = None, scale: float 
             Halved (down to 64) when the device runs out of memory all the same.
         overlap: input pixels shared by neighbouring tiles, 0..tile/4, cross-faded to hide seams.
         face_restoration: None, or a face-restoration file in the models folder (GFPGAN,
-            RestoreFormer, ...) run on the upscaled picture as one face crop (core.face_restoration).
+            RestoreFormer, ...): each face found in the upscaled picture is redrawn and blended back
+            (core.face_restoration.restore_faces); the rest is left as upscaled.
         face_weight: 0..1, how much of the restored face to keep.
         on_step: called as on_step(done_tiles, total_tiles) after each tile (every pass and the
             alpha pass count; counts restart if the tile is halved); core never imports gradio.
@@ -254,12 +256,14 @@ def upscale(image: Any, *, model: str | os.PathLike | None = None, scale: float 
         with transparency, L for 8-bit greyscale and I;16 for 16-bit greyscale input.
         `parameters`: model, scale, model_scale, passes, tile, overlap, precision, device, alpha,
         mode, input_size and output_size ([width, height] in px), face_restoration, face_weight,
-        warnings.
+        faces_restored (the crops redrawn, [left, top, right, bottom] in output px; None without
+        face restoration), warnings (including "found no face").
 
     Raises:
         InvalidInput: no/unreadable image, a side outside 8..4096 px, an output side over
             `max_output_side()` (checked before any work), or scale/tile/overlap out of range.
-        ModelNotFound: `model` or `face_restoration` matches nothing in the registry or the allowed folders.
+        ModelNotFound: `model` or `face_restoration` matches nothing in the registry or the allowed
+            folders, or face restoration was asked and OpenCV's face cascade is missing.
         UnsafeModelFile: the file would need unpickling beyond plain tensors, or is no upscaler
             (no face restorer for `face_restoration`).
         OutOfMemory: even 64-px tiles do not fit on the chosen device.
@@ -274,8 +278,9 @@ def upscale(image: Any, *, model: str | os.PathLike | None = None, scale: float 
     if tile is not None:
         tile = check_int("tile", tile, 64, 2048)
     up = get_upscaler(model)
-    if face_restoration:  # a bad file or weight fails before the long part
+    if face_restoration:  # a bad file or weight, or no detector, fails before the long part
         face_weight = face_restoration_module.prepare(face_restoration, face_weight)
+        face_detection.detector()
     scale = up.scale if scale is None else scale
     tile = _default_tile(up) if tile is None else tile
     overlap = check_int(f"overlap (at most a quarter of the {tile}-px tile)", overlap, 0, tile // 4)
@@ -327,16 +332,20 @@ def upscale(image: Any, *, model: str | os.PathLike | None = None, scale: float 
         grown = outputs[1].resize(size, Image.Resampling.LANCZOS) if alpha_mode == "upscaled" else Image.new("L", size, 255)
         result = Image.merge("RGBA", (*result.split(), grown))
     warnings = list(picture.info.get("notes", []))
+    crops: list = []
     if face_restoration and mode == "I;16":
         warnings.append("face restoration was skipped: it works on 8-bit pictures, and this one is 16-bit")
     elif face_restoration:
-        result = face_restoration_module.restore_face(result, face_restoration, weight=face_weight)
+        result, crops = face_restoration_module.restore_faces(result, face_restoration, weight=face_weight)
+        if not crops:
+            warnings.append("face restoration found no face, so nothing was redrawn (it finds upright faces "
+                            "looking roughly at the camera, from about 24 px wide)")
     return Result([result], [], {
         "model": up.name, "scale": scale, "model_scale": up.scale, "passes": len(inputs), "tile": tile,
         "overlap": overlap, "precision": up.precision, "device": str(up.model.device), "alpha": alpha_mode,
         "mode": result.mode, "input_size": [width, height], "output_size": list(size),
         "face_restoration": face_restoration or None, "face_weight": face_weight if face_restoration else None,
-        "warnings": warnings})
+        "faces_restored": [list(box) for box in crops] if face_restoration else None, "warnings": warnings})
 
 
 def _passes(up: Upscaler, plane: Image.Image, inputs: list[tuple[int, int]], tile: int, overlap: int,

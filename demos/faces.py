@@ -83,7 +83,7 @@ def build() -> gr.Blocks:
                                 info="lower = more typical, less varied faces")
                 upscale = gr.Checkbox(value=True, label="Upscale x4",
                                       info="64 px becomes 256 px (face restoration, below, makes 512 px)")
-                restorer, weight = ui.face_restoration_controls()
+                restorer, weight = ui.face_restoration_controls("each face is redrawn whole at 512 px")
                 go = gr.Button("Generate", variant="primary")
             with gr.Column():
                 outputs = ui.result_panel("Faces")

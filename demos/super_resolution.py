@@ -37,8 +37,8 @@ def upscale(image: dict | None, model: str, scale: float, tile: int, overlap: in
             model's take two passes.
         tile: tile side in input px, 64..2048; 0 picks one automatically.
         overlap: px shared by neighbouring tiles, 0..tile/4, blended to hide seams.
-        face_restoration: a face-restoration file in the models folder (GFPGAN, RestoreFormer, ...)
-            run on the upscaled picture as one face crop; "" for none.
+        face_restoration: a face-restoration file in the models folder (GFPGAN, RestoreFormer, ...);
+            each face found in the upscaled picture is redrawn and blended back; "" for none.
         face_weight: 0..1, how much of the restored face to keep.
 
     Returns:
@@ -82,7 +82,8 @@ def build() -> gr.Blocks:
                                      info="0 = automatic; smaller tiles use less memory")
                     overlap = gr.Slider(0, TILE_MAX // 4, value=16, step=1, label="Overlap (px)",
                                         info="at most a quarter of the tile")
-                restorer, weight = ui.face_restoration_controls()
+                restorer, weight = ui.face_restoration_controls(
+                    "faces are found (upright, facing the camera), each redrawn at 512 px and blended back")
                 go = gr.Button("Upscale", variant="primary")
                 with gr.Accordion("About the models", open=False):
                     gr.Markdown("\n".join(f"- **{name}**: {models.spec(super_resolution.KIND, name).description}"

@@ -94,10 +94,10 @@ def show(result: Result) -> tuple[list[tuple[Image.Image, str]], str, dict[str, 
     return list(zip(images, captions)), ", ".join(str(s) for s in seeds), result.parameters
 
 
-def face_restoration_controls() -> tuple[gr.Dropdown, gr.Slider]:
+def face_restoration_controls(how: str) -> tuple[gr.Dropdown, gr.Slider]:
     """A "Face restoration" accordion for the faces and super-resolution tabs: the restorer file
     ("" = none; the models folder's GFPGAN, RestoreFormer, ... files) with a refresh button, and
-    its weight. Returns (model, weight)."""
+    its weight; `how` tells, under the file list, what the tab restores. Returns (model, weight)."""
     def listed():
         return [("None", ""), *face_restoration.choices()]
 
@@ -105,8 +105,7 @@ def face_restoration_controls() -> tuple[gr.Dropdown, gr.Slider]:
         with gr.Row(equal_height=True):
             model = gr.Dropdown(listed(), value="", label="Face restoration model", scale=4,
                                 allow_custom_value=True,  # API calls may name a file added since launch
-                                info="GFPGAN, RestoreFormer, ... files in the models folder; the whole "
-                                     "picture is treated as one centred face, redrawn at 512 px")
+                                info=f"GFPGAN, RestoreFormer, ... files in the models folder; {how}")
             refresh = gr.Button("Refresh list", size="sm", scale=1, min_width=80)
         weight = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Restoration weight",
                            info="1 = the restored face only; lower values blend the original back in")

@@ -8,8 +8,9 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from core import InvalidInput, UnsafeModelFile, face_restoration, generate_faces, upscale
+from core import InvalidInput, UnsafeModelFile, face_detection, face_restoration, generate_faces, upscale
 from core import super_resolution as sr
+from core.face_detection import Box
 from core.paths import WEIGHTS_DIR
 
 pytestmark = [pytest.mark.usefixtures("offline"), pytest.mark.slow,
@@ -71,10 +72,56 @@ def test_weight_zero_keeps_the_input_and_bad_weights_are_refused(restorers):
         face_restoration.restore_face(picture, "gfpgan.safetensors", weight=1.5)
 
 
+ASTRONAUT_FACE = Box(177, 66, 274, 163)  # her face in astronaut.png, 512x512, as OpenCV 4.14 finds it
+
+
+def overlap(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes."""
+    width = max(0, min(a.right, b.right) - max(a.left, b.left))
+    height = max(0, min(a.bottom, b.bottom) - max(a.top, b.top))
+    area = lambda box: (box.right - box.left) * (box.bottom - box.top)  # noqa: E731
+    return width * height / (area(a) + area(b) - width * height)
+
+
+def test_the_detector_finds_the_one_face_at_any_size_and_none_in_a_cat_a_cup_or_noise(photos):
+    astronaut = Image.open(photos / "astronaut.png").convert("RGB")
+    for side in (256, 512, 2600):  # 2600: over DETECT_SIDE, so looked at scaled down and mapped back
+        (found,) = face_detection.find_faces(astronaut.resize((side, side), Image.Resampling.BICUBIC))
+        assert overlap(Box(*(round(v * 512 / side) for v in found)), ASTRONAUT_FACE) > 0.8
+    for name in ("chelsea.png", "coffee.png"):
+        photo = Image.open(photos / name)
+        assert face_detection.find_faces(photo) == []
+        assert face_detection.find_faces(photo.resize((photo.width * 3, photo.height * 3))) == []
+    assert face_detection.find_faces(face(size=(300, 200))) == []
+
+
+def test_crops_are_square_around_the_face_and_inside_the_picture():
+    assert face_restoration.crop_box(Box(100, 100, 150, 150), (400, 300)) == Box(75, 70, 175, 170)
+    assert face_restoration.crop_box(Box(0, 0, 50, 50), (400, 300)) == Box(0, 0, 100, 100)  # shifted in
+    assert face_restoration.crop_box(Box(0, 10, 280, 290), (400, 300)) == Box(0, 0, 300, 300)  # shrunk to fit
+
+
+def test_upscale_redraws_each_face_and_leaves_the_rest_as_upscaled(restorers, photos):
+    picture = Image.open(photos / "astronaut.png").convert("RGB").resize((128, 128), Image.Resampling.LANCZOS)
+    plain = np.asarray(upscale(picture).images[0], dtype=np.int16)
+    result = upscale(picture, face_restoration="gfpgan.safetensors", face_weight=0.5)
+    (crop,) = [Box(*box) for box in result.parameters["faces_restored"]]
+    assert overlap(crop, face_restoration.crop_box(ASTRONAUT_FACE, (512, 512))) > 0.6
+    restored = np.asarray(result.images[0], dtype=np.int16)
+    outside = np.ones(plain.shape[:2], dtype=bool)
+    outside[crop.top:crop.bottom, crop.left:crop.right] = False
+    assert np.array_equal(restored[outside], plain[outside])  # nothing but the face crop changed
+    middle = (slice(crop.top + 20, crop.bottom - 20), slice(crop.left + 20, crop.right - 20))
+    assert np.abs(restored[middle] - plain[middle]).mean() > 5  # and the face was redrawn
+    assert not result.parameters["warnings"]
+
+
 def test_upscale_and_faces_take_a_restorer_and_refuse_the_wrong_kind(restorers):
     result = upscale(face(size=(32, 24)), face_restoration="restoreformer.safetensors", face_weight=0.5)
     assert result.images[0].size == (128, 96)
     assert (result.parameters["face_restoration"], result.parameters["face_weight"]) == ("restoreformer.safetensors", 0.5)
+    assert result.parameters["faces_restored"] == [] and "found no face" in result.parameters["warnings"][0]
+    assert np.array_equal(np.asarray(result.images[0]), np.asarray(upscale(face(size=(32, 24))).images[0]))
     faces = generate_faces(count=1, seed=3, face_restoration="gfpgan.safetensors")
     assert faces.images[0].size == (512, 512) and faces.parameters["face_restoration"] == "gfpgan.safetensors"
     with pytest.raises(UnsafeModelFile, match="face-restoration model, not an upscaler"):

@@ -45,7 +45,7 @@ def test_default_model_gives_x4_in_the_inputs_kind(mode, out_mode):
         "model": sr.DEFAULT_MODEL, "scale": 4, "model_scale": 4, "passes": 1, "tile": 0, "overlap": 16,
         "precision": result.parameters["precision"], "device": result.parameters["device"], "alpha": "none",
         "mode": out_mode, "input_size": [40, 30], "output_size": [160, 120], "face_restoration": None,
-        "face_weight": None, "warnings": []}
+        "face_weight": None, "faces_restored": None, "warnings": []}
 
 
 def test_sixteen_bit_grey_stays_sixteen_bit_and_keeps_its_fine_levels(tmp_path):
