@@ -85,11 +85,11 @@ def find_faces(image: Image.Image) -> list[Box]:
     faces, eyes = detector()
     import cv2  # present: detector() checked
     shrink = min(1.0, DETECT_SIDE / max(image.size))
-    grey = image.convert("L")
+    small = image  # scaled down before the grey copy is made: a 16384-px picture's would take 268 MB
     if shrink < 1.0:
-        grey = grey.resize((max(1, round(image.width * shrink)), max(1, round(image.height * shrink))),
-                           Image.Resampling.BOX)
-    pixels = np.asarray(grey)
+        small = image.resize((max(1, round(image.width * shrink)), max(1, round(image.height * shrink))),
+                             Image.Resampling.BOX)
+    pixels = np.asarray(small.convert("L"))
     # scale step 1.1 is OpenCV's default; 5 neighbours (default 3) and the eye check keep false faces away
     found = faces.detectMultiScale(pixels, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
     kept = []

@@ -240,9 +240,11 @@ def upscale(image: Any, *, model: str | os.PathLike | None = None, scale: float 
             own. A factor above the model's takes more passes (x8 from a x4 model: two); the
             output is resized to the exact factor with Lanczos (x2 from a x4 model: one pass, then
             down).
-        tile: tile side in *input* pixels, 64..2048; None picks the largest that fits a quarter of
-            the device's free memory, at most 512 on a GPU, 256 on the CPU (128 for RRDB nets).
-            Halved (down to 64) when the device runs out of memory all the same.
+        tile: largest tile side in *input* pixels, 64..2048; None picks the largest that fits a
+            quarter of the device's free memory, at most 512 on a GPU, 256 on the CPU (128 for RRDB
+            nets). Each axis then uses the smallest side that needs no more tiles (a 512-px side:
+            3 tiles of 182 px, not 3 of 256; core.tiling.fit_tile). Halved (down to 64) when the
+            device runs out of memory all the same.
         overlap: input pixels shared by neighbouring tiles, 0..tile/4, cross-faded to hide seams.
         face_restoration: None, or a face-restoration file in the models folder (GFPGAN,
             RestoreFormer, ...): each face found in the upscaled picture is redrawn and blended back

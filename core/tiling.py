@@ -29,6 +29,18 @@ def starts(length: int, tile: int, overlap: int) -> list[int]:
     return [round(i * (length - tile) / (count - 1)) for i in range(count)]
 
 
+def fit_tile(length: int, tile: int, overlap: int) -> int:
+    """The smallest tile side, at most `tile`, that covers `length` px with as few tiles as `tile` does.
+
+    A 512-px side with 256-px tiles and 16 px of overlap needs 3 tiles; at 256 px they would share
+    128 px each and run the net over 768 px, at 182 px over 546. All in input px.
+    """
+    if length <= tile:
+        return length
+    count = len(starts(length, tile, overlap))
+    return min(tile, -(-(length + (count - 1) * overlap) // count))
+
+
 def _weights(offsets: list[int], side: int, length: int, ramp: int, scale: int) -> list[torch.Tensor]:
     """Per-tile 1D blend weights in output pixels, normalised so that they sum to 1 at every pixel.
 
@@ -60,7 +72,8 @@ def run_tiled(net: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor, 
         net: maps float `(1, C, h, w)` in [0, 1] to `(1, C, h*scale, w*scale)` in [0, 1] (any device).
         image: float32 `(1, C, H, W)` in [0, 1] on the CPU, C = 1 or 3.
         scale: the net's output/input side ratio (a whole number >= 1).
-        tile: tile side in input pixels; overlap: shared pixels between neighbours (< tile / 2).
+        tile: the largest tile side in input pixels; each axis uses the smallest side that needs no
+            more tiles (`fit_tile`). overlap: shared pixels between neighbours (< tile / 2).
         on_tile: called after each tile (for progress).
         encode: turns a finished float band `(1, C, h, W*scale)` into a PIL image; the default
             (core.imageio.to_pil) gives 8-bit L or RGB, core.imageio.to_pil16 16-bit greyscale.
@@ -70,9 +83,10 @@ def run_tiled(net: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor, 
     """
     _, _, height, width = image.shape
     encode = encode or (lambda band: to_pil(band)[0])
-    xs, ys = starts(width, tile, overlap), starts(height, tile, overlap)
-    wx = _weights(xs, tile, width, overlap, scale)
-    wy = _weights(ys, tile, height, overlap, scale)
+    tile_x, tile_y = fit_tile(width, tile, overlap), fit_tile(height, tile, overlap)
+    xs, ys = starts(width, tile_x, overlap), starts(height, tile_y, overlap)
+    wx = _weights(xs, tile_x, width, overlap, scale)
+    wy = _weights(ys, tile_y, height, overlap, scale)
     canvas = None  # made from the first finished band, in its mode
     band, band_top = None, 0  # float rows [band_top, band_top + band rows) of the output, not yet final
 
@@ -91,7 +105,7 @@ def run_tiled(net: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor, 
         extra = torch.zeros(1, image.shape[1], grow, width * scale)
         band = extra if band is None else torch.cat([band, extra], dim=2)
         for x, weight_x in zip(xs, wx):
-            piece = image[:, :, y:y + tile, x:x + tile]
+            piece = image[:, :, y:y + tile_y, x:x + tile_x]
             out = net(piece).float().cpu()  # (1, C, h*scale, w*scale)
             blend = weight_y[:, None] * weight_x[None, :]  # (h*scale, w*scale)
             left = x * scale

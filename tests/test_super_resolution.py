@@ -15,7 +15,7 @@ from core import InvalidInput, ModelNotFound, OutOfMemory, Result, UnsafeModelFi
 from core import super_resolution as sr
 from core.imageio import to_pil
 from core.paths import WEIGHTS_DIR
-from core.tiling import run_tiled, starts
+from core.tiling import fit_tile, run_tiled, starts
 
 DEFAULT_FILE = WEIGHTS_DIR / "upscalers" / f"{sr.DEFAULT_MODEL}.safetensors"
 pytestmark = [pytest.mark.usefixtures("offline"),
@@ -171,10 +171,22 @@ def test_tiling_reassembles_a_pointwise_net_exactly(width, height, tile, overlap
     assert starts(width, tile, overlap)[-1] + tile >= width
 
 
+def test_tiles_shrink_to_the_smallest_side_that_needs_no_more_of_them():
+    for length in range(1, 1400, 7):
+        side = fit_tile(length, 256, 16)
+        offsets = starts(length, side, 16)
+        assert len(offsets) == len(starts(length, 256, 16)) and side <= min(256, length)
+        assert offsets[0] == 0 and offsets[-1] + side == length  # covers the side, edge to edge
+        assert all(b - a <= side - 16 for a, b in zip(offsets, offsets[1:]))  # neighbours share >= 16 px
+        if 16 < side < length:  # one px less would need another tile
+            assert len(starts(length, side - 1, 16)) > len(offsets)
+    assert fit_tile(512, 256, 16) == 182  # the net runs over 3 x 182 px instead of 3 x 256
+
+
 def test_on_step_counts_every_tile():
     steps = []
     upscale(noise((120, 70)), tile=64, overlap=16, on_step=lambda done, total: steps.append((done, total)))
-    assert steps == [(i, 6) for i in range(1, 7)]  # 3 columns (at x = 0, 28, 56) x 2 rows (y = 0, 6)
+    assert steps == [(i, 6) for i in range(1, 7)]  # 3 columns of 51 px (at x = 0, 34, 69) x 2 rows of 43 (y = 0, 27)
 
 
 def test_out_of_memory_halves_the_tile(monkeypatch):
