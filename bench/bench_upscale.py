@@ -11,9 +11,11 @@ Input: astronaut.png from the scikit-image 0.26.0 wheel, resized with Lanczos. A
 
 --separate times each runtime in its own process instead, one after the other (5 runs each after
 a warm-up, min): both use OpenMP worker threads that spin for a while after a call, so when they
-alternate in one process, each can be timed against the other's spinning threads.
+alternate in one process, each can be timed against the other's spinning threads. It also times
+core.upscale on the same picture (PIL in and out, tiled as the tab runs it: a 512-px picture in
+3x3 tiles of 182 px), against ncnn on the whole picture.
 
---compile adds a third column: the same net through torch.compile (inductor, with weight freezing,
+--compile adds a column: the same net through torch.compile (inductor, with weight freezing,
 so convolutions get prepacked oneDNN weights), compiled once per model and input shape before
 timing; the compile time is printed too.
 """
@@ -70,16 +72,19 @@ def compiled_net(up, x: torch.Tensor):
 
 
 def child(runtime: str, name: str, side: int, threads: int) -> float:
-    """Min seconds of 5 runs of one runtime ("ours", "ncnn" or "ncnn-direct": ncnn without Winograd)
-    on the photo at `side` px, in this process alone."""
+    """Min seconds of 5 runs of one runtime on the photo at `side` px, in this process alone: "ours"
+    (the net on the whole picture), "upscale" (core.upscale: PIL in and out, tiled as the tab runs
+    it), "ncnn" or "ncnn-direct" (ncnn without Winograd)."""
+    from core import super_resolution as sr
     from core.ncnn_reference import ncnn_runner, wheel_models
 
-    x = to_tensor(photo().resize((side, side), Image.Resampling.LANCZOS))
+    picture = photo().resize((side, side), Image.Resampling.LANCZOS)
+    x = to_tensor(picture)
     if runtime == "ours":
-        from core import super_resolution as sr
-
         up = sr.get_upscaler(name)
         fn = lambda: up(x)  # noqa: E731
+    elif runtime == "upscale":
+        fn = lambda: sr.upscale(picture, model=name)  # noqa: E731
     else:
         array = np.ascontiguousarray(x[0].numpy())
         run = ncnn_runner(wheel_models(REPO_DIR / ".cache" / "ncnn-realesrgan"), name, threads=threads, fp32=False,
@@ -100,20 +105,22 @@ def photo() -> Image.Image:
 
 
 def separate(cases: list[tuple[str, int]], threads: int) -> None:
-    """Each runtime in its own process per case; prints seconds and ncnn/ours."""
+    """Each runtime in its own process per case; prints seconds and the ratios to ours."""
     import subprocess
 
     print(f"{'model':28} {'input':>9} {'ours s':>8} {'ncnn s':>8} {'ncnn/ours':>10} {'direct s':>9} "
-          f"{'direct/ours':>12}  (separate processes; direct: ncnn without Winograd)")
+          f"{'direct/ours':>12} {'upscale s':>10} {'ncnn/upscale':>13}  (separate processes; direct: ncnn "
+          "without Winograd; upscale: core.upscale, tiled)")
     for name, side in cases:
         times = {}
-        for runtime in ("ours", "ncnn", "ncnn-direct"):
+        for runtime in ("ours", "ncnn", "ncnn-direct", "upscale"):
             done = subprocess.run([sys.executable, __file__, "--child", runtime, "--model", name, "--side", str(side),
                                    "--threads", str(threads)], capture_output=True, text=True, check=True)
             times[runtime] = float(done.stdout.strip().splitlines()[-1])
         print(f"{name:28} {side:>4}x{side:<4} {times['ours']:8.3f} {times['ncnn']:8.3f} "
               f"{times['ncnn'] / times['ours']:10.2f} {times['ncnn-direct']:9.3f} "
-              f"{times['ncnn-direct'] / times['ours']:12.2f}", flush=True)
+              f"{times['ncnn-direct'] / times['ours']:12.2f} {times['upscale']:10.3f} "
+              f"{times['ncnn'] / times['upscale']:13.2f}", flush=True)
 
 
 def main() -> None:
@@ -122,7 +129,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for both runtimes")
     parser.add_argument("--compile", action="store_true", help="also time the net through torch.compile")
     parser.add_argument("--separate", action="store_true", help="time each runtime in its own process")
-    parser.add_argument("--child", choices=("ours", "ncnn", "ncnn-direct"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=("ours", "upscale", "ncnn", "ncnn-direct"), help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--side", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()

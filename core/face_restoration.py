@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
+import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFilter
 
@@ -85,7 +87,7 @@ def restore_face(image: Image.Image, model: str | os.PathLike, *, weight: float 
     """Restore one face crop.
 
     Args:
-        image: an RGB, RGBA or L PIL image of a centred, upright face, any size (resized to
+        image: an RGB, RGBA, L or LA PIL image of a centred, upright face, any size (resized to
             FACE_SIDE x FACE_SIDE for the net with Lanczos, and to `size` after).
         size: (width, height) of the result in px; None keeps the input's size.
         model: a face-restoration file, see `get_restorer`.
@@ -93,8 +95,8 @@ def restore_face(image: Image.Image, model: str | os.PathLike, *, weight: float 
             in between a linear blend (what A1111 calls the restorer's visibility).
 
     Returns:
-        An image of `size` in the input's mode, RGB, RGBA or L (alpha resized with Lanczos, not
-        restored).
+        An image of `size` in the input's mode (alpha resized with Lanczos, not restored; grey
+        modes get the restored face in grey).
 
     Raises:
         InvalidInput: weight out of range. ModelNotFound, UnsafeModelFile: see `get_restorer`.
@@ -112,23 +114,28 @@ def restore_face(image: Image.Image, model: str | os.PathLike, *, weight: float 
     out = to_pil(restored)[0].resize(size, Image.Resampling.LANCZOS)
     if weight < 1.0:
         out = Image.blend(rgb.resize(size, Image.Resampling.LANCZOS), out, weight)
-    if image.mode == "RGBA":
+    if image.mode in ("RGBA", "LA"):
         out.putalpha(image.getchannel("A").resize(size, Image.Resampling.LANCZOS))
-    return out.convert("L") if image.mode == "L" else out
+    return out.convert(image.mode) if image.mode in ("L", "LA") else out
 
 
-def crop_box(face: Box, size: tuple[int, int]) -> Box:
-    """The square crop, in px of a picture of `size` (width, height), to restore around `face`:
-    CROP_PER_FACE face sides wide, centred CROP_RAISE face sides above the face's centre, shifted
-    (and if need be shrunk) to lie inside the picture."""
-    width, height = size
-    face_side = max(face.right - face.left, face.bottom - face.top)
-    side = min(round(face_side * CROP_PER_FACE), width, height)
-    centre_x = (face.left + face.right) / 2
-    centre_y = (face.top + face.bottom) / 2 - CROP_RAISE * face_side
-    left = min(max(0, round(centre_x - side / 2)), width - side)
-    top = min(max(0, round(centre_y - side / 2)), height - side)
+def crop_box(face: Box) -> Box:
+    """The square crop to restore around `face`, in the same px: CROP_PER_FACE face sides wide,
+    centred CROP_RAISE face sides above the face's centre. It may reach past the picture's edges
+    (a face at the border stays centred in its crop; `cut` fills the outside)."""
+    side = round(max(face.right - face.left, face.bottom - face.top) * CROP_PER_FACE)
+    left = round((face.left + face.right - side) / 2)
+    top = round((face.top + face.bottom - side) / 2 - CROP_RAISE * (face.bottom - face.top))
     return Box(left, top, left + side, top + side)
+
+
+def cut(image: Image.Image, box: Box) -> Image.Image:
+    """`image`'s pixels inside `box`; where the box reaches past the picture, its edge pixels are
+    repeated outwards (what a face crop at the border is given instead of black)."""
+    inside = (max(box.left, 0), max(box.top, 0), min(box.right, image.width), min(box.bottom, image.height))
+    pixels = np.asarray(image.crop(inside))
+    pad = [(inside[1] - box.top, box.bottom - inside[3]), (inside[0] - box.left, box.right - inside[2])]
+    return Image.fromarray(np.pad(pixels, pad + [(0, 0)] * (pixels.ndim - 2), mode="edge"), image.mode)
 
 
 def _feather(side: int) -> Image.Image:
@@ -139,22 +146,25 @@ def _feather(side: int) -> Image.Image:
     return mask.filter(ImageFilter.GaussianBlur(edge / 2))
 
 
-def restore_faces(image: Image.Image, model: str | os.PathLike, *,
-                  weight: float = 1.0) -> tuple[Image.Image, list[Box]]:
+def restore_faces(image: Image.Image, model: str | os.PathLike, *, weight: float = 1.0,
+                  on_face: Callable[[int, int], None] | None = None) -> tuple[Image.Image, list[Box]]:
     """Find the faces in `image` (core.face_detection.find_faces) and restore each in place.
 
-    Each face gets a square crop (`crop_box`), redrawn by `restore_face` at FACE_SIDE px, resized
-    back and pasted through a feathered mask, so no seam shows; pixels outside every crop are
-    unchanged. Overlapping crops are done one after the other, largest face first.
+    Each face gets a square crop (`crop_box`, edge pixels repeated past the picture's border),
+    redrawn by `restore_face` at FACE_SIDE px, resized back and pasted through a feathered mask, so
+    no seam shows; pixels outside every crop are unchanged. Overlapping crops are done one after
+    the other, largest face first.
 
     Args:
-        image: an RGB, RGBA or L PIL image, any size (alpha is kept as it was).
+        image: an RGB, RGBA, L or LA PIL image, any size (alpha is kept as it was).
         model: a face-restoration file, see `get_restorer`.
-        weight: 0..1, see `restore_face`.
+        weight: 0..1, see `restore_face`; 0 returns a copy at once, without looking for faces.
+        on_face: called as on_face(done, total) after each face (a face takes seconds on a CPU).
 
     Returns:
-        (a new image of the same size and mode, the crop boxes restored, in image px). With no face
-        found the image comes back unchanged and the list is empty.
+        (a new image of the same size and mode, the areas redrawn: each face's crop clipped to the
+        picture, in image px). With no face found (or weight 0) the image comes back unchanged and
+        the list is empty.
 
     Raises:
         InvalidInput: weight out of range. ModelNotFound: the model file, or OpenCV's face cascade, is
@@ -163,9 +173,13 @@ def restore_faces(image: Image.Image, model: str | os.PathLike, *,
     weight = check_float("face restoration weight", weight, 0.0, 1.0)
     get_restorer(model)  # a bad file fails before the detector runs
     out = image.copy()
-    crops = [crop_box(face, image.size) for face in find_faces(image)]
-    for box in crops:
-        region = out.crop(box)
-        redrawn = restore_face(region, model, weight=weight)
-        out.paste(redrawn, box[:2], _feather(region.width))
-    return out, crops
+    if weight == 0.0:
+        return out, []
+    crops = [crop_box(face) for face in find_faces(image)]
+    for done, box in enumerate(crops, 1):
+        redrawn = restore_face(cut(out, box), model, weight=weight)
+        out.paste(redrawn, box[:2], _feather(redrawn.width))
+        if on_face is not None:
+            on_face(done, len(crops))
+    return out, [Box(max(b.left, 0), max(b.top, 0), min(b.right, image.width), min(b.bottom, image.height))
+                 for b in crops]

@@ -30,11 +30,12 @@ def open_image(image: Any, *, name: str = "image", min_side: int = 8, max_side: 
             array `(H, W)`, `(H, W, 3)` or `(H, W, 4)`.
         name: the argument's name, used in error messages.
         min_side, max_side: allowed side lengths in pixels (inclusive).
-        grey: keep greyscale pictures grey: "L" for 8-bit, "I;16" (0..65535) for 16-bit ones.
+        grey: keep greyscale pictures grey: "L" for 8-bit, "LA" with transparency, "I;16"
+            (0..65535) for 16-bit ones.
 
     Returns:
         A loaded PIL image of mode "RGB" or "RGBA" (RGBA only when the input has transparency),
-        or with `grey`, "L" / "I;16". CMYK and palette pictures are converted. `info["notes"]`
+        or with `grey`, "L" / "LA" / "I;16". CMYK and palette pictures are converted. `info["notes"]`
         lists what the caller should tell the user: an animated picture gives its first frame
         only; a 16-bit colour PNG is read at 8 bits per channel (Pillow keeps 16 bits only for
         greyscale).
@@ -75,7 +76,9 @@ def open_image(image: Any, *, name: str = "image", min_side: int = 8, max_side: 
     if img.mode.startswith("I"):  # 16-bit (I;16, I;16B) or 32-bit integer greyscale
         img = Image.fromarray(np.asarray(img, dtype=np.float32).clip(0, 65535).astype(np.uint16))  # I;16
         img = img if grey else to_8bit(img)
-    if not (grey and img.mode in ("L", "I;16") and not has_alpha):
+    if grey and img.mode == "LA":
+        pass  # grey with transparency stays so
+    elif not (grey and img.mode in ("L", "I;16") and not has_alpha):
         img = img.convert("RGBA" if has_alpha else "RGB")
     img.info["notes"] = notes
     return img

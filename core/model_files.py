@@ -112,8 +112,33 @@ def kind_of(path: Path) -> str | None:
         for folder in reversed(path.parent.parts):
             if folder.lower() in _FOLDER_HINTS:
                 return _FOLDER_HINTS[folder.lower()]
-        return "upscaler" if path.stat().st_size < 300 * 2**20 else "checkpoint"
+        names = pickled_names(path)
+        if names is None:  # torch's legacy format: no cheap look inside
+            return "upscaler" if path.stat().st_size < 300 * 2**20 else "checkpoint"
+        if any(name.startswith("model.diffusion_model.") for name in names):
+            return "checkpoint"
+        if any(name.startswith("lora_") or ".lora_" in name or ".lora." in name for name in names):
+            return "lora"
+        return "upscaler"
     return None
+
+
+def pickled_names(path: Path, limit: int = 64 * 2**20) -> set[str] | None:
+    """The strings (tensor names among them) in a torch zip file's pickle, read as opcodes only:
+    nothing is unpickled, so no code can run. None for torch's legacy (non-zip) format, a file
+    that cannot be read, or a pickle over `limit` bytes."""
+    import pickletools
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            member = next((i for i in archive.infolist() if i.filename.endswith("/data.pkl")), None)
+            if member is None or member.file_size > limit:
+                return None
+            data = archive.read(member)
+        return {arg for _, arg, _ in pickletools.genops(data) if isinstance(arg, str)}
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
+        return None
 
 
 def scan(kind: str, root: Path | None = None) -> list[str]:

@@ -38,7 +38,7 @@ def read(path: str | Path) -> ModelFile:
             model; the message names the file (not its folder) and the reason.
     """
     import spandrel
-    from safetensors import SafetensorError, safe_open
+    from safetensors import safe_open
 
     _install_extra_arches()
     path = Path(path)
@@ -59,9 +59,10 @@ def read(path: str | Path) -> ModelFile:
     except spandrel.UnsupportedModelError:
         raise UnsafeModelFile(f"{path.name} holds no upscaler or face-restoration architecture that spandrel "
                               "knows") from None
-    except (SafetensorError, OSError, EOFError, RuntimeError, KeyError, AttributeError, TypeError, ValueError,
-            IndexError) as err:  # empty, truncated or odd files; torch and spandrel raise any of these
-        raise UnsafeModelFile(f"{path.name} is not a readable model file ({brief(err, 120)})") from None
+    except Exception as err:  # noqa: BLE001  empty, truncated or odd files: torch, safetensors and spandrel
+        # raise SafetensorError, OSError, EOFError, RuntimeError, KeyError, struct.error, ... for them
+        reason = brief(err, 120) if _looks_like_weights(path) else "it is neither a PyTorch nor a safetensors file"
+        raise UnsafeModelFile(f"{path.name} is not a readable model file ({reason})") from None
     if not isinstance(descriptor, spandrel.ImageModelDescriptor) or (
             descriptor.input_channels, descriptor.output_channels) != (3, 3):
         raise UnsafeModelFile(f"{path.name} is {a_or_an(descriptor.architecture.name)} model, not a 3-channel "
@@ -89,6 +90,17 @@ def _install_extra_arches() -> None:
 
 _EXTRA_DONE = False
 _SUMMARIES: dict[str, tuple[str, int, str]] = {}  # "path@mtime" -> (architecture, scale, purpose)
+
+
+def _looks_like_weights(path: Path) -> bool:
+    """Whether a file starts like a model file: a safetensors header (a little-endian length, then
+    "{"), a torch zip archive, or a pickle of protocol 2 or later (torch's legacy format)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(9)
+    except OSError:
+        return False
+    return head[8:9] == b"{" or head[:2] == b"PK" or head[:1] == b"\x80"
 
 
 def describe(path: Path) -> tuple[str, int, str] | None:

@@ -250,8 +250,9 @@ def upscale(image: Any, *, model: str | os.PathLike | None = None, scale: float 
             RestoreFormer, ...): each face found in the upscaled picture is redrawn and blended back
             (core.face_restoration.restore_faces); the rest is left as upscaled.
         face_weight: 0..1, how much of the restored face to keep.
-        on_step: called as on_step(done_tiles, total_tiles) after each tile (every pass and the
-            alpha pass count; counts restart if the tile is halved); core never imports gradio.
+        on_step: called as on_step(done, total) after each tile (every pass and the alpha pass
+            count; counts restart if the tile is halved), then after each face restored, the total
+            growing by the faces found; core never imports gradio.
 
     Returns:
         Result with one image of round(W * scale) x round(H * scale) px, no seeds: RGB, RGBA
@@ -295,9 +296,10 @@ def upscale(image: Any, *, model: str | os.PathLike | None = None, scale: float 
         raise InvalidInput(f"the output would be {size[0]}x{size[1]} px; each side must be at most {limit} px "
                            "(IMAGEGEN_MAX_OUTPUT_SIDE): choose a smaller scale or a smaller image")
     mode = picture.mode
-    alpha = picture.getchannel("A") if mode == "RGBA" else None
+    alpha = picture.getchannel("A") if mode in ("RGBA", "LA") else None
     alpha_mode = "none" if alpha is None else "opaque" if alpha.getextrema() == (255, 255) else "upscaled"
-    planes = [picture.convert("RGB") if mode in ("RGB", "RGBA") else picture]
+    planes = [picture.convert("RGB") if mode in ("RGB", "RGBA") else picture.getchannel("L") if mode == "LA"
+              else picture]
     if alpha_mode == "upscaled":
         planes.append(alpha)
 
@@ -332,16 +334,20 @@ def upscale(image: Any, *, model: str | os.PathLike | None = None, scale: float 
         result = result.resize(size, Image.Resampling.LANCZOS)
     if alpha_mode != "none":
         grown = outputs[1].resize(size, Image.Resampling.LANCZOS) if alpha_mode == "upscaled" else Image.new("L", size, 255)
-        result = Image.merge("RGBA", (*result.split(), grown))
+        result = Image.merge(mode, (*result.split(), grown))
     warnings = list(picture.info.get("notes", []))
     crops: list = []
     if face_restoration and mode == "I;16":
         warnings.append("face restoration was skipped: it works on 8-bit pictures, and this one is 16-bit")
     elif face_restoration:
-        result, crops = face_restoration_module.restore_faces(result, face_restoration, weight=face_weight)
-        if not crops:
+        tiles = done
+        result, crops = face_restoration_module.restore_faces(
+            result, face_restoration, weight=face_weight,
+            on_face=None if on_step is None else lambda faces, count: on_step(tiles + faces, tiles + count))
+        if not crops and face_weight > 0:
             warnings.append("face restoration found no face, so nothing was redrawn (it finds upright faces "
-                            "looking roughly at the camera, from about 24 px wide)")
+                            "looking at the camera, at least 1/43 of the picture's longest side wide and "
+                            "24 px or more)")
     return Result([result], [], {
         "model": up.name, "scale": scale, "model_scale": up.scale, "passes": len(inputs), "tile": tile,
         "overlap": overlap, "precision": up.precision, "device": str(up.model.device), "alpha": alpha_mode,

@@ -46,7 +46,7 @@ def upscale(image: dict | None, model: str, scale: float, tile: int, overlap: in
         side), the full-size lossless PNG to download (parameters embedded), and the parameters.
     """
     source = ui.image_source(image)
-    result = ui.call(core.upscale, source, progress=progress, unit="tiles", model=model, scale=scale or None,
+    result = ui.call(core.upscale, source, progress=progress, unit="steps", model=model, scale=scale or None,
                      tile=tile or None, overlap=overlap, face_restoration=face_restoration or None,
                      face_weight=face_weight)
     after = result.images[0]

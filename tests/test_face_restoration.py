@@ -51,6 +51,26 @@ def test_the_face_list_shows_each_restorer_and_no_upscaler(restorers):
     assert not any(value in ARCHS for _, value in sr.choices())  # and no restorer among the upscalers
 
 
+def test_a_full_size_pth_restorer_is_listed_as_one_not_as_a_checkpoint(restorers):
+    """GFPGANv1.4.pth from its authors is a 348 MB fp32 {"params_ema": ...} file: over the size that
+    once made any .pth a Stable Diffusion checkpoint. The file is sorted by the names in its pickle."""
+    from spandrel.architectures.GFPGAN import GFPGAN
+
+    from core import model_files
+
+    path = restorers / "GFPGANv1.4.pth"
+    torch.save({"params_ema": GFPGAN().state_dict()}, path)
+    try:
+        assert path.stat().st_size > 300 * 2**20
+        assert ("GFPGANv1.4.pth (x1 GFPGAN)", "GFPGANv1.4.pth") in face_restoration.choices()
+        assert "GFPGANv1.4.pth" not in model_files.scan("checkpoint")
+        torch.save({"state_dict": {"model.diffusion_model.out.0.weight": torch.zeros(4)}}, restorers / "tiny.ckpt")
+        assert model_files.scan("checkpoint") == ["tiny.ckpt"]  # small, but a UNet's names: a checkpoint
+    finally:
+        path.unlink()
+        (restorers / "tiny.ckpt").unlink(missing_ok=True)
+
+
 @pytest.mark.parametrize("name", list(ARCHS))
 def test_each_architecture_redraws_the_face_at_the_asked_size_keeping_alpha(restorers, name):
     picture = face(mode="RGBA")
@@ -95,10 +115,13 @@ def test_the_detector_finds_the_one_face_at_any_size_and_none_in_a_cat_a_cup_or_
     assert face_detection.find_faces(face(size=(300, 200))) == []
 
 
-def test_crops_are_square_around_the_face_and_inside_the_picture():
-    assert face_restoration.crop_box(Box(100, 100, 150, 150), (400, 300)) == Box(75, 70, 175, 170)
-    assert face_restoration.crop_box(Box(0, 0, 50, 50), (400, 300)) == Box(0, 0, 100, 100)  # shifted in
-    assert face_restoration.crop_box(Box(0, 10, 280, 290), (400, 300)) == Box(0, 0, 300, 300)  # shrunk to fit
+def test_crops_are_square_around_the_face_and_border_faces_get_edge_pixels_around_them():
+    assert face_restoration.crop_box(Box(100, 100, 150, 150)) == Box(75, 70, 175, 170)
+    assert face_restoration.crop_box(Box(0, 0, 50, 50)) == Box(-25, -30, 75, 70)  # the face stays centred
+    picture = Image.fromarray(np.arange(12, dtype=np.uint8).reshape(3, 4) * 20, "L")
+    crop = np.asarray(face_restoration.cut(picture, Box(-2, -1, 3, 4)))
+    assert crop.shape == (5, 5) and np.array_equal(crop[1:4, 2:], np.asarray(picture)[:, :3])
+    assert (crop[0, :3] == 0).all() and (crop[1:4, 0] == crop[1:4, 2]).all()  # edge pixels repeated outwards
 
 
 def test_upscale_redraws_each_face_and_leaves_the_rest_as_upscaled(restorers, photos):
@@ -106,7 +129,7 @@ def test_upscale_redraws_each_face_and_leaves_the_rest_as_upscaled(restorers, ph
     plain = np.asarray(upscale(picture).images[0], dtype=np.int16)
     result = upscale(picture, face_restoration="gfpgan.safetensors", face_weight=0.5)
     (crop,) = [Box(*box) for box in result.parameters["faces_restored"]]
-    assert overlap(crop, face_restoration.crop_box(ASTRONAUT_FACE, (512, 512))) > 0.6
+    assert overlap(crop, face_restoration.crop_box(ASTRONAUT_FACE)) > 0.6
     restored = np.asarray(result.images[0], dtype=np.int16)
     outside = np.ones(plain.shape[:2], dtype=bool)
     outside[crop.top:crop.bottom, crop.left:crop.right] = False
@@ -114,6 +137,22 @@ def test_upscale_redraws_each_face_and_leaves_the_rest_as_upscaled(restorers, ph
     middle = (slice(crop.top + 20, crop.bottom - 20), slice(crop.left + 20, crop.right - 20))
     assert np.abs(restored[middle] - plain[middle]).mean() > 5  # and the face was redrawn
     assert not result.parameters["warnings"]
+    steps = []
+    none = upscale(picture, face_restoration="gfpgan.safetensors", face_weight=0.0,
+                   on_step=lambda done, total: steps.append((done, total)))
+    assert np.array_equal(np.asarray(none.images[0]), plain) and none.parameters["faces_restored"] == []
+    assert not none.parameters["warnings"] and steps[-1] == (1, 1)  # weight 0: one tile, no face step
+    steps.clear()
+    upscale(picture, face_restoration="gfpgan.safetensors", on_step=lambda done, total: steps.append((done, total)))
+    assert steps == [(1, 1), (2, 2)]  # the tile, then the face
+
+
+def test_a_face_at_the_border_is_restored_centred_in_its_crop(restorers, photos):
+    corner = Image.open(photos / "astronaut.png").convert("RGB").crop((150, 40, 450, 340))  # face near top-left
+    result = upscale(corner, scale=1, face_restoration="gfpgan.safetensors")
+    ((left, top, right, bottom),) = result.parameters["faces_restored"]
+    assert left == 0 and top == 0 and right - left > bottom - top - 5 and right < corner.width
+    assert result.images[0].size == corner.size
 
 
 def test_upscale_and_faces_take_a_restorer_and_refuse_the_wrong_kind(restorers):

@@ -109,16 +109,19 @@ def test_output_follows_the_input():
     assert np.abs(small - np.asarray(picture, dtype=np.float32)).mean() < 10  # 6.7 measured; red and green swapped: ~42
 
 
-def test_rgba_keeps_transparency_where_it_was():
-    picture = noise(mode="RGBA")
+@pytest.mark.parametrize("mode, colour", [("RGBA", "RGB"), ("LA", "L")])
+def test_transparency_stays_where_it_was_and_grey_stays_grey(mode, colour):
+    picture = noise(mode="RGB" if mode == "RGBA" else "L").convert(mode)
     alpha = np.zeros((30, 40), dtype=np.uint8)
     alpha[:, 20:] = 255
     picture.putalpha(Image.fromarray(alpha))
     result = upscale(picture, scale=2)
     out = np.asarray(result.images[0])
-    assert result.images[0].mode == "RGBA" and out.shape == (60, 80, 4)
+    assert result.images[0].mode == mode and out.shape == (60, 80, len(mode))
     assert result.parameters["alpha"] == "upscaled"
-    assert out[:, :36, 3].max() <= 8 and out[:, 44:, 3].min() >= 247
+    assert out[:, :36, -1].max() <= 8 and out[:, 44:, -1].min() >= 247
+    plain = np.asarray(upscale(picture.convert(colour), scale=2).images[0])  # same colours as without alpha
+    assert np.array_equal(out[..., :-1].reshape(plain.shape), plain)
 
 
 def test_opaque_rgba_skips_the_alpha_pass():
@@ -233,6 +236,8 @@ class Payload:  # anything a plain-tensor loader must refuse to rebuild
 
 @pytest.mark.parametrize("file_name, content, error, words", [
     ("empty.pth", b"", UnsafeModelFile, "empty.pth is not a readable model file"),
+    ("text.pth", b"hello", UnsafeModelFile, r"text.pth is not a readable model file \(it is neither a PyTorch"),
+    ("cut.pth", b"\x80\x02junk", UnsafeModelFile, "cut.pth is not a readable model file"),  # struct.error inside
     ("evil.pth", "pickle", UnsafeModelFile, "unpickling"),
     ("notes.txt", b"hello", UnsafeModelFile, ".safetensors or .pth"),
     ("garbage.safetensors", b"not a safetensors file", UnsafeModelFile, "not a readable"),
