@@ -8,7 +8,8 @@ opencv-python-headless wheel (Intel License Agreement, BSD-style); OpenCV 5 drop
 `opencv-python-headless<5` in requirements.txt. It finds faces looking roughly at the camera, from
 24 px wide in the copy it looks at (see DETECT_SIDE); profiles and strongly tilted faces are missed.
 
-Why these cascades and settings (measured here with OpenCV 4.14): a false face is worse than a
+Why these cascades and settings (measured here with OpenCV 4.14; rerun with
+bench/face_detection.py): a false face is worse than a
 missed one, since the restorer would paint a face onto a badge or a helmet. On scikit-image's
 astronaut.png resized to 256..4096 px, on it upscaled x4 from 96..256 px, and on 7 face-free
 photos at two sizes, OpenCV's "default" cascade (3 neighbours) found her face, plus 14 false
