@@ -94,14 +94,11 @@ def child(runtime: str, name: str, side: int, threads: int) -> float:
     return best
 
 
-def photo() -> Image.Image:
-    """astronaut.png (scikit-image 0.26.0 wheel, BSD-3-Clause), RGB."""
-    from core.wheels import extract, fetch_wheel
+def photo(name: str = "astronaut.png") -> Image.Image:
+    """A scikit-image photo (astronaut.png by default; 0.26.0 wheel, BSD-3-Clause), RGB."""
+    from core.wheels import photo_file
 
-    path = REPO_DIR / ".cache" / "photos" / "astronaut.png"
-    if not path.is_file():
-        extract(fetch_wheel("scikit-image", "0.26.0"), "skimage/data/astronaut.png", path)
-    return Image.open(path).convert("RGB")
+    return Image.open(photo_file(name)).convert("RGB")
 
 
 def separate(cases: list[tuple[str, int]], threads: int) -> None:

@@ -20,23 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from bench.bench_upscale import photo  # noqa: E402
 from core import face_detection, generate_faces, upscale  # noqa: E402
-from core.paths import REPO_DIR  # noqa: E402
 
 FACE_FREE = ("chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png", "brick.png", "grass.png", "gravel.png")
-
-
-def photo(name: str) -> Image.Image:
-    """A photo from the scikit-image 0.26.0 wheel (cached under .cache/photos), RGB."""
-    from core.wheels import extract, fetch_wheel
-
-    path = REPO_DIR / ".cache" / "photos" / name
-    if not path.is_file():
-        extract(fetch_wheel("scikit-image", "0.26.0"), f"skimage/data/{name}", path)
-    return Image.open(path).convert("RGB")
 
 
 def opencv_default(image: Image.Image) -> int:
@@ -44,10 +33,9 @@ def opencv_default(image: Image.Image) -> int:
     import cv2
 
     cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
-    shrink = min(1.0, face_detection.DETECT_SIDE / max(image.size))
-    small = image.resize((round(image.width * shrink), round(image.height * shrink)), Image.Resampling.BOX)
-    return len(cascade.detectMultiScale(np.asarray(small.convert("L")), scaleFactor=1.1, minNeighbors=3,
-                                        minSize=(24, 24)))
+    pixels, _ = face_detection.detection_copy(image)
+    size = face_detection.MIN_FACE_PX
+    return len(cascade.detectMultiScale(pixels, scaleFactor=1.1, minNeighbors=3, minSize=(size, size)))
 
 
 def main() -> None:

@@ -76,12 +76,9 @@ def main() -> None:
     if args.child:
         print(json.dumps(run(args.child)))
         return
-    from core.paths import REPO_DIR
-    from core.wheels import extract, fetch_wheel
+    from core.wheels import photo_file
 
-    photo = REPO_DIR / ".cache" / "photos" / "astronaut.png"
-    if not photo.is_file():
-        extract(fetch_wheel("scikit-image", "0.26.0"), "skimage/data/astronaut.png", photo)
+    photo_file("astronaut.png")  # fetched once, before the children read it
     rows = {}
     for label in args.runs:
         done = subprocess.run([sys.executable, __file__, "--child", label], capture_output=True, text=True)

@@ -38,18 +38,11 @@ def photos() -> dict[str, "Image.Image"]:
     """PHOTOS as RGB images, cropped to a multiple of SCALE; fetched once from the scikit-image wheel."""
     from PIL import Image
 
-    from core.paths import REPO_DIR
-    from core.wheels import extract, fetch_wheel
+    from core.wheels import photo_file
 
-    folder = REPO_DIR / ".cache" / "photos"
-    wheel = None
     out = {}
     for name in PHOTOS:
-        path = folder / name
-        if not path.is_file():
-            wheel = wheel or fetch_wheel("scikit-image", "0.26.0")
-            extract(wheel, f"skimage/data/{name}", path)
-        image = Image.open(path).convert("RGB")
+        image = Image.open(photo_file(name)).convert("RGB")
         w, h = image.size
         out[name.rsplit(".", 1)[0]] = image.crop((0, 0, w - w % SCALE, h - h % SCALE))
     return out

@@ -26,13 +26,9 @@ def photo():
     """A real 256x256 photo (scikit-image's astronaut, BSD-3-Clause) fetched from its PyPI wheel."""
     from PIL import Image
 
-    from core.paths import REPO_DIR
-    from core.wheels import extract, fetch_wheel
+    from core.wheels import photo_file
 
-    path = REPO_DIR / ".cache" / "photos" / "astronaut.png"
-    if not path.is_file():
-        extract(fetch_wheel("scikit-image", "0.26.0"), "skimage/data/astronaut.png", path)
-    return Image.open(path).convert("RGB").resize((256, 256), Image.LANCZOS)
+    return Image.open(photo_file("astronaut.png")).convert("RGB").resize((256, 256), Image.LANCZOS)
 
 
 def main() -> None:

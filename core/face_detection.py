@@ -6,7 +6,8 @@ run by `cv2.CascadeClassifier`, and each face it marks must show an eye to OpenC
 Both trained cascades (haarcascade_frontalface_alt2.xml, haarcascade_eye.xml) ship inside the
 opencv-python-headless wheel (Intel License Agreement, BSD-style); OpenCV 5 dropped them, hence
 `opencv-python-headless<5` in requirements.txt. It finds faces looking roughly at the camera, from
-24 px wide in the copy it looks at (see DETECT_SIDE); profiles and strongly tilted faces are missed.
+MIN_FACE_PX wide in the copy it looks at (see DETECT_SIDE); profiles and strongly tilted faces are
+missed.
 
 Why these cascades and settings (measured here with OpenCV 4.14; rerun with
 bench/face_detection.py): a false face is worse than a
@@ -29,12 +30,14 @@ from core.errors import ModelNotFound
 
 DETECT_SIDE = 1024
 """Longest side, in px, of the copy the detector looks at: larger pictures are scaled down first, so
-a face must be at least 1/43 of the picture's longest side (24 px in the copy) to be found; more px
-only add false faces. The boxes are mapped back to full size."""
+a face must be at least 1/MIN_FACE_SHARE of the picture's longest side to be found; more px only
+add false faces. The boxes are mapped back to full size."""
+MIN_FACE_PX = 24
+"""Smallest face side, in px of the copy, the detector looks for (its cascade's window is 20 px)."""
+MIN_FACE_SHARE = round(DETECT_SIDE / MIN_FACE_PX)
+"""43: a face narrower than 1/43 of a big picture's longest side is missed."""
 MAX_FACES = 32
 """At most this many faces, the largest first."""
-
-
 EYE_CHECK = (160, 96)
 """Size in px the upper 60 % of a face box is resized to before looking for an eye in it (the eye
 cascade needs eyes of 20 px or more)."""
@@ -69,12 +72,22 @@ def detector():
     return cascades
 
 
+def detection_copy(image: Image.Image) -> tuple[np.ndarray, float]:
+    """What the detector looks at: `image` scaled down (box filter) to at most DETECT_SIDE px on its
+    longest side, then greyscale, as a uint8 `(h, w)` array; and the scale factor used (<= 1)."""
+    shrink = min(1.0, DETECT_SIDE / max(image.size))
+    small = image  # scaled down before the grey copy is made: a 16384-px picture's would take 268 MB
+    if shrink < 1.0:
+        small = image.resize((max(1, round(image.width * shrink)), max(1, round(image.height * shrink))),
+                             Image.Resampling.BOX)
+    return np.asarray(small.convert("L")), shrink
+
+
 def find_faces(image: Image.Image) -> list[Box]:
     """The frontal faces in `image`, largest first.
 
     Args:
-        image: a PIL image of any mode and size; it is looked at in greyscale, scaled down to at
-            most DETECT_SIDE px on its longest side.
+        image: a PIL image of any mode and size, looked at through `detection_copy`.
 
     Returns:
         Up to MAX_FACES boxes in `image`'s px, each the square the cascade marks: roughly brows to
@@ -85,14 +98,9 @@ def find_faces(image: Image.Image) -> list[Box]:
     """
     faces, eyes = detector()
     import cv2  # present: detector() checked
-    shrink = min(1.0, DETECT_SIDE / max(image.size))
-    small = image  # scaled down before the grey copy is made: a 16384-px picture's would take 268 MB
-    if shrink < 1.0:
-        small = image.resize((max(1, round(image.width * shrink)), max(1, round(image.height * shrink))),
-                             Image.Resampling.BOX)
-    pixels = np.asarray(small.convert("L"))
+    pixels, shrink = detection_copy(image)
     # scale step 1.1 is OpenCV's default; 5 neighbours (default 3) and the eye check keep false faces away
-    found = faces.detectMultiScale(pixels, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
+    found = faces.detectMultiScale(pixels, scaleFactor=1.1, minNeighbors=5, minSize=(MIN_FACE_PX, MIN_FACE_PX))
     kept = []
     for x, y, w, h in np.asarray(found, dtype=int).reshape(-1, 4):
         upper = cv2.resize(pixels[y:y + h * 6 // 10, x:x + w], EYE_CHECK, interpolation=cv2.INTER_LINEAR)

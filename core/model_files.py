@@ -19,7 +19,7 @@ import os
 import pickle
 import struct
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from core.errors import ModelNotFound, UnsafeModelFile
 from core.paths import MODELS_DIR, WEIGHTS_DIR
@@ -100,14 +100,9 @@ def kind_of(path: Path) -> str | None:
     suffix = path.suffix.lower()
     if suffix == SAFE_SUFFIX:
         try:
-            keys = safetensors_keys(path)
+            return _kind_of_names(safetensors_keys(path))
         except UnsafeModelFile:
             return None
-        if any(k.startswith("model.diffusion_model.") for k in keys):
-            return "checkpoint"
-        if any(k.startswith("lora_") or ".lora_" in k or ".lora." in k for k in keys):
-            return "lora"
-        return "upscaler"
     if suffix in PICKLE_SUFFIXES:
         for folder in reversed(path.parent.parts):
             if folder.lower() in _FOLDER_HINTS:
@@ -115,12 +110,18 @@ def kind_of(path: Path) -> str | None:
         names = pickled_names(path)
         if names is None:  # torch's legacy format: no cheap look inside
             return "upscaler" if path.stat().st_size < 300 * 2**20 else "checkpoint"
-        if any(name.startswith("model.diffusion_model.") for name in names):
-            return "checkpoint"
-        if any(name.startswith("lora_") or ".lora_" in name or ".lora." in name for name in names):
-            return "lora"
-        return "upscaler"
+        return _kind_of_names(names)
     return None
+
+
+def _kind_of_names(names: Iterable[str]) -> str:
+    """"checkpoint" (a UNet's tensors), "lora" (LoRA tensors) or "upscaler" from a file's tensor names."""
+    names = list(names)
+    if any(name.startswith("model.diffusion_model.") for name in names):
+        return "checkpoint"
+    if any(name.startswith("lora_") or ".lora_" in name or ".lora." in name for name in names):
+        return "lora"
+    return "upscaler"
 
 
 def pickled_names(path: Path, limit: int = 64 * 2**20) -> set[str] | None:

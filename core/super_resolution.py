@@ -346,8 +346,8 @@ def upscale(image: Any, *, model: str | os.PathLike | None = None, scale: float 
             on_face=None if on_step is None else lambda faces, count: on_step(tiles + faces, tiles + count))
         if not crops and face_weight > 0:
             warnings.append("face restoration found no face, so nothing was redrawn (it finds upright faces "
-                            "looking at the camera, at least 1/43 of the picture's longest side wide and "
-                            "24 px or more)")
+                            f"looking at the camera, at least 1/{face_detection.MIN_FACE_SHARE} of the picture's "
+                            f"longest side wide and {face_detection.MIN_FACE_PX} px or more)")
     return Result([result], [], {
         "model": up.name, "scale": scale, "model_scale": up.scale, "passes": len(inputs), "tile": tile,
         "overlap": overlap, "precision": up.precision, "device": str(up.model.device), "alpha": alpha_mode,

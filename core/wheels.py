@@ -56,3 +56,21 @@ def extract_folder(wheel: Path, prefix: str, dest: Path) -> list[Path]:
                 target.write_bytes(archive.read(member))
                 written.append(target)
     return written
+
+
+PHOTO_WHEEL = ("scikit-image", "0.26.0")
+"""The wheel whose skimage/data folder gives the benches and tests real photographs (BSD-3-Clause)."""
+
+
+def photo_file(name: str, folder: Path = REPO_DIR / ".cache" / "photos") -> Path:
+    """The path of scikit-image's photo `name` (e.g. "astronaut.png"), extracted from PHOTO_WHEEL
+    into `folder` on first use.
+
+    Raises:
+        RuntimeError: the photo is not cached and the wheel cannot be fetched (see fetch_wheel).
+    """
+    path = folder / name
+    if not path.is_file():
+        extract(fetch_wheel(*PHOTO_WHEEL), f"skimage/data/{name}", path)
+    return path
+

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from core.paths import REPO_DIR
 
 PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png")
 
@@ -18,17 +17,13 @@ def photos() -> Path:
 
     Cached under .cache/photos; the test is skipped when the wheel is neither cached nor downloadable.
     """
-    from core.wheels import extract, fetch_wheel
+    from core.wheels import photo_file
 
-    folder = REPO_DIR / ".cache" / "photos"
-    if not all((folder / name).is_file() for name in PHOTOS):
-        try:
-            wheel = fetch_wheel("scikit-image", "0.26.0")
-        except RuntimeError as err:
-            pytest.skip(f"test photos unavailable offline: {err}")
-        for name in PHOTOS:
-            extract(wheel, f"skimage/data/{name}", folder / name)
-    return folder
+    try:
+        paths = [photo_file(name) for name in PHOTOS]
+    except RuntimeError as err:
+        pytest.skip(f"test photos unavailable offline: {err}")
+    return paths[0].parent
 
 
 @pytest.fixture
