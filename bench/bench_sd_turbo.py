@@ -17,7 +17,7 @@ loaded-model baseline, and ratios ours/plain. Also the image-to-image switch (`f
 With `--device cuda` every variant runs in float16 on the GPU (as SD-Turbo's model card loads it),
 peak memory is the GPU's (torch.cuda.max_memory_allocated), and three more runs of ours check the
 GPU-only paths: 1024x1024, 2048x2048 (VAE tiling above 1024x1024) and model CPU offload (forced by
-reporting 1 GiB of free GPU memory to core.sd_models.place).
+reporting 1 GiB of free GPU memory to core.models.stable_diffusion.place).
 
     python bench/bench_sd_turbo.py [--repeat 3] [--device cuda]
 """
@@ -46,10 +46,15 @@ def build_pipeline(dtype=None):
     """StableDiffusionPipeline with SD-Turbo's architecture and random weights (seed 0), on the CPU in
     `dtype` (default float32)."""
     import torch
-    from diffusers import AutoencoderKL, EulerAncestralDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import (
+        AutoencoderKL,
+        EulerAncestralDiscreteScheduler,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-    from core import sd_configs
+    from core.build import sd_configs
 
     folder = sd_configs.config_folder("sd2", sd_configs.CONFIGS_DIR)
     torch.manual_seed(0)
@@ -83,7 +88,9 @@ def run_variant(variant: str, repeat: int, device: str) -> dict:
     out: dict = {"variant": variant}
     side = int(variant.split()[1]) if variant in ("ours 1024", "ours 2048") else 512
     if variant.startswith("ours"):
-        from core import diffusion, models, sd_models
+        from core.generators import diffusion
+        from core.models import registry as models
+        from core.models import stable_diffusion as sd_models
 
         if variant == "ours, CPU offload":
             torch.cuda.mem_get_info = lambda *args: (2**30, torch.cuda.get_device_properties(0).total_memory)

@@ -1,4 +1,4 @@
-"""Upscaling speed: our PyTorch path (core.super_resolution) against ncnn's own runtime, same inputs.
+"""Upscaling speed: our PyTorch path (core.generators.super_resolution) against ncnn's own runtime, same inputs.
 
     .venv/bin/python bench/bench_upscale.py [--large] [--threads 2] [--compile] [--separate]
 
@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from core.imageio import to_tensor  # noqa: E402
+from core.imaging.io import to_tensor  # noqa: E402
 from core.paths import REPO_DIR  # noqa: E402
 
 
@@ -75,8 +75,9 @@ def child(runtime: str, name: str, side: int, threads: int) -> float:
     """Min seconds of 5 runs of one runtime on the photo at `side` px, in this process alone: "ours"
     (the net on the whole picture), "upscale" (core.upscale: PIL in and out, tiled as the tab runs
     it), "ncnn" or "ncnn-direct" (ncnn without Winograd)."""
-    from core import super_resolution as sr
-    from core.ncnn_reference import ncnn_runner, wheel_models
+    from ncnn_reference import ncnn_runner, wheel_models
+
+    from core.generators import super_resolution as sr
 
     picture = photo().resize((side, side), Image.Resampling.LANCZOS)
     x = to_tensor(picture)
@@ -96,7 +97,7 @@ def child(runtime: str, name: str, side: int, threads: int) -> float:
 
 def photo(name: str = "astronaut.png") -> Image.Image:
     """A scikit-image photo (astronaut.png by default; 0.26.0 wheel, BSD-3-Clause), RGB."""
-    from core.wheels import photo_file
+    from core.build.wheels import photo_file
 
     return Image.open(photo_file(name)).convert("RGB")
 
@@ -135,8 +136,9 @@ def main() -> None:
         print(child(args.child, args.model, args.side, args.threads))
         return
 
-    from core import super_resolution as sr
-    from core.ncnn_reference import ncnn_runner, wheel_models
+    from ncnn_reference import ncnn_runner, wheel_models
+
+    from core.generators import super_resolution as sr
 
     picture = photo()
     ncnn_dir = wheel_models(REPO_DIR / ".cache" / "ncnn-realesrgan")

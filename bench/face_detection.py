@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/face_detection.py
 
-Runs core.face_detection.find_faces (OpenCV's "alt2" cascade, 5 neighbours, eye check) and, for
+Runs core.imaging.face_detection.find_faces (OpenCV's "alt2" cascade, 5 neighbours, eye check) and, for
 comparison, OpenCV's "default" frontal-face cascade with its default 3 neighbours and no eye check,
 both on the same copy (at most DETECT_SIDE px), on:
 - scikit-image's astronaut.png (one face) resized to 256..4096 px, and x4-upscaled by core.upscale
@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from PIL import Image  # noqa: E402
 
 from bench.bench_upscale import photo  # noqa: E402
-from core import face_detection, generate_faces, upscale  # noqa: E402
+from core import generate_faces, upscale  # noqa: E402
+from core.imaging import face_detection
 
 FACE_FREE = ("chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png", "brick.png", "grass.png", "gravel.png")
 

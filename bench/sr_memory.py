@@ -3,7 +3,7 @@
 Each run is its own process, so its peak RSS (max resident set size) is its own:
 
   ours, 4096 px      core.upscale of a 4096x4096 photo, x4 -> 16384x16384, on the CPU, then the
-                     lossless PNG the tab offers for download (core.imageio.save_png)
+                     lossless PNG the tab offers for download (core.imaging.io.save_png)
   ours, 1024 px      the same for a 1024x1024 photo (-> 4096x4096)
   whole, 1024 px     the same 1024x1024 photo through the net in one piece (spandrel's descriptor
                      on the whole tensor: what a tool without tiling does); at 4096 px it would
@@ -42,8 +42,8 @@ def run(label: str) -> dict:
     from PIL import Image
 
     import core
-    from core import super_resolution
-    from core.imageio import save_png, to_pil, to_tensor
+    from core.generators import super_resolution
+    from core.imaging.io import save_png, to_pil, to_tensor
 
     side = int(label.split(", ")[1].split()[0])
     photo = Image.open(Path(__file__).resolve().parent.parent / ".cache" / "photos" / "astronaut.png")
@@ -76,7 +76,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(run(args.child)))
         return
-    from core.wheels import photo_file
+    from core.build.wheels import photo_file
 
     photo_file("astronaut.png")  # fetched once, before the children read it
     rows = {}

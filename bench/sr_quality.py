@@ -38,7 +38,7 @@ def photos() -> dict[str, "Image.Image"]:
     """PHOTOS as RGB images, cropped to a multiple of SCALE; fetched once from the scikit-image wheel."""
     from PIL import Image
 
-    from core.wheels import photo_file
+    from core.build.wheels import photo_file
 
     out = {}
     for name in PHOTOS:

@@ -26,7 +26,7 @@ def photo():
     """A real 256x256 photo (scikit-image's astronaut, BSD-3-Clause) fetched from its PyPI wheel."""
     from PIL import Image
 
-    from core.wheels import photo_file
+    from core.build.wheels import photo_file
 
     return Image.open(photo_file("astronaut.png")).convert("RGB").resize((256, 256), Image.LANCZOS)
 
@@ -39,7 +39,7 @@ def main() -> None:
     import torch
 
     import core
-    from core.devices import default_device
+    from core.models.devices import default_device
 
     print(f"device {default_device()}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
           f"imports {time.perf_counter() - started:.1f} s")

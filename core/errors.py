@@ -32,6 +32,10 @@ class OutOfMemory(CoreError, MemoryError):
     """The request does not fit in the memory of the chosen device, even at the smallest setting."""
 
 
+class ModelError(CoreError, RuntimeError):
+    """The model ran but produced no usable image (e.g. NaN values even in float32)."""
+
+
 def brief(err: BaseException, limit: int = 240) -> str:
     """A library exception as a short reason for a user: its first line, every absolute path cut
     to its last part (no server paths reach the page), at most `limit` characters."""

@@ -1,89 +1,104 @@
 """The diffusion settings both diffusion tabs share: model, sampler, steps, guidance, size, seed,
 batches, LoRAs, upscale; the model list's refresh button; controls that follow the chosen model.
 
-No model logic: the choices and the suggested values come from core.diffusion.
+A control left at "the model's own" (steps 0, size 0, guidance -1, sampler and upscale "the
+model's own") takes the chosen model's setting, and its label says which; a value the user set is
+sent as it is, never replaced. API calls that leave a setting out get the model's own the same way.
+No model logic: choices, defaults and ranges come from core.catalog.
 """
 
 from __future__ import annotations
 
 import gradio as gr
 
-from core import diffusion
-from core.errors import CoreError
-from core.lora import WEIGHT_RANGE
-from core.model_files import scan
-from core.schedulers import SCHEDULERS
-from core.seeds import MAX_SEED
+from core import CoreError, catalog
+from demos import ui
 
 LORA_ROWS = 3
-UNTOUCHED = diffusion.suggested_settings(diffusion.DEFAULT_MODEL)  # scheduler, steps, guidance, size, upscale
-"""The panel's first values (the emoji model's). With another model, a control still at its first
-value takes that model's own setting: an API call that names only a model gets it at its native
-size, steps, guidance and sampler, as the page does when the model is picked."""
-SIDE_RANGE, SIDE_STEP = (16, 2048), 8
-"""Width/height sliders span every model; core checks each model's own range (emoji 16..64,
-Stable Diffusion 64..2048) and rounds sides that are not a multiple of 8."""
+OWN = ""
+"""The value of a list control that means "the model's own"."""
+OWN_GUIDANCE = -1.0
+"""The guidance value that means "the model's own" (0 is a real choice: Turbo models run without)."""
+UPSCALE_CHOICES = ("on", "off")
+
+
+def _labels(s: catalog.DiffusionSettings) -> dict[str, str]:
+    """The texts that name a model's own settings beside the controls."""
+    return {"steps": f"0 = the model's own ({s.steps})",
+            "guidance": f"-1 = the model's own ({s.guidance_scale:g}); 0..1 turns guidance off",
+            "size": f"0 = the model's native {s.width} px; {s.sides[0]}..{s.sides[1]}, multiples of {catalog.SIDE_STEP}",
+            "sampler": f"the model's own ({s.scheduler})",
+            "upscale": f"the model's own ({'on' if s.upscale else 'off'})"}
 
 
 def panel() -> list[gr.components.Component]:
     """Build the settings inside the current Blocks and wire their events; returns the inputs in
     `call_args` order: negative prompt, model, sampler, steps, guidance, width, height, seed,
     batch size, batch count, upscale, then (LoRA file, weight) x LORA_ROWS."""
+    first = catalog.diffusion_settings(None)  # the embedded model's: no file is read
+    text = _labels(first)
     negative = gr.Textbox(label="Negative prompt", value="", placeholder="what to steer away from (optional)")
     with gr.Row():
-        model = gr.Dropdown(diffusion.choices(), value=diffusion.DEFAULT_MODEL, label="Model", scale=4,
-                            allow_custom_value=True,
+        model = gr.Dropdown([catalog.DEFAULT_DIFFUSION_MODEL, *catalog.HUB_MODELS], value=catalog.DEFAULT_DIFFUSION_MODEL,
+                            label="Model", scale=4, allow_custom_value=True,
                             info="embedded emoji model, checkpoints in models/, or a Hub id (org/name)")
-        refresh = gr.Button("Refresh list", scale=0, min_width=110, size="sm")
-        sampler = gr.Dropdown(list(SCHEDULERS), value=UNTOUCHED["scheduler"], label="Sampler", scale=2)
+        ui.refresh_button(model, lambda: gr.Dropdown(choices=catalog.diffusion_models()))
     with gr.Row():
-        steps = gr.Slider(*diffusion.STEPS_RANGE, value=UNTOUCHED["steps"], step=1, label="Steps")
-        guidance = gr.Slider(*diffusion.GUIDANCE_RANGE, value=UNTOUCHED["guidance_scale"], step=0.1,
-                             label="Guidance scale (CFG)", info="1 or less turns guidance off")
+        sampler = gr.Dropdown([(text["sampler"], OWN), *first.samplers], value=OWN, label="Sampler")
+        upscale = gr.Dropdown([(text["upscale"], OWN), *UPSCALE_CHOICES], value=OWN, label="Upscale x4",
+                              info="with the default upscaler (realesr-animevideov3)")
     with gr.Row():
-        width = gr.Slider(*SIDE_RANGE, value=UNTOUCHED["width"], step=SIDE_STEP, label="Width (px)")
-        height = gr.Slider(*SIDE_RANGE, value=UNTOUCHED["height"], step=SIDE_STEP, label="Height (px)")
+        steps = gr.Slider(0, catalog.STEPS_RANGE[1], value=0, step=1, label="Steps", info=text["steps"])
+        guidance = gr.Slider(OWN_GUIDANCE, catalog.GUIDANCE_RANGE[1], value=OWN_GUIDANCE, step=0.5,
+                             label="Guidance scale (CFG)", info=text["guidance"])
     with gr.Row():
-        seed = gr.Number(value=-1, precision=0, minimum=-1, maximum=MAX_SEED, label="Seed", info="-1 = random")
-        batch = gr.Slider(1, diffusion.MAX_BATCH, value=1, step=1, label="Batch size")
-        count = gr.Slider(1, diffusion.MAX_BATCH_COUNT, value=1, step=1, label="Batch count")
-    upscale = gr.Checkbox(value=UNTOUCHED["upscale"], label="Upscale x4",
-                          info="x4 with the default upscaler (realesr-animevideov3)")
+        width = gr.Slider(0, catalog.SD_SIDES[1], value=0, step=catalog.SIDE_STEP, label="Width (px)", info=text["size"])
+        height = gr.Slider(0, catalog.SD_SIDES[1], value=0, step=catalog.SIDE_STEP, label="Height (px)",
+                           info=text["size"])
+    with gr.Row():
+        seed = gr.Number(value=-1, precision=0, minimum=-1, maximum=catalog.MAX_SEED, label="Seed", info="-1 = random")
+        batch = gr.Slider(1, catalog.MAX_BATCH, value=1, step=1, label="Batch size")
+        count = gr.Slider(1, catalog.MAX_BATCH_COUNT, value=1, step=1, label="Batch count")
     loras: list[gr.components.Component] = []
     with gr.Accordion("LoRA (Stable Diffusion models)", open=False):
         for i in range(LORA_ROWS):
             with gr.Row():
-                loras.append(gr.Dropdown(["", *scan("lora")], value="", label=f"LoRA {i + 1}", scale=3,
-                                         allow_custom_value=True))
-                loras.append(gr.Slider(*WEIGHT_RANGE, value=1.0, step=0.05, label="Weight", scale=2))
+                lora = gr.Dropdown([""], value="", label=f"LoRA {i + 1}", scale=3, allow_custom_value=True)
+                lora.focus(lambda: gr.Dropdown(choices=["", *catalog.loras()]), None, lora, **ui.QUIET)
+                loras += [lora, gr.Slider(*catalog.LORA_WEIGHT_RANGE, value=1.0, step=0.05, label="Weight", scale=2)]
 
-    def follow(name: str):
-        s = diffusion.suggested_settings(name)
-        return (gr.update(value=s["scheduler"]), gr.update(value=s["steps"]), gr.update(value=s["guidance_scale"]),
-                gr.update(value=s["width"]), gr.update(value=s["height"]), gr.update(value=s["upscale"]))
+    def follow(name: str, chosen_sampler: str):
+        """Ranges, sampler list and the "model's own" labels of the chosen model; values stay as set."""
+        try:
+            s = catalog.diffusion_settings(name)
+        except CoreError as err:
+            gr.Warning(str(err))
+            return [gr.skip()] * 6
+        text = _labels(s)
+        if chosen_sampler and chosen_sampler not in s.samplers:
+            gr.Warning(f"{name} cannot run the sampler {chosen_sampler}; choose another (the list shows what it runs)")
+        return (gr.Dropdown(choices=[(text["sampler"], OWN), *s.samplers]),
+                gr.Dropdown(choices=[(text["upscale"], OWN), *UPSCALE_CHOICES]),
+                gr.Slider(info=text["steps"]), gr.Slider(info=text["guidance"]),
+                gr.Slider(maximum=s.sides[1], info=text["size"]), gr.Slider(maximum=s.sides[1], info=text["size"]))
 
-    def refreshed(name: str):
-        lora_update = gr.update(choices=["", *scan("lora")])
-        return gr.update(choices=diffusion.choices(), value=name), *[lora_update] * LORA_ROWS
-
-    model.input(follow, model, [sampler, steps, guidance, width, height, upscale], api_name=False, queue=False)
-    refresh.click(refreshed, model, [model, *loras[::2]], api_name=False, queue=False)
+    model.change(follow, [model, sampler], [sampler, upscale, steps, guidance, width, height], **ui.QUIET)
     return [negative, model, sampler, steps, guidance, width, height, seed, batch, count, upscale, *loras]
 
 
 def call_args(negative_prompt, model, scheduler, steps, guidance_scale, width, height, seed, batch_size,
               batch_count, upscale, *lora_rows) -> dict:
-    """The panel's values as core keyword arguments (LoRA rows become [(file, weight), ...]); with a
-    model other than the emoji one, controls still at their UNTOUCHED values take the model's own."""
+    """The panel's values as core keyword arguments: "the model's own" values become None (core then
+    takes the model's), LoRA rows become [(file, weight), ...]; every other value is passed as set."""
     pairs = [(lora_rows[i], lora_rows[i + 1]) for i in range(0, len(lora_rows), 2) if lora_rows[i]]
-    args = {"negative_prompt": negative_prompt, "model": model, "scheduler": scheduler, "steps": steps,
-            "guidance_scale": guidance_scale, "width": width, "height": height, "seed": seed,
-            "batch_size": batch_size, "batch_count": batch_count, "upscale": upscale, "loras": pairs}
-    untouched = [key for key, first in UNTOUCHED.items() if args[key] == first]
-    if untouched and isinstance(model, str) and model not in ("", diffusion.DEFAULT_MODEL):
+    if upscale in UPSCALE_CHOICES:
+        upscale_on = upscale == "on"
+    else:
         try:
-            own = diffusion.suggested_settings(model)
+            upscale_on = catalog.diffusion_settings(model).upscale
         except CoreError:
-            return args  # core's own call reports what is wrong with the model
-        args.update({key: own[key] for key in untouched})
-    return args
+            upscale_on = False  # core's own call reports what is wrong with the model
+    return {"negative_prompt": negative_prompt, "model": model, "scheduler": scheduler or None,
+            "steps": steps or None, "guidance_scale": None if guidance_scale < 0 else guidance_scale, "width": width or None,
+            "height": height or None, "seed": seed, "batch_size": batch_size, "batch_count": batch_count,
+            "upscale": upscale_on, "loras": pairs}

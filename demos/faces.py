@@ -14,9 +14,11 @@ if __package__ in (None, ""):  # run as `python demos/faces.py`: make `core` and
 import gradio as gr
 
 import core
-from core import faces
-from core.seeds import MAX_SEED
+from core import catalog
 from demos import ui
+
+EXAMPLES = [[4, 42, 0.7], [8, 2024, 1.0], [16, 7, 0.5]]
+"""(number of faces, seed, truncation psi) rows to try."""
 
 LICENCE_NOTE = (
     "<small>The face model is a DCGAN (weights: MIT, PyPI `gan-face-generate` 1.1.1) trained on "
@@ -76,8 +78,8 @@ def build() -> gr.Blocks:
     with gr.Blocks(title="Face generation") as tab:
         with gr.Row():
             with gr.Column():
-                count = gr.Slider(1, faces.MAX_COUNT, value=4, step=1, label="Number of faces")
-                seed = gr.Number(value=-1, precision=0, minimum=-1, maximum=MAX_SEED, label="Seed",
+                count = gr.Slider(1, catalog.MAX_FACES, value=4, step=1, label="Number of faces")
+                seed = gr.Number(value=-1, precision=0, minimum=-1, maximum=catalog.MAX_SEED, label="Seed",
                                  info="-1 = random; face i uses seed + i")
                 psi = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Truncation psi",
                                 info="lower = more typical, less varied faces")
@@ -85,16 +87,17 @@ def build() -> gr.Blocks:
                                       info="64 px becomes 256 px (face restoration, below, makes 512 px)")
                 restorer, weight = ui.face_restoration_controls("each face is redrawn whole at 512 px")
                 go = gr.Button("Generate", variant="primary")
+                gr.Examples(EXAMPLES, [count, seed, psi], label="Seeds to try")
             with gr.Column():
                 outputs = ui.result_panel("Faces")
         gr.Markdown("### Interpolate\nMorph one face into another: take two seeds from *Seeds used* above.")
         with gr.Row():
             with gr.Column():
-                seed_a = gr.Number(value=-1, precision=0, minimum=-1, maximum=MAX_SEED, label="Seed A",
+                seed_a = gr.Number(value=-1, precision=0, minimum=-1, maximum=catalog.MAX_SEED, label="Seed A",
                                    info="-1 = random")
-                seed_b = gr.Number(value=-1, precision=0, minimum=-1, maximum=MAX_SEED, label="Seed B",
+                seed_b = gr.Number(value=-1, precision=0, minimum=-1, maximum=catalog.MAX_SEED, label="Seed B",
                                    info="-1 = random")
-                frames = gr.Slider(2, faces.MAX_FRAMES, value=16, step=1, label="Frames")
+                frames = gr.Slider(2, catalog.MAX_FRAMES, value=16, step=1, label="Frames")
                 morph = gr.Button("Interpolate", variant="primary")
             with gr.Column():
                 gif = gr.Image(label="Animation (GIF)", type="filepath", height=256)
@@ -102,10 +105,10 @@ def build() -> gr.Blocks:
         gr.Markdown(LICENCE_NOTE)
 
         go.click(generate, [count, seed, psi, upscale, restorer, weight], list(outputs), api_name="generate_faces",
-                 **ui.ONE_AT_A_TIME)
+                 show_progress_on=outputs[1], **ui.ONE_AT_A_TIME)
         morph.click(interpolate, [seed_a, seed_b, frames, psi, upscale, restorer, weight],
                     [morph_gallery, gif, morph_seeds, morph_parameters], api_name="interpolate_faces",
-                    **ui.ONE_AT_A_TIME)
+                    show_progress_on=morph_seeds, **ui.ONE_AT_A_TIME)
     return tab
 
 

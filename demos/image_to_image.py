@@ -51,7 +51,7 @@ def example_rows() -> list[list[str | float]]:
 
 def generate(image: dict | None, prompt: str, strength: float, negative_prompt: str, model: str, scheduler: str,
              steps: int, guidance_scale: float, width: int, height: int, seed: int, batch_size: int,
-             batch_count: int, upscale: bool, lora_1: str = "", lora_1_weight: float = 1.0, lora_2: str = "",
+             batch_count: int, upscale: str, lora_1: str = "", lora_1_weight: float = 1.0, lora_2: str = "",
              lora_2_weight: float = 1.0, lora_3: str = "", lora_3_weight: float = 1.0, progress=gr.Progress()):
     """Redraw a picture to match a prompt: noise it to `strength`, then denoise it toward the prompt.
 
@@ -94,7 +94,7 @@ def build() -> gr.Blocks:
 
         # preprocess=False: the upload reaches core unopened, so a broken file gets core's message
         gr.on([go.click, prompt.submit], generate, [image, prompt, strength, *settings], list(outputs),
-              api_name="image_to_image", preprocess=False, **ui.ONE_AT_A_TIME)
+              api_name="image_to_image", preprocess=False, show_progress_on=outputs[1], **ui.ONE_AT_A_TIME)
     return tab
 
 

@@ -15,11 +15,12 @@ import gradio as gr
 from PIL import Image
 
 import core
-from core import models, super_resolution
-from core.imageio import open_image, to_8bit
+from core import catalog
 from demos import ui
 
 TILE_MAX, TILE_STEP = 2048, 64  # core accepts tiles of 64..2048 input px; 0 here means "automatic"
+EXAMPLES = Path(__file__).resolve().parent / "examples"
+"""Small photos to try (scikit-image's astronaut and chelsea, BSD-3-Clause; see examples/README.md)."""
 PREVIEW_SIDE = 1536
 """The before/after slider shows at most this many px a side; the PNG download is full size."""
 
@@ -46,7 +47,8 @@ def upscale(image: dict | None, model: str, scale: float, tile: int, overlap: in
         side), the full-size lossless PNG to download (parameters embedded), and the parameters.
     """
     source = ui.image_source(image)
-    result = ui.call(core.upscale, source, progress=progress, unit="steps", model=model, scale=scale or None,
+    unit = "tiles, then faces" if face_restoration else "tiles"
+    result = ui.call(core.upscale, source, progress=progress, unit=unit, model=model, scale=scale or None,
                      tile=tile or None, overlap=overlap, face_restoration=face_restoration or None,
                      face_weight=face_weight)
     after = result.images[0]
@@ -56,10 +58,10 @@ def upscale(image: dict | None, model: str, scale: float, tile: int, overlap: in
 
 def comparison(source, after: Image.Image) -> tuple[Image.Image, Image.Image]:
     """The input enlarged with bicubic and the model's output, both fitted in PREVIEW_SIDE px (8-bit)."""
-    after = to_8bit(after)
+    after = core.to_8bit(after)
     fitted = after.copy()
     fitted.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.LANCZOS)
-    before = to_8bit(open_image(source, grey=True)).resize(fitted.size, Image.Resampling.BICUBIC)
+    before = core.to_8bit(core.open_image(source, grey=True)).resize(fitted.size, Image.Resampling.BICUBIC)
     return before, fitted
 
 
@@ -70,11 +72,11 @@ def build() -> gr.Blocks:
             with gr.Column():
                 image = gr.Image(label="Low-res picture", type="filepath", image_mode=None, height=320)
                 with gr.Row(equal_height=True):
-                    model = gr.Dropdown(super_resolution.choices(), value=super_resolution.DEFAULT_MODEL,
+                    model = gr.Dropdown(list(catalog.BUNDLED_UPSCALERS), value=catalog.DEFAULT_UPSCALER,
                                         label="Model", info="scale and architecture in brackets", scale=4,
                                         allow_custom_value=True)  # API calls may name a file added since launch
-                    refresh = gr.Button("Refresh list", size="sm", scale=1, min_width=80)
-                scale = gr.Slider(0, super_resolution.MAX_SCALE, value=0, step=0.5, label="Scale",
+                    ui.refresh_button(model, lambda: gr.Dropdown(choices=catalog.upscalers()))
+                scale = gr.Slider(0, catalog.MAX_SCALE, value=0, step=0.5, label="Scale",
                                   info="0 = the model's own; else 1..8: above the model's, two passes; "
                                        "below, a Lanczos resize")
                 with gr.Accordion("Advanced", open=False):
@@ -85,19 +87,20 @@ def build() -> gr.Blocks:
                 restorer, weight = ui.face_restoration_controls(
                     "faces are found (upright, facing the camera), each redrawn at 512 px and blended back")
                 go = gr.Button("Upscale", variant="primary")
+                gr.Examples([[str(path)] for path in sorted(EXAMPLES.glob("*.png"))], [image], label="Photos to try")
                 with gr.Accordion("About the models", open=False):
-                    gr.Markdown("\n".join(f"- **{name}**: {models.spec(super_resolution.KIND, name).description}"
-                                          for name in models.names(super_resolution.KIND)))
+                    gr.Markdown("\n".join(f"- **{name}**: {description}"
+                                          for name, description in catalog.upscaler_descriptions().items()))
             with gr.Column():
-                result = gr.ImageSlider(label="Bicubic | upscaled", type="pil", format="png", max_height=600)
-                download = gr.File(label="Download the full-size PNG")
+                result = gr.ImageSlider(label="Bicubic | upscaled (preview, at most 1536 px a side)", type="pil",
+                                        format="png", max_height=600, buttons=["fullscreen"])
+                download = gr.File(label="Download the full-size PNG (parameters embedded)")
                 with gr.Accordion("Parameters applied", open=False):
                     parameters = gr.JSON(label="Parameters")
 
-        refresh.click(lambda: gr.Dropdown(choices=super_resolution.choices()), None, model, api_name=False)
         # preprocess=False: the upload reaches core unopened, so a broken file gets core's message
         go.click(upscale, [image, model, scale, tile, overlap, restorer, weight], [result, download, parameters],
-                 api_name="upscale", preprocess=False, **ui.ONE_AT_A_TIME)
+                 api_name="upscale", preprocess=False, show_progress_on=download, **ui.ONE_AT_A_TIME)
     return tab
 
 

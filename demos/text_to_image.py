@@ -22,7 +22,7 @@ EXAMPLES = ["red apple", "grinning face", "rocket", "japan flag", "slice of pizz
 
 
 def generate(prompt: str, negative_prompt: str, model: str, scheduler: str, steps: int, guidance_scale: float,
-             width: int, height: int, seed: int, batch_size: int, batch_count: int, upscale: bool,
+             width: int, height: int, seed: int, batch_size: int, batch_count: int, upscale: str,
              lora_1: str = "", lora_1_weight: float = 1.0, lora_2: str = "", lora_2_weight: float = 1.0,
              lora_3: str = "", lora_3_weight: float = 1.0, progress=gr.Progress()):
     """Draw pictures from a text prompt with a diffusion model (default: a 32x32 emoji model).
@@ -32,15 +32,17 @@ def generate(prompt: str, negative_prompt: str, model: str, scheduler: str, step
         negative_prompt: what to steer away from ("" for nothing).
         model: the embedded emoji model, a checkpoint or diffusers folder in the models folder, or a
             Hugging Face repo id such as "stabilityai/sd-turbo".
-        scheduler: the sampler, e.g. "DDIM", "Euler a", "DPM++ 2M Karras".
-        steps: denoising steps, 1..100.
-        guidance_scale: classifier-free guidance, 0..30 (1 or less = off).
-        width: output width in px (emoji 16..64, Stable Diffusion 64..2048); rounded to a multiple of 8.
+        scheduler: the sampler, e.g. "DDIM", "Euler a", "DPM++ 2M Karras"; "" for the model's own.
+        steps: denoising steps, 1..100; 0 for the model's own (e.g. 25, or 1 for Turbo models).
+        guidance_scale: classifier-free guidance, 0..30 (1 or less = off); -1 for the model's own.
+        width: output width in px (emoji 16..64, Stable Diffusion 64..2048), rounded to a multiple
+            of 8; 0 for the model's native size.
         height: output height in px, as width.
         seed: -1 for random, else 0..4294967295; image i uses seed + i.
         batch_size: pictures per pass, 1..16.
         batch_count: passes in a row, 1..16.
-        upscale: enlarge each picture x4 with the default upscaler.
+        upscale: "on" or "off" to enlarge each picture x4 with the default upscaler; "" for the
+            model's own (on for the 32-px emoji model, off for Stable Diffusion).
         lora_1, lora_2, lora_3: LoRA files in the models folder ("" for none).
         lora_1_weight, lora_2_weight, lora_3_weight: their weights, -4..4.
 
@@ -68,7 +70,7 @@ def build() -> gr.Blocks:
                 outputs = ui.result_panel("Pictures")
 
         gr.on([go.click, prompt.submit], generate, [prompt, *settings], list(outputs),
-              api_name="text_to_image", **ui.ONE_AT_A_TIME)
+              api_name="text_to_image", show_progress_on=outputs[1], **ui.ONE_AT_A_TIME)
     return tab
 
 

@@ -23,16 +23,15 @@ from typing import Any, Callable
 import gradio as gr
 from PIL import Image
 
-from core import face_restoration
-from core.errors import CoreError
-from core.imageio import save_png
-from core.result import Result
+from core import CoreError, Result, catalog, save_png
 
 log = logging.getLogger("imagegen-hub")
 
 GENERIC_ERROR = "Something went wrong on the server; the details are in its log. Try other settings or another picture."
 ONE_AT_A_TIME = {"concurrency_id": "generators", "concurrency_limit": 1}
 """Event options: all generators share one queue, so two requests never fight over the CPU."""
+QUIET = {"api_visibility": "private", "queue": False, "show_progress": "hidden"}
+"""Event options of the page's own helpers (refreshing a list, following a model): not API endpoints."""
 PROGRESS_EVERY_S = 0.25
 """The progress bar moves at most four times a second (bench/app_overhead.py measured the cost)."""
 KEEP_FILES_S = 3600
@@ -99,18 +98,25 @@ def face_restoration_controls(how: str) -> tuple[gr.Dropdown, gr.Slider]:
     ("" = none; the models folder's GFPGAN, RestoreFormer, ... files) with a refresh button, and
     its weight; `how` tells, under the file list, what the tab restores. Returns (model, weight)."""
     def listed():
-        return [("None", ""), *face_restoration.choices()]
+        return gr.Dropdown(choices=[("None", ""), *catalog.face_restorers()])
 
     with gr.Accordion("Face restoration", open=False):
-        with gr.Row(equal_height=True):
-            model = gr.Dropdown(listed(), value="", label="Face restoration model", scale=4,
+        with gr.Row():
+            model = gr.Dropdown([("None", "")], value="", label="Face restoration model", scale=4,
                                 allow_custom_value=True,  # API calls may name a file added since launch
                                 info=f"GFPGAN, RestoreFormer, ... files in the models folder; {how}")
-            refresh = gr.Button("Refresh list", size="sm", scale=1, min_width=80)
+            refresh_button(model, listed)
         weight = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Restoration weight",
                            info="1 = the restored face only; lower values blend the original back in")
-    refresh.click(lambda: gr.Dropdown(choices=listed()), None, model, api_name=False)
     return model, weight
+
+
+def refresh_button(target: gr.components.Component, listed: Callable[[], Any]) -> gr.Button:
+    """A small "Refresh" button beside a model list: pressing it, or opening the list, fills the list
+    with `listed()` (a gr.Dropdown update), so no model folder is scanned while the app starts."""
+    button = gr.Button("🔄 Refresh", size="sm", variant="secondary", scale=0, min_width=100)
+    gr.on([button.click, target.focus], listed, None, target, **QUIET)
+    return button
 
 
 def result_panel(label: str = "Result") -> tuple[gr.Gallery, gr.Textbox, gr.JSON]:
@@ -125,7 +131,7 @@ def result_panel(label: str = "Result") -> tuple[gr.Gallery, gr.Textbox, gr.JSON
 
 
 def image_source(value: Any) -> str | bytes | None:
-    """The picture behind an image input received with `preprocess=False`, for `core.imageio.open_image`.
+    """The picture behind an image input received with `preprocess=False`, for `core.open_image`.
 
     Gradio checks the upload before the event (it must lie in its upload folder) but does not open
     it, so an unreadable file reaches core and gets core's message. Returns a path, raw bytes (for a
@@ -167,5 +173,5 @@ def new_path(suffix: str, stem: str = "imagegen") -> str:
 
 
 def png_file(image: Image.Image, parameters: dict[str, Any], stem: str = "imagegen") -> str:
-    """Write `image` as a lossless PNG with `parameters` embedded (core.imageio.save_png); returns its path."""
+    """Write `image` as a lossless PNG with `parameters` embedded (core.save_png); returns its path."""
     return str(save_png(image, new_path(".png", stem), parameters))

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from core.errors import InvalidInput
-from core.imageio import flatten, to_tensor
+from core.imaging.io import flatten, to_tensor
 
 
 @dataclass

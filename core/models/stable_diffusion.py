@@ -8,7 +8,7 @@ it (family, native size, defaults). Pipelines are diffusers' own, chosen from th
 Single files (`.safetensors`, or `.ckpt`/`.pt`/`.pth` read with `torch.load(weights_only=True)`)
 load offline: the family (SD 1.x, SD 2.x, SDXL) is read from the keys by diffusers'
 `infer_diffusers_model_type`, and the matching config folder in `weights/sd-configs/`
-(core.sd_configs) is given to `from_single_file`, so nothing is asked of the Hub.
+(core.build.sd_configs) is given to `from_single_file`, so nothing is asked of the Hub.
 
 Placement: CUDA in fp16 (model CPU offload when the weights would not fit in free GPU memory), MPS
 in fp16, the CPU in fp32 with channels-last UNet and VAE. VAE slicing is always on (one image
@@ -18,78 +18,28 @@ decoded at a time); VAE tiling is switched on per call for images over 1024x1024
 from __future__ import annotations
 
 import json
-import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from core.devices import default_device, default_dtype
-from core.errors import CoreError, ModelNotFound, UnsafeModelFile, brief
-from core.model_files import PICKLE_SUFFIXES, SAFE_SUFFIX, load_pickle_weights, resolve_file, safetensors_header
-
-HUB_MODELS = {
-    "stabilityai/sd-turbo": "sd2",  # SD 2.1 distilled: 512 px, 1-4 steps, no CFG
-    "stabilityai/sdxl-turbo": "sdxl",  # 512 px, 1-4 steps, no CFG
-    "stable-diffusion-v1-5/stable-diffusion-v1-5": "sd1",
-    "stabilityai/stable-diffusion-xl-base-1.0": "sdxl",
-}
-"""Hub repo ids offered in the model list, with their family (any other id works too)."""
-
-NATIVE_SIDE = {"sd1": 512, "sd2": 768, "sdxl": 1024, "turbo": 512}
-"""Training resolution in px per family (model cards); both Turbo models were distilled at 512."""
+from core.catalog import FAMILY_DEFAULTS, HUB_MODELS, NATIVE_SIDE
+from core.errors import ModelNotFound, UnsafeModelFile, brief
+from core.models.devices import default_device, default_dtype
+from core.models.diffusion import DiffusionModel
+from core.models.files import (
+    PICKLE_SUFFIXES,
+    SAFE_SUFFIX,
+    load_pickle_weights,
+    resolve_file,
+    safetensors_header,
+)
 
 FAMILY_OF_TYPE = {"v1": "sd1", "v2": "sd2", "xl_base": "sdxl"}
-"""diffusers' single-file model types -> our config folders (core.sd_configs)."""
-
-FAMILY_DEFAULTS = {
-    "sd1": {"steps": 25, "guidance_scale": 7.0, "scheduler": "DPM++ 2M Karras"},
-    "sd2": {"steps": 25, "guidance_scale": 7.0, "scheduler": "DPM++ 2M Karras"},
-    "sdxl": {"steps": 25, "guidance_scale": 5.0, "scheduler": "DPM++ 2M Karras"},
-    "turbo": {"steps": 1, "guidance_scale": 0.0, "scheduler": "Euler a"},  # model cards of SD-/SDXL-Turbo
-    "lcm": {"steps": 4, "guidance_scale": 1.0, "scheduler": "LCM"},
-}
-TILE_VAE_ABOVE = 1024 * 1024
-"""Images with more pixels than this are decoded with VAE tiling."""
+"""diffusers' single-file model types -> our config folders (core.build.sd_configs)."""
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-class ModelError(CoreError, RuntimeError):
-    """The model ran but produced no usable image (e.g. NaN values even in float32)."""
-
-
-@dataclass
-class DiffusionModel:
-    """A loaded diffusion model, shared by the text-to-image and image-to-image tabs.
-
-    Attributes:
-        name: what the user chose (registry name, path or repo id).
-        text_to_image, image_to_image: diffusers pipelines sharing every module.
-        family: "emoji", "sd1", "sd2", "sdxl" or "other".
-        native: the side in px the model was trained at (the default width and height).
-        sizes: (min, max) side in px accepted.
-        defaults: "steps", "guidance_scale", "scheduler" that suit the model.
-        scheduler_config: the model's own scheduler config, the base of every sampler choice.
-        adapters: LoRA file path -> adapter name, for the LoRAs loaded into this model.
-    """
-
-    name: str
-    text_to_image: Any
-    image_to_image: Any
-    family: str
-    native: int
-    sizes: tuple[int, int]
-    defaults: dict[str, Any]
-    scheduler_config: Any
-    adapters: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def has_vae(self) -> bool:
-        """Latent-space model (decoded by a VAE) rather than pixel-space (our emoji model)."""
-        return getattr(self.text_to_image, "vae", None) is not None
 
 
 def is_hub_id(text: str) -> bool:
@@ -224,7 +174,7 @@ def _from_single_file(path: Path):
     """A single-file checkpoint in the original layout, with our local config folder for its family."""
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
-    from core import sd_configs
+    from core.build import sd_configs
 
     family = file_family(path)  # diffusers reads the weights once, below
     cls = StableDiffusionXLPipeline if family == "sdxl" else StableDiffusionPipeline
@@ -282,7 +232,7 @@ def wrap(name: str, pipe, family: str | None = None) -> DiffusionModel:
     """Make a DiffusionModel of a built diffusers text-to-image pipeline (SD 1.x/2.x/SDXL kind): place it
     on the device, make its image-to-image twin with `from_pipe`, read its family, size and defaults.
 
-    Register it to serve it by name: `models.register(ModelSpec("text_to_image", name, lambda: wrap(name, pipe)))`.
+    Register it to serve it by name: `registry.register(ModelSpec(ModelKind.DIFFUSION, name, lambda: wrap(name, pipe)))`.
     """
     from diffusers import AutoPipelineForImage2Image
 
@@ -301,7 +251,8 @@ def wrap(name: str, pipe, family: str | None = None) -> DiffusionModel:
 
 def place(pipe) -> None:
     """Put a pipeline on the default device (see the module docstring); enables VAE slicing."""
-    from core import models, zerogpu
+    from core.models import registry as models
+    from core.models import zerogpu
 
     device = default_device()
     if device.type == "cuda" and not zerogpu.available():
@@ -316,81 +267,6 @@ def place(pipe) -> None:
         for module in (pipe.unet, pipe.vae):
             module.to(memory_format=torch.channels_last)
     pipe.vae.enable_slicing()
-
-
-def set_vae_tiling(model: DiffusionModel, width: int, height: int) -> bool:
-    """Switch VAE tiling on for images over TILE_VAE_ABOVE px, off otherwise; returns whether it is on."""
-    if not model.has_vae:
-        return False
-    vae = model.text_to_image.vae
-    tiled = width * height > TILE_VAE_ABOVE
-    vae.enable_tiling() if tiled else vae.disable_tiling()
-    return tiled
-
-
-def decode(model: DiffusionModel, latents: torch.Tensor) -> tuple[torch.Tensor, bool]:
-    """Decode latents `(N, C, h, w)` to pixels `(N, 3, 8h, 8w)` in [0, 1]; returns (pixels, upcast).
-
-    A half-precision VAE can overflow to NaN (SDXL's VAE in fp16 famously does); then the VAE is
-    moved to float32 for good and the decode is redone (upcast = True), never a black image.
-
-    Raises:
-        ModelError: the decode gives NaN/inf even in float32.
-    """
-    vae = model.text_to_image.vae
-    shift = getattr(vae.config, "shift_factor", None) or 0.0
-    if model.family == "sdxl" and vae.dtype == torch.float16 and getattr(vae.config, "force_upcast", False):
-        vae.to(torch.float32)  # SDXL's own VAE overflows in fp16 (diffusers upcasts it too); SD 1.x/2.x's do not
-    upcast = False
-    with torch.inference_mode():
-        # The latents stay where the pipeline made them: under model CPU offload the VAE rests on
-        # the CPU and its hook moves it to the latents' device for the decode.
-        scaled = latents / vae.config.scaling_factor + shift
-        pixels = vae.decode(scaled.to(dtype=vae.dtype), return_dict=False)[0]
-        if not torch.isfinite(pixels).all() and vae.dtype != torch.float32:
-            vae.to(torch.float32)
-            upcast = True
-            pixels = vae.decode(scaled.float(), return_dict=False)[0]
-    if not torch.isfinite(pixels).all():
-        raise ModelError(f"{model.name} produced NaN values even in float32; try more steps, another sampler "
-                         "or a lower guidance scale")
-    return (pixels.float() / 2 + 0.5).clamp(0, 1), upcast
-
-
-def safety_check(model: DiffusionModel, pixels: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
-    """Run the model's own safety checker if it ships one (SD 1.x repos do); returns (pixels, flagged).
-
-    Flagged images come back black, as diffusers makes them; their indices are returned so the UI
-    can say so instead of showing an unexplained black square.
-    """
-    pipe = model.text_to_image
-    if getattr(pipe, "safety_checker", None) is None:
-        return pixels, []
-    checked, flags = pipe.run_safety_checker(pixels.permute(0, 2, 3, 1).cpu().numpy(), pipe.device, pixels.dtype)
-    flagged = [i for i, flag in enumerate(flags or []) if flag]
-    return torch.from_numpy(checked).permute(0, 3, 1, 2), flagged
-
-
-def token_warnings(model: DiffusionModel, **texts: str) -> list[str]:
-    """Warnings for prompts longer than the text encoder reads (77 CLIP tokens incl. start/end; a
-    pipeline's own `max_tokens` when it has one, e.g. 16 for the emoji model).
-
-    The pipelines cut such prompts; we say so, naming the words left out, instead of cutting silently.
-    """
-    tokenizer = getattr(model.text_to_image, "tokenizer", None)
-    limit = getattr(model.text_to_image, "max_tokens", None) or getattr(tokenizer, "model_max_length", None)
-    if tokenizer is None or not limit or limit > 10_000:
-        return []
-    warnings = []
-    for label, text in texts.items():
-        ids = tokenizer(text, truncation=False, add_special_tokens=True).input_ids
-        if len(ids) > limit:
-            dropped = tokenizer.decode(ids[limit - 1:-1]).strip()
-            words = dropped.split()
-            dropped = dropped if len(words) <= 12 else " ".join(words[:12]) + f" … ({len(words) - 12} more words)"
-            warnings.append(f"{label.replace('_', ' ')} is {len(ids) - 2} tokens; the text encoder reads "
-                            f"{limit - 2}, so this end was left out: \"{dropped}\"")
-    return warnings
 
 
 def folder_family(folder: Path) -> str:
@@ -423,21 +299,3 @@ def guess_family(source: str) -> str:
         return file_family(path)
     except UnsafeModelFile:
         return "sd1"
-
-
-def suggested(source: str) -> dict[str, Any]:
-    """Steps, guidance scale, sampler and side in px that suit `source`, without loading it."""
-    family = guess_family(source)
-    settings = defaults_for(source, family)
-    turbo = "turbo" in source.lower()
-    settings["width"] = settings["height"] = NATIVE_SIDE["turbo" if turbo else family]
-    return settings
-
-
-def source_key(source: str) -> str:
-    """A cache key for a source: the resolved path plus its modification time, or the repo id."""
-    try:
-        path = resolve_file(source)
-    except ModelNotFound:
-        return source
-    return f"{path}@{os.stat(path).st_mtime_ns}"

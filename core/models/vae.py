@@ -1,0 +1,72 @@
+"""Turning a latent-space model's output into pixels: VAE decode (with the fp16 NaN fallback and tiling
+for large images) and the model's own safety checker, when it ships one.
+
+Source: diffusers' StableDiffusionPipeline / StableDiffusionXLPipeline decode step (scaling factor,
+shift factor, fp16 upcast), Apache-2.0; done here so a NaN is retried in fp32 and reported, not shown black.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from core.errors import ModelError
+from core.models.diffusion import DiffusionModel
+
+TILE_VAE_ABOVE = 1024 * 1024
+"""Images with more pixels than this are decoded with VAE tiling."""
+
+
+
+def set_vae_tiling(model: DiffusionModel, width: int, height: int) -> bool:
+    """Switch VAE tiling on for images over TILE_VAE_ABOVE px, off otherwise; returns whether it is on."""
+    if not model.has_vae:
+        return False
+    vae = model.text_to_image.vae
+    tiled = width * height > TILE_VAE_ABOVE
+    vae.enable_tiling() if tiled else vae.disable_tiling()
+    return tiled
+
+
+def decode(model: DiffusionModel, latents: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """Decode latents `(N, C, h, w)` to pixels `(N, 3, 8h, 8w)` in [0, 1]; returns (pixels, upcast).
+
+    A half-precision VAE can overflow to NaN (SDXL's VAE in fp16 famously does); then the VAE is
+    moved to float32 for good and the decode is redone (upcast = True), never a black image.
+
+    Raises:
+        ModelError: the decode gives NaN/inf even in float32.
+    """
+    vae = model.text_to_image.vae
+    shift = getattr(vae.config, "shift_factor", None) or 0.0
+    if model.family == "sdxl" and vae.dtype == torch.float16 and getattr(vae.config, "force_upcast", False):
+        vae.to(torch.float32)  # SDXL's own VAE overflows in fp16 (diffusers upcasts it too); SD 1.x/2.x's do not
+    upcast = False
+    with torch.inference_mode():
+        # The latents stay where the pipeline made them: under model CPU offload the VAE rests on
+        # the CPU and its hook moves it to the latents' device for the decode.
+        scaled = latents / vae.config.scaling_factor + shift
+        pixels = vae.decode(scaled.to(dtype=vae.dtype), return_dict=False)[0]
+        if not torch.isfinite(pixels).all() and vae.dtype != torch.float32:
+            vae.to(torch.float32)
+            upcast = True
+            pixels = vae.decode(scaled.float(), return_dict=False)[0]
+    if not torch.isfinite(pixels).all():
+        raise ModelError(f"{model.name} produced NaN values even in float32; try more steps, another sampler "
+                         "or a lower guidance scale")
+    return (pixels.float() / 2 + 0.5).clamp(0, 1), upcast
+
+
+def safety_check(model: DiffusionModel, pixels: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
+    """Run the model's own safety checker if it ships one (SD 1.x repos do); returns (pixels, flagged).
+
+    Flagged images come back black, as diffusers makes them; their indices are returned so the UI
+    can say so instead of showing an unexplained black square.
+    """
+    pipe = model.text_to_image
+    if getattr(pipe, "safety_checker", None) is None:
+        return pixels, []
+    checked, flags = pipe.run_safety_checker(pixels.permute(0, 2, 3, 1).cpu().numpy(), pipe.device, pixels.dtype)
+    flagged = [i for i, flag in enumerate(flags or []) if flag]
+    return torch.from_numpy(checked).permute(0, 3, 1, 2), flagged
+
+
