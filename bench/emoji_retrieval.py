@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from core.models.emoji_pipeline import EmojiPipeline, prepare_text_encoder  # noqa: E402
+from core.build.emoji_text_encoder import prepare_text_encoder  # noqa: E402
+from core.models.emoji_pipeline import EmojiPipeline  # noqa: E402
 from core.models.schedulers import make_scheduler  # noqa: E402
 from core.paths import REPO_DIR, WEIGHTS_DIR  # noqa: E402
 from core.training.data import load_folder  # noqa: E402

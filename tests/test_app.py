@@ -19,10 +19,10 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 import app
-from core import super_resolution
+from core import catalog
 from core.errors import InvalidInput
-from core.paths import WEIGHTS_DIR
 from demos import ui
+from demos.diffusion_settings import OWN, OWN_GUIDANCE, call_args
 
 REQUIRED = {  # endpoint -> inputs a client must give: the same as the core function's positional ones
     "/text_to_image": ["prompt"],
@@ -68,10 +68,30 @@ def small_png(tmp_path) -> str:
     return str(path)
 
 
-def _needs_diffusion() -> None:
-    pytest.importorskip("core.diffusion")
-    if not (WEIGHTS_DIR / "emoji-diffusion" / "unet").is_dir():
-        pytest.skip("the emoji diffusion model is not trained/installed (weights/emoji-diffusion/unet)")
+def test_importing_and_building_the_app_loads_no_model_library():
+    """The page must be served fast: torch, diffusers, spandrel and OpenCV load on first use, and the
+    model lists fill when opened, not while the app starts."""
+    import subprocess
+    import sys
+
+    heavy = ("torch", "diffusers", "transformers", "spandrel", "cv2")
+    code = f"import sys, app; app.build(); print([m for m in {heavy!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120,
+                         cwd=Path(app.__file__).parent)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr
+
+
+def test_the_panel_sends_the_models_own_only_where_the_user_left_it():
+    """An explicit choice is never replaced (issue: DDIM, guidance 5 and x4 became the SD defaults)."""
+    own = call_args("", "sd.safetensors", OWN, 0, OWN_GUIDANCE, 0, 0, -1, 1, 1, "off")
+    assert {k: own[k] for k in ("scheduler", "steps", "guidance_scale", "width", "height", "upscale")} == {
+        "scheduler": None, "steps": None, "guidance_scale": None, "width": None, "height": None, "upscale": False}
+    chosen = call_args("", "sd.safetensors", "DDIM", 25, 5.0, 32, 48, 7, 2, 1, "on", "a.safetensors", 0.5)
+    assert {k: chosen[k] for k in ("scheduler", "steps", "guidance_scale", "width", "height", "upscale", "loras")} == {
+        "scheduler": "DDIM", "steps": 25, "guidance_scale": 5.0, "width": 32, "height": 48, "upscale": True,
+        "loras": [("a.safetensors", 0.5)]}
+    assert call_args("", None, OWN, 0, 0.0, 0, 0, -1, 1, 1, OWN)["guidance_scale"] == 0.0  # 0 is a real choice
+    assert call_args("", None, OWN, 0, OWN_GUIDANCE, 0, 0, -1, 1, 1, OWN)["upscale"] is True  # emoji's own
 
 
 def test_defaults_serve_this_machine_only_and_share_nothing(hub):
@@ -156,7 +176,7 @@ def test_upscale_download_keeps_sixteen_bits_and_the_preview_is_bounded(client, 
 
 
 def test_the_upscaler_list_shows_scale_and_architecture(hub):
-    labels = dict((value, label) for label, value in super_resolution.choices())
+    labels = dict((value, label) for label, value in catalog.upscalers())
     assert labels["RealESRGAN_x4plus"] == "RealESRGAN_x4plus (x4 ESRGAN)"
     assert labels["realesr-animevideov3-x2"] == "realesr-animevideov3-x2 (x2 RealESRGAN Compact)"
 
@@ -200,7 +220,6 @@ def test_bad_input_shows_the_core_message_and_the_server_keeps_serving(client, t
 
 @pytest.mark.slow  # loads a model on first use
 def test_text_to_image_with_only_a_prompt(client):
-    _needs_diffusion()
     gallery, seeds, parameters = client.predict("red apple", api_name="/text_to_image")
     assert len(gallery) == 1 and Image.open(gallery[0]["image"]).size == (128, 128)  # 32 px, x4
     assert parameters["prompt"] == "red apple" and int(seeds) == parameters["seed"]
@@ -208,7 +227,6 @@ def test_text_to_image_with_only_a_prompt(client):
 
 @pytest.mark.slow  # loads a model on first use
 def test_image_to_image_with_only_image_and_prompt(client, small_png):
-    _needs_diffusion()
     gallery, seeds, parameters = client.predict(handle_file(small_png), "red apple", api_name="/image_to_image")
     assert len(gallery) == 1 and Image.open(gallery[0]["image"]).size == (128, 128)
     assert parameters["input_size"] == [16, 12] and parameters["strength"] == 0.6

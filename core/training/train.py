@@ -26,7 +26,8 @@ import torch
 from diffusers.training_utils import EMAModel, compute_snr
 from PIL import Image
 
-from core.models.emoji_pipeline import EmojiPipeline, encode_text, prepare_text_encoder
+from core.build.emoji_text_encoder import prepare_text_encoder
+from core.models.emoji_pipeline import EmojiPipeline, encode_text
 from core.paths import WEIGHTS_DIR
 from core.training.data import CaptionedImages, load_folder, split
 from core.training.unet import build_unet, sampling_scheduler, training_scheduler
