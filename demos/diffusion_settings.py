@@ -31,8 +31,10 @@ def _labels(s: catalog.DiffusionSettings) -> dict[str, str]:
             "upscale": f"the model's own ({'on' if s.upscale else 'off'})"}
 
 
-def panel() -> list[gr.components.Component]:
-    """Build the settings inside the current Blocks and wire their events; returns the inputs in
+def panel(tab: gr.Blocks) -> list[gr.components.Component]:
+    """Build the settings inside `tab` (the Blocks being built) and wire their events: when the page
+    loads and whenever the model changes, ranges, samplers and labels follow the chosen model (the
+    API keeps the widest ranges, so any model can be called). Returns the inputs in
     `call_args` order: negative prompt, model, sampler, steps, guidance, width, height, seed,
     batch size, batch count, upscale, then (LoRA file, weight) x LORA_ROWS."""
     first = catalog.diffusion_settings(None)  # the embedded model's: no file is read
@@ -67,7 +69,7 @@ def panel() -> list[gr.components.Component]:
                 lora.focus(lambda: gr.Dropdown(choices=["", *catalog.loras()]), None, lora, **ui.QUIET)
                 loras += [lora, gr.Slider(*catalog.LORA_WEIGHT_RANGE, value=1.0, step=0.05, label="Weight", scale=2)]
 
-    def follow(name: str, chosen_sampler: str):
+    def follow(name: str, chosen_sampler: str, chosen_width: int, chosen_height: int):
         """Ranges, sampler list and the "model's own" labels of the chosen model; values stay as set."""
         try:
             s = catalog.diffusion_settings(name)
@@ -77,12 +79,18 @@ def panel() -> list[gr.components.Component]:
         text = _labels(s)
         if chosen_sampler and chosen_sampler not in s.samplers:
             gr.Warning(f"{name} cannot run the sampler {chosen_sampler}; choose another (the list shows what it runs)")
+        for side, value in (("width", chosen_width), ("height", chosen_height)):
+            if value and not s.sides[0] <= value <= s.sides[1]:
+                gr.Warning(f"{name} takes a {side} of {s.sides[0]}..{s.sides[1]} px, and {value} px is set: "
+                           f"set it again, or to 0 for the model's native {s.width} px")
         return (gr.Dropdown(choices=[(text["sampler"], OWN), *s.samplers]),
                 gr.Dropdown(choices=[(text["upscale"], OWN), *UPSCALE_CHOICES]),
                 gr.Slider(info=text["steps"]), gr.Slider(info=text["guidance"]),
                 gr.Slider(maximum=s.sides[1], info=text["size"]), gr.Slider(maximum=s.sides[1], info=text["size"]))
 
-    model.change(follow, [model, sampler], [sampler, upscale, steps, guidance, width, height], **ui.QUIET)
+    followers = [sampler, upscale, steps, guidance, width, height]
+    model.change(follow, [model, sampler, width, height], followers, **ui.QUIET)
+    tab.load(follow, [model, sampler, width, height], followers, **ui.QUIET)
     return [negative, model, sampler, steps, guidance, width, height, seed, batch, count, upscale, *loras]
 
 

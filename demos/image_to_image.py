@@ -86,7 +86,7 @@ def build() -> gr.Blocks:
                         prompt = gr.Textbox(label="Prompt", placeholder="red apple", lines=2)
                         strength = gr.Slider(0.05, 1.0, value=0.6, step=0.05, label="Strength",
                                              info="low keeps the picture, 1 ignores it")
-                settings = panel()
+                settings = panel(tab)
                 go = gr.Button("Generate", variant="primary")
                 gr.Examples(example_rows(), [image, prompt, strength], label="Sketches to redraw")
             with gr.Column():

@@ -63,7 +63,7 @@ def build() -> gr.Blocks:
         with gr.Row():
             with gr.Column():
                 prompt = gr.Textbox(label="Prompt", placeholder="red apple", lines=2)
-                settings = panel()
+                settings = panel(tab)
                 go = gr.Button("Generate", variant="primary")
                 gr.Examples([[text] for text in EXAMPLES], [prompt], label="Emoji names to try")
             with gr.Column():
