@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-
 PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png")
 
 
@@ -17,7 +16,7 @@ def photos() -> Path:
 
     Cached under .cache/photos; the test is skipped when the wheel is neither cached nor downloadable.
     """
-    from core.wheels import photo_file
+    from core.build.wheels import photo_file
 
     try:
         paths = [photo_file(name) for name in PHOTOS]
@@ -37,11 +36,26 @@ def offline(monkeypatch):
 @pytest.fixture
 def models_dir(tmp_path, monkeypatch) -> Path:
     """An empty models folder for this test only (what IMAGEGEN_MODELS_DIR would point at)."""
-    from core import face_restoration, model_files, super_resolution
+    from core.models import files
 
     folder = tmp_path / "models"
     folder.mkdir()
-    monkeypatch.setattr(model_files, "MODELS_DIR", folder)
-    monkeypatch.setattr(super_resolution, "MODELS_DIR", folder)
-    monkeypatch.setattr(face_restoration, "MODELS_DIR", folder)
+    monkeypatch.setattr(files, "MODELS_DIR", folder)  # the one place core reads it from, at call time
     return folder
+
+
+@pytest.fixture
+def free_memory(monkeypatch):
+    """What the upscalers read as free memory (CPU RAM and GPU), pinned so that automatic tile sizes do not
+    follow the machine's load: 64 GiB at first; call the fixture's value with a byte count to change it."""
+    import types
+
+    import psutil
+    import torch
+
+    def set_free(free: int) -> None:
+        monkeypatch.setattr(psutil, "virtual_memory", lambda: types.SimpleNamespace(available=free))
+        monkeypatch.setattr(torch.cuda, "mem_get_info", lambda *device: (free, 2 * free))
+
+    set_free(64 * 2**30)
+    return set_free

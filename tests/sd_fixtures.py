@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from core import clip_tokenizer
+from core.build import clip_tokenizer
 from core.paths import REPO_DIR
 
 TOKENIZER_DIR = REPO_DIR / ".cache" / "clip-tokenizer"
@@ -107,7 +107,11 @@ def tiny_sdxl(seed: int = 0):
     The encoders must differ in width: diffusers tells them apart in a single file by comparing the CLIP-L
     position table's width with each model's own. bigG's 10th layer is what marks a file as SDXL.
     """
-    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from diffusers import (
+        EulerDiscreteScheduler,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
 
     with torch.random.fork_rng():
         torch.manual_seed(seed)

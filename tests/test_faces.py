@@ -1,9 +1,8 @@
-"""Face generation: the DCGAN net, the wheel conversion and core.faces' two functions, offline."""
+"""Face generation: the DCGAN net, the wheel conversion and core.generators.faces' two functions, offline."""
 
 from __future__ import annotations
 
 import socket
-import sys
 import types
 
 import numpy as np
@@ -11,13 +10,25 @@ import pytest
 import torch
 from PIL import Image
 
-from core import InvalidInput, ModelNotFound, Result, UnsafeModelFile, convert_dcgan, faces
-from core.dcgan import DCGANConfig, DCGANGenerator
+from core import InvalidInput, ModelNotFound, UnsafeModelFile
+from core.build import convert_dcgan
+from core.build.wheels import WHEEL_CACHE
+from core.catalog import DEFAULT_FACE_MODEL
+from core.generators import enlarge, faces
+from core.models import gans
+from core.models.dcgan import DCGANConfig, DCGANGenerator
 from core.paths import WEIGHTS_DIR
-from core.wheels import WHEEL_CACHE
 
-WEIGHTS = WEIGHTS_DIR / "faces" / convert_dcgan.FILE_NAME
-needs_weights = pytest.mark.skipif(not WEIGHTS.is_file(), reason="run scripts/setup.sh to build weights/faces")
+WEIGHTS = WEIGHTS_DIR / "faces" / gans.DCGAN_FILE
+UPSCALERS = WEIGHTS_DIR / "upscalers"
+needs_weights = pytest.mark.usefixtures("face_weights")
+
+
+@pytest.fixture
+def face_weights():
+    """The embedded face model must be there: a missing one fails the test (it is never skipped)."""
+    if not WEIGHTS.is_file():
+        pytest.fail(f"embedded face weights {WEIGHTS.name} missing; run scripts/setup.sh to build weights/faces")
 
 
 @pytest.fixture(autouse=True)
@@ -76,9 +87,9 @@ def test_load_refuses_non_safetensors_and_reports_missing(tmp_path):
     bad = tmp_path / "fake.safetensors"
     bad.write_bytes(b"not a safetensors file at all")
     with pytest.raises(UnsafeModelFile):
-        faces.load_dcgan(bad)
+        gans.load_dcgan(bad)
     with pytest.raises(ModelNotFound, match="setup.sh"):
-        faces.load_dcgan(tmp_path / "absent.safetensors")
+        gans.load_dcgan(tmp_path / "absent.safetensors")
 
 
 def test_slerp_ends_exact_and_keeps_norm():
@@ -91,11 +102,14 @@ def test_slerp_ends_exact_and_keeps_norm():
 # --- the embedded model --------------------------------------------------------------------------
 
 @needs_weights
-def test_default_call_gives_four_rgb_64px_faces():
+def test_default_call_gives_four_rgb_64px_faces(monkeypatch):
+    from core import seeds
+
+    monkeypatch.setattr(seeds.secrets, "randbelow", lambda n: 1234)  # the default seed -1, drawn the same each run
     result = faces.generate_faces()
-    assert len(result.images) == 4 and len(result.seeds) == 4
+    assert len(result.images) == 4 and result.seeds == [1234, 1235, 1236, 1237]
     assert all(im.mode == "RGB" and im.size == (64, 64) for im in result.images)
-    assert result.parameters == {"model": faces.DEFAULT_MODEL, "count": 4, "seed": result.seeds[0],
+    assert result.parameters == {"model": DEFAULT_FACE_MODEL, "count": 4, "seed": result.seeds[0],
                                  "truncation_psi": 1.0, "upscale": False, "face_restoration": None,
                                  "face_weight": None, "size": [64, 64]}
 
@@ -104,17 +118,23 @@ def test_default_call_gives_four_rgb_64px_faces():
 def test_seeds_reproduce_and_differ():
     first, again = faces.generate_faces(count=2, seed=123), faces.generate_faces(count=2, seed=123)
     other = faces.generate_faces(count=2, seed=124)
-    assert all(np.array_equal(pixels(x), pixels(y)) for x, y in zip(first.images, again.images))
-    assert np.abs(pixels(first.images[0]) - pixels(other.images[0])).mean() > 0.02
+    for i, (x, y) in enumerate(zip(first.images, again.images)):
+        assert np.array_equal(pixels(x), pixels(y)), f"seed {123 + i}: the face differs between two runs"
+    assert np.abs(pixels(first.images[0]) - pixels(other.images[0])).mean() > 0.02, "seeds 123 and 124 look alike"
     # seeds are seed, seed + 1: face 1 of seed 123 is face 0 of seed 124
-    assert np.array_equal(pixels(first.images[1]), pixels(other.images[0]))
+    assert np.array_equal(pixels(first.images[1]), pixels(other.images[0])), \
+        "seed 124: face 1 of seed 123 differs from face 0 of seed 124"
 
 
 @needs_weights
 def test_face_of_a_batch_replays_alone():
-    batch = faces.generate_faces(count=5, seed=-1)
-    alone = faces.generate_faces(count=1, seed=batch.seeds[3])
-    assert np.array_equal(pixels(batch.images[3]), pixels(alone.images[0]))
+    seed = 2024
+    batch = faces.generate_faces(count=5, seed=seed)
+    assert batch.seeds == [seed + i for i in range(5)]
+    for i, face in enumerate(batch.images):  # batch invariance: exactly the same pixels alone
+        alone = faces.generate_faces(count=1, seed=batch.seeds[i])
+        assert np.array_equal(pixels(face), pixels(alone.images[0])), \
+            f"seed {batch.seeds[i]}: face {i} of the batch of seed {seed} differs from the same seed alone"
 
 
 @needs_weights
@@ -143,7 +163,7 @@ def test_converted_file_reproduces_the_wheel_weights():
     if not sorted(WHEEL_CACHE.glob("gan_face_generate-1.1.1-*.whl")):
         pytest.skip("the gan-face-generate wheel is not cached; run scripts/setup.sh")
     original = convert_dcgan.original_state_dict()
-    ours = faces.load_dcgan(WEIGHTS).cpu()
+    ours = gans.load_dcgan(WEIGHTS).cpu()
     reference = DCGANGenerator.from_state_dict(original).eval()
     assert all(torch.equal(original[k], v) for k, v in ours.state_dict().items())
     z = torch.randn(3, 100, 1, 1, generator=torch.Generator().manual_seed(0))
@@ -162,10 +182,11 @@ def test_interpolation_ends_on_both_faces_and_writes_the_gif(tmp_path):
     a = faces.generate_faces(count=1, seed=11, truncation_psi=0.7).images[0]
     b = faces.generate_faces(count=1, seed=42, truncation_psi=0.7).images[0]
     assert len(morph.images) == 6 and morph.seeds == [11, 42]
-    assert np.array_equal(pixels(morph.images[0]), pixels(a))
-    assert np.array_equal(pixels(morph.images[-1]), pixels(b))
+    assert np.array_equal(pixels(morph.images[0]), pixels(a)), "seed 11: the first frame is not its face"
+    assert np.array_equal(pixels(morph.images[-1]), pixels(b)), "seed 42: the last frame is not its face"
     middle = pixels(morph.images[3])
-    assert not np.array_equal(middle, pixels(a)) and not np.array_equal(middle, pixels(b))
+    assert not np.array_equal(middle, pixels(a)) and not np.array_equal(middle, pixels(b)), \
+        "seeds 11 -> 42: the middle frame is one of the ends"
     assert morph.parameters["gif_path"] == str(gif)
     with Image.open(gif) as anim:
         assert anim.n_frames == 6 and anim.size == (64, 64)
@@ -195,36 +216,37 @@ def test_bad_inputs_raise_invalid_input(call, match):
 
 
 def test_unknown_model_lists_the_known_ones():
-    with pytest.raises(ModelNotFound, match=faces.DEFAULT_MODEL):
+    with pytest.raises(ModelNotFound, match=DEFAULT_FACE_MODEL):
         faces.generate_faces(model="no-such-gan")
 
 
 @needs_weights
-def test_upscale_passes_each_face_through_core_upscale(monkeypatch):
+def test_upscale_passes_each_face_through_the_x4_upscaler(monkeypatch):
     calls = []
 
-    def fake_upscale(image, *, scale=None, **kwargs):  # stands in for core.super_resolution.upscale
-        calls.append((image.size, scale))
-        return Result(images=[image.resize((image.width * scale, image.height * scale), Image.NEAREST)])
+    def fake_enlarge(picture, up, *, scale, **kwargs):  # stands in for core.generators.enlarge.enlarge
+        calls.append((picture.size, scale))
+        return types.SimpleNamespace(image=picture.resize((picture.width * scale, picture.height * scale),
+                                                          Image.NEAREST))
 
-    monkeypatch.setitem(sys.modules, "core.super_resolution", types.SimpleNamespace(upscale=fake_upscale))
+    monkeypatch.setattr(enlarge, "enlarge", fake_enlarge)
     plain = faces.generate_faces(count=2, seed=9)
     big = faces.generate_faces(count=2, seed=9, upscale=True)
     assert calls == [((64, 64), 4)] * 2 and big.parameters["size"] == [256, 256]
-    assert np.array_equal(pixels(big.images[1])[::4, ::4], pixels(plain.images[1]))
+    assert np.array_equal(pixels(big.images[1])[::4, ::4], pixels(plain.images[1])), \
+        "seed 10: the upscaled face is not the plain face enlarged"
 
 
 @needs_weights
 def test_upscaled_faces_are_256px():
-    pytest.importorskip("core.super_resolution", reason="core/super_resolution.py is not there yet")
-    upscalers = WEIGHTS_DIR / "upscalers"
-    if not upscalers.is_dir() or not any(upscalers.iterdir()):
-        pytest.skip("no upscaler weights; run scripts/setup.sh")
+    if not (UPSCALERS / f"{enlarge.upscalers.DEFAULT_MODEL}.safetensors").is_file():
+        pytest.fail("embedded upscaler weights missing; run scripts/setup.sh to build weights/upscalers")
     result = faces.generate_faces(count=2, seed=3, upscale=True)
     assert [im.size for im in result.images] == [(256, 256)] * 2
     assert result.parameters["upscale"] is True and result.parameters["size"] == [256, 256]
 
 
+@needs_weights
 def test_progress_counts_each_finished_face_only_when_there_is_work_per_face():
     seen = []
     faces.generate_faces(count=3, seed=1, upscale=True, on_step=lambda done, total: seen.append((done, total)))

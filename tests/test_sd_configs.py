@@ -1,4 +1,4 @@
-"""core/sd_configs.py: the config folders build the published architectures, offline, on the meta device."""
+"""core/build/sd_configs.py: the config folders build the published architectures, offline, on the meta device."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import shutil
 import pytest
 import torch
 
-from core import clip_tokenizer, sd_configs
+from core.build import clip_tokenizer, sd_configs
 from core.errors import ModelNotFound
 
 pytestmark = pytest.mark.usefixtures("offline")

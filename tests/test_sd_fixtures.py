@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import torch
-
 import sd_fixtures
+import torch
 
 pytestmark = pytest.mark.usefixtures("offline")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 
@@ -11,15 +12,33 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from core import InvalidInput, ModelNotFound, OutOfMemory, Result, UnsafeModelFile, models, upscale
-from core import super_resolution as sr
-from core.imageio import to_pil
+from core import (
+    InvalidInput,
+    ModelNotFound,
+    OutOfMemory,
+    Result,
+    UnsafeModelFile,
+    upscale,
+)
+from core.catalog import BUNDLED_UPSCALERS, DEFAULT_UPSCALER
+from core.generators import enlarge
+from core.imaging.io import to_pil
+from core.imaging.tiling import fit_tile, run_tiled, starts
+from core.models import registry as models
+from core.models import upscalers
+from core.models.registry import ModelKind
 from core.paths import WEIGHTS_DIR
-from core.tiling import fit_tile, run_tiled, starts
 
-DEFAULT_FILE = WEIGHTS_DIR / "upscalers" / f"{sr.DEFAULT_MODEL}.safetensors"
-pytestmark = [pytest.mark.usefixtures("offline"),
-              pytest.mark.skipif(not DEFAULT_FILE.is_file(), reason="run scripts/setup.sh to build weights/upscalers")]
+DEFAULT_FILE = WEIGHTS_DIR / "upscalers" / f"{DEFAULT_UPSCALER}.safetensors"
+pytestmark = pytest.mark.usefixtures("offline", "upscaler_weights", "free_memory")
+
+
+@pytest.fixture(scope="module")
+def upscaler_weights():
+    """The embedded upscalers must be there: a missing one fails the test (it is never skipped)."""
+    missing = [name for name in BUNDLED_UPSCALERS if not (DEFAULT_FILE.parent / f"{name}.safetensors").is_file()]
+    if missing:
+        pytest.fail(f"embedded upscaler weights missing: {', '.join(missing)}; run scripts/setup.sh")
 
 
 def noise(size=(40, 30), mode="RGB", seed=0) -> Image.Image:
@@ -41,8 +60,9 @@ def test_default_model_gives_x4_in_the_inputs_kind(mode, out_mode):
     result = upscale(picture)
     assert isinstance(result, Result) and result.seeds == []
     assert result.images[0].size == (160, 120) and result.images[0].mode == out_mode
-    assert result.parameters | {"tile": 0} == {
-        "model": sr.DEFAULT_MODEL, "scale": 4, "model_scale": 4, "passes": 1, "tile": 0, "overlap": 16,
+    assert result.parameters | {"tile_limit": 0} == {  # the limit follows free memory; the 40-px side fits one tile
+        "model": DEFAULT_UPSCALER, "scale": 4, "model_scale": 4, "passes": 1, "tile": 40, "tile_limit": 0,
+        "overlap": 16, "tiles": 1,
         "precision": result.parameters["precision"], "device": result.parameters["device"], "alpha": "none",
         "mode": out_mode, "input_size": [40, 30], "output_size": [160, 120], "face_restoration": None,
         "face_weight": None, "faces_restored": None, "warnings": []}
@@ -86,8 +106,8 @@ def test_an_animated_gif_gives_its_first_frame_and_says_so(tmp_path):
     (2.5, 1, [(40, 30)])])
 def test_factors_above_the_models_take_more_passes(monkeypatch, scale, passes, model_inputs):
     seen = []
-    original = sr.run_tiled
-    monkeypatch.setattr(sr, "run_tiled", lambda net, pixels, **kw: seen.append(pixels.shape[:1:-1]) or original(
+    original = enlarge.run_tiled
+    monkeypatch.setattr(enlarge, "run_tiled", lambda net, pixels, **kw: seen.append(pixels.shape[:1:-1]) or original(
         net, pixels, **kw))
     result = upscale(noise(), scale=scale)
     assert result.parameters["passes"] == passes and seen == model_inputs
@@ -96,7 +116,7 @@ def test_factors_above_the_models_take_more_passes(monkeypatch, scale, passes, m
 
 def test_the_output_limit_is_configurable_and_checked_before_any_work(monkeypatch):
     monkeypatch.setenv("IMAGEGEN_MAX_OUTPUT_SIDE", "100")
-    monkeypatch.setattr(sr, "run_tiled", lambda *a, **k: pytest.fail("work started"))
+    monkeypatch.setattr(enlarge, "run_tiled", lambda *a, **k: pytest.fail("work started"))
     with pytest.raises(InvalidInput, match="160x120 px; each side must be at most 100 px"):
         upscale(noise())
 
@@ -145,10 +165,10 @@ def test_x2_model_is_native_x2():
 
 
 def test_registry_lists_the_bundled_upscalers():
-    names = models.names("upscaler")
-    assert names[0] == sr.DEFAULT_MODEL and set(sr.BUNDLED) <= set(names)
-    assert "x4" in models.spec("upscaler", "RealESRGAN_x4plus").description
-    assert "RRDBNet" in models.spec("upscaler", "RealESRGAN_x4plus").description
+    names = models.names(ModelKind.UPSCALER)
+    assert names[0] == DEFAULT_UPSCALER and set(BUNDLED_UPSCALERS) <= set(names)
+    assert "x4" in models.spec(ModelKind.UPSCALER, "RealESRGAN_x4plus").description
+    assert "RRDBNet" in models.spec(ModelKind.UPSCALER, "RealESRGAN_x4plus").description
 
 
 # --- tiling and progress ----------------------------------------------------------------------------
@@ -157,7 +177,9 @@ def test_tiles_blend_without_seams(photos):
     picture = Image.open(photos / "astronaut.png").convert("RGB").resize((128, 64), Image.Resampling.LANCZOS)
     whole = upscale(picture, tile=256)
     tiled = upscale(picture, tile=64, overlap=16)
-    assert tiled.parameters["tile"] == 64 and whole.parameters["tile"] == 256
+    assert tiled.parameters["tile_limit"] == 64 and whole.parameters["tile_limit"] == 256
+    assert whole.parameters["tiles"] == 1 and whole.parameters["tile"] == 128  # one tile: the whole picture
+    assert tiled.parameters["tiles"] > 1 and tiled.parameters["tile"] <= 64
     assert psnr(whole.images[0], tiled.images[0]) >= 40
     hard = upscale(picture, tile=64, overlap=0)  # no cross-fade: the seams must show up as a loss
     assert psnr(whole.images[0], hard.images[0]) < psnr(whole.images[0], tiled.images[0]) - 3
@@ -167,7 +189,7 @@ def test_tiles_blend_without_seams(photos):
 def test_tiling_reassembles_a_pointwise_net_exactly(width, height, tile, overlap):
     """With a net that has no neighbourhood (nearest x2), any tiling must give back the same picture."""
     image = torch.rand(1, 3, height, width)
-    net = lambda x: torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")  # noqa: E731
+    net = lambda x: torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")
     tiled = np.asarray(run_tiled(net, image, scale=2, tile=tile, overlap=overlap), dtype=np.int16)
     whole = np.asarray(to_pil(net(image))[0], dtype=np.int16)
     assert tiled.shape == (2 * height, 2 * width, 3) and np.abs(tiled - whole).max() <= 1
@@ -180,7 +202,7 @@ def test_tiles_shrink_to_the_smallest_side_that_needs_no_more_of_them():
         offsets = starts(length, side, 16)
         assert len(offsets) == len(starts(length, 256, 16)) and side <= min(256, length)
         assert offsets[0] == 0 and offsets[-1] + side == length  # covers the side, edge to edge
-        assert all(b - a <= side - 16 for a, b in zip(offsets, offsets[1:]))  # neighbours share >= 16 px
+        assert all(b - a <= side - 16 for a, b in itertools.pairwise(offsets))  # neighbours share >= 16 px
         if 16 < side < length:  # one px less would need another tile
             assert len(starts(length, side - 1, 16)) > len(offsets)
     assert fit_tile(512, 256, 16) == 182  # the net runs over 3 x 182 px instead of 3 x 256
@@ -193,21 +215,22 @@ def test_on_step_counts_every_tile():
 
 
 def test_out_of_memory_halves_the_tile(monkeypatch):
-    real_call = sr.Upscaler.__call__
+    real_call = upscalers.Upscaler.__call__
 
     def small_tiles_only(self, x):
         if max(x.shape[-2:]) > 64:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
         return real_call(self, x)
 
-    monkeypatch.setattr(sr.Upscaler, "__call__", small_tiles_only)
+    monkeypatch.setattr(upscalers.Upscaler, "__call__", small_tiles_only)
     result = upscale(noise((70, 66)), tile=256, overlap=16)
-    assert result.parameters["tile"] == 64 and result.images[0].size == (280, 264)
+    assert result.parameters["tile_limit"] == 64 and result.images[0].size == (280, 264)
+    assert result.parameters["tile"] <= 64
 
     def never(self, x):
         raise RuntimeError("DefaultCPUAllocator: can't allocate memory (simulated)")
 
-    monkeypatch.setattr(sr.Upscaler, "__call__", never)
+    monkeypatch.setattr(upscalers.Upscaler, "__call__", never)
     with pytest.raises(OutOfMemory, match="64-px tiles"):
         upscale(noise((70, 66)))
 
@@ -216,7 +239,7 @@ def test_out_of_memory_halves_the_tile(monkeypatch):
 
 def test_model_files_in_the_models_folder(models_dir):
     shutil.copy(DEFAULT_FILE, models_dir / "mine.safetensors")
-    state = {k: v.float().contiguous() for k, v in sr.get_upscaler().model.model.state_dict().items()}
+    state = {k: v.float().contiguous() for k, v in upscalers.get_upscaler().model.model.state_dict().items()}
     torch.save(state, models_dir / "mine.pth")
     for name, shown in (("mine.safetensors", "mine.safetensors"), ("mine.pth", "mine.pth"),
                         (str(models_dir / "mine.pth"), "mine.pth")):
@@ -224,7 +247,7 @@ def test_model_files_in_the_models_folder(models_dir):
         assert result.images[0].size == (80, 60) and result.parameters["model_scale"] == 4
         assert result.parameters["model"] == shown  # never a server path
     (models_dir / "broken.safetensors").write_bytes(b"not a model")
-    listed = sr.choices()
+    listed = upscalers.choices()
     assert ("mine.pth (x4 RealESRGAN Compact)", "mine.pth") in listed
     assert ("mine.safetensors (x4 RealESRGAN Compact)", "mine.safetensors") in listed
     assert "broken.safetensors" not in dict(listed).values()  # not an upscaler by its header
@@ -253,7 +276,7 @@ def test_refuses_unsafe_or_unknown_files(models_dir, file_name, content, error, 
         path.write_bytes(content)
     with pytest.raises(error, match=words):
         upscale(noise(), model=file_name)
-    assert file_name not in dict(sr.choices()).values()  # left out of the model list, which still works
+    assert file_name not in dict(upscalers.choices()).values()  # left out of the model list, which still works
 
 
 def test_refuses_paths_outside_the_allowed_folders(tmp_path, models_dir):
@@ -297,7 +320,7 @@ def test_an_oversized_picture_is_refused_from_its_header_before_decoding(monkeyp
 
     from PIL import ImageFile
 
-    from core.imageio import open_image
+    from core.imaging.io import open_image
 
     buffer = io.BytesIO()
     Image.new("L", (16000, 16000)).save(buffer, "PNG")  # 16 KB of PNG, 256 MB of pixels
@@ -307,7 +330,7 @@ def test_an_oversized_picture_is_refused_from_its_header_before_decoding(monkeyp
 
 
 def test_big_pngs_are_written_fast_and_stay_lossless(tmp_path, monkeypatch):
-    from core import imageio
+    from core.imaging import io as imageio
 
     picture = noise(size=(256, 256)).resize((512, 512), Image.Resampling.BILINEAR)
     normal = imageio.save_png(picture, tmp_path / "normal.png", {"scale": 4}).stat().st_size
@@ -318,15 +341,14 @@ def test_big_pngs_are_written_fast_and_stay_lossless(tmp_path, monkeypatch):
     assert np.array_equal(np.asarray(again), np.asarray(picture)) and json.loads(again.text["parameters"]) == {"scale": 4}
 
 
-def test_the_tile_follows_the_free_memory(monkeypatch):
-    import psutil
-
-    assert sr.tile_for_memory(2**40, 8000, 256) == 256  # plenty: the throughput cap
-    assert sr.tile_for_memory(4 * 200 * 200 * 8000, 8000, 512) == 192  # 200 px fit: rounded down to 64s
-    assert sr.tile_for_memory(10, 8000, 512) == 64  # nothing fits: the smallest, then OOM halving has the say
-    up = sr.get_upscaler()
-    plenty = sr._default_tile(up)
-    short = type("Memory", (), {"available": 4 * 100 * 100 * sr.bytes_per_pixel(up)})()
-    monkeypatch.setattr(psutil, "virtual_memory", lambda: short)
-    assert plenty == 256 and sr._default_tile(up) == 64
-    assert upscale(noise((100, 90))).parameters["tile"] == 64
+def test_the_tile_follows_the_free_memory(free_memory):
+    assert upscalers.tile_for_memory(2**40, 8000, 256) == 256  # plenty: the throughput cap
+    assert upscalers.tile_for_memory(4 * 200 * 200 * 8000, 8000, 512) == 192  # 200 px fit: rounded down to 64s
+    assert upscalers.tile_for_memory(10, 8000, 512) == 64  # nothing fits: the smallest, then OOM halving has the say
+    up = upscalers.get_upscaler()
+    free_memory(2**40)
+    plenty = upscalers.default_tile(up)
+    free_memory(4 * 100 * 100 * upscalers.bytes_per_pixel(up))
+    cap = 256 if up.model.device.type == "cpu" else 512  # the Compact net's cap on this device
+    assert plenty == cap and upscalers.default_tile(up) == 64
+    assert upscale(noise((100, 90))).parameters["tile_limit"] == 64

@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from core.emoji_pipeline import EmojiPipeline
 from core.errors import InvalidInput
+from core.models.emoji_pipeline import EmojiPipeline
 from core.training import data, train
 
 TINY = ["--resolution", "16", "--channels", "32", "32", "32", "--batch-size", "4", "--eval-every", "1",

@@ -10,7 +10,6 @@ import types
 from pathlib import Path
 
 import pytest
-import torch
 
 import core
 from core.generators import diffusion, faces, super_resolution

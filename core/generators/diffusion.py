@@ -87,12 +87,18 @@ def _generate(m: DiffusionModel, pipe, seeds: list[int], settings: dict, on_step
     ZeroGPU one borrowed GPU does all of it. One call per `batch_size` seeds, or per seed on the
     CPU (see the module docstring)."""
     n = 1 if pipe.device.type == "cpu" else settings["batch_size"]
+    calls_per_batch = settings["batch_size"] // n
     groups = [seeds[i:i + n] for i in range(0, len(seeds), n)]
     images: list[Image.Image] = []
     for g, group in enumerate(groups):
         def callback(_pipe, i, _t, kwargs, g=g):
+            # Progress counts steps of the asked batches (batch_count x steps) on every device: when
+            # the CPU runs a batch as one call per seed, a step is done once each seed has made it.
             if on_step is not None:
-                on_step(g * run_steps + i + 1, len(groups) * run_steps)
+                batch, call_index = divmod(g, calls_per_batch)
+                before, after = ((call_index * run_steps + i + d) // calls_per_batch for d in (0, 1))
+                if after > before:
+                    on_step(batch * run_steps + after, settings["batch_count"] * run_steps)
             return kwargs
 
         pixels, upcast, flagged = _denoise(m, pipe, group, settings, callback, call)

@@ -73,12 +73,9 @@ def load_emoji_folder(folder: Path, name: str = DEFAULT_MODEL) -> DiffusionModel
     Raises:
         ModelNotFound: the folder holds no UNet weights.
     """
+    from core.build.emoji_text_encoder import prepare_text_encoder
     from core.models.devices import default_device, default_dtype
-    from core.models.emoji_pipeline import (
-        EmojiImg2ImgPipeline,
-        EmojiPipeline,
-        prepare_text_encoder,
-    )
+    from core.models.emoji_pipeline import EmojiImg2ImgPipeline, EmojiPipeline
 
     if not (folder / "unet" / "diffusion_pytorch_model.safetensors").is_file():
         raise ModelNotFound(f"the emoji model is missing from {folder.name}; run `bash scripts/setup.sh` "
@@ -121,10 +118,12 @@ def get(model: str | None) -> DiffusionModel:
     try:
         path = resolve_file(name)
     except ModelNotFound:
-        if not _is_hub_id(name):
-            raise ModelNotFound(f"unknown model {name!r}; choose one of {', '.join(names())}, a checkpoint in "
-                                "the models folder, or a Hugging Face repo id like stabilityai/sd-turbo") from None
-        return registry.load_source(KIND, name, partial(_load_sd, name))
+        if _is_hub_id(name):
+            return registry.load_source(KIND, name, partial(_load_sd, name))
+        if Path(name).suffix:
+            raise  # a file name: say why that file cannot be used (missing, outside the allowed folders)
+        raise ModelNotFound(f"unknown model {name!r}; choose one of {', '.join(names())}, a checkpoint in "
+                            "the models folder, or a Hugging Face repo id like stabilityai/sd-turbo") from None
     loader = partial(load_emoji_folder, path, name) if _is_emoji_folder(path) else partial(_load_sd, name)
     return registry.load_source(KIND, FileVersion.of(path), loader)
 
@@ -133,8 +132,9 @@ def settings(model: str | None) -> catalog.DiffusionSettings:
     """What suits `model` (see core.catalog.diffusion_settings): a loaded model answers from itself;
     otherwise the family is read without loading (Hub id table, a folder's JSON, a file's header)."""
     name = _name(model)
-    if name in names() and registry.is_cached(KIND, name):
-        return registry.load(KIND, name).settings
+    loaded = registry.peek(KIND, name) if name in names() else _loaded_file(name)
+    if loaded is not None:
+        return loaded.settings
     if name == DEFAULT_MODEL:
         return _settings("emoji", catalog.EMOJI_SETTINGS, 32, (16, 64))
     from core.models import stable_diffusion
@@ -142,6 +142,15 @@ def settings(model: str | None) -> catalog.DiffusionSettings:
     family = stable_diffusion.guess_family(name)
     side = catalog.NATIVE_SIDE["turbo" if "turbo" in name.lower() else family]
     return _settings(family, stable_diffusion.defaults_for(name, family), side, catalog.SD_SIDES)
+
+
+def _loaded_file(name: str) -> DiffusionModel | None:
+    """The loaded model of a file or folder `name`, when its current version is cached; else None."""
+    try:
+        version = FileVersion.of(resolve_file(name))
+    except (ModelNotFound, OSError):
+        return None
+    return registry.peek(KIND, version)
 
 
 def _settings(family: str, defaults: dict[str, Any], native: int, sides: tuple[int, int]) -> catalog.DiffusionSettings:

@@ -220,10 +220,10 @@ def cached(kind: ModelKind | None = None) -> list[str]:
         return [str(n) for (k, n) in _CACHE if k == kind]
 
 
-def is_cached(kind: ModelKind, name: "str | FileVersion") -> bool:
-    """Whether (kind, name) is loaded now (asking loads nothing)."""
+def peek(kind: ModelKind, name: "str | FileVersion") -> Any | None:
+    """The loaded model (kind, name) if it is cached now, else None; loads nothing."""
     with _LOCK:
-        return (ModelKind(kind), name) in _CACHE
+        return _CACHE.get((ModelKind(kind), name))
 
 
 def forget(kind: ModelKind, name: "str | FileVersion") -> None:

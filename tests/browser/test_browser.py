@@ -1,0 +1,450 @@
+"""The hub in a real browser: every tab's default request, one with changed settings and one bad input.
+
+Starts `python app.py --port <free port>` (offline), drives Debian's headless Chromium
+(/usr/bin/chromium) with Playwright, and per tab checks that the result pictures are decoded and
+laid out (naturalWidth > 0, non-zero box), that changed settings reach the result, and that a bad
+input shows an error toast with the core's own message (not the generic one). One screenshot per
+tab goes to docs/screenshots/<tab>.png (the README's pictures), taken after the changed-settings
+request.
+
+The tests of this module share one server and one page and run in file order: each
+`test_<tab>_keeps_result_after_error` looks at the page its tab's test left behind.
+
+Skipped when Playwright or /usr/bin/chromium is missing (`apt-get install -y chromium`;
+`pip install -e ".[test]"` brings Playwright; never `playwright install`), unless
+IMAGEGEN_REQUIRE_BROWSER=1 (set by .ci/run), which turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Without the background-networking flags Chromium's own connections are refused on a closed network.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage"]
+
+
+def _missing() -> str | None:
+    if importlib.util.find_spec("playwright") is None:
+        return 'Playwright is not installed (pip install -e ".[test]")'
+    if not CHROMIUM.is_file():
+        return f"{CHROMIUM} is missing (apt-get install -y chromium)"
+    return None
+
+
+if (_reason := _missing()) is not None:
+    if os.environ.get("IMAGEGEN_REQUIRE_BROWSER") == "1":
+        raise RuntimeError(f"IMAGEGEN_REQUIRE_BROWSER=1 but {_reason}")
+    pytest.skip(f"browser test skipped: {_reason}", allow_module_level=True)
+
+from PIL import Image, ImageDraw  # noqa: E402
+from playwright.sync_api import Locator, Page, expect, sync_playwright  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS = REPO / "docs" / "screenshots"
+VIEWPORT = {"width": 1280, "height": 900}
+WAIT_MS = 120_000
+"""Per wait: a request on a 2-core CPU takes seconds, the first of a model up to ~15 s."""
+START_S = 180
+"""The server's start (imports torch, gradio, diffusers)."""
+GENERIC = "Something went wrong"
+"""The start of demos.ui.GENERIC_ERROR: what a bad input must never get."""
+
+
+# --- fixtures ---------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, request):
+    """`python app.py --port <free>` with HF_HUB_OFFLINE=1, as a user starts it; yields its URL."""
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("server") / "app.log"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+    url = f"http://127.0.0.1:{port}/"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=REPO, env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + START_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"app.py exited with {proc.returncode}:\n{_tail(log_path)}")
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"app.py did not answer 200 at {url} within {START_S} s:\n{_tail(log_path)}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if request.session.testsfailed:  # the server's side of the story, in the terminal summary
+        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"\n--- app.py log, last lines (exit code {proc.returncode}) ---\n{_tail(log_path)}")
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    """One page on the hub, shared by the module's tests (they run in file order)."""
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+            page.set_default_timeout(WAIT_MS)
+            page.goto(server)
+            expect(page.get_by_role("tab", name="Text to image")).to_be_visible()
+            yield page
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory) -> dict[str, str]:
+    """Input pictures drawn here: a 64x64 "apple" sketch, a 64x48 picture of shapes, a 4x4 one (too small)."""
+    folder = tmp_path_factory.mktemp("pictures")
+    apple = Image.new("RGB", (64, 64), "white")
+    draw = ImageDraw.Draw(apple)
+    draw.ellipse((10, 14, 54, 58), fill=(220, 30, 30))
+    draw.rectangle((30, 4, 33, 16), fill=(110, 70, 20))
+    draw.ellipse((34, 6, 48, 14), fill=(40, 160, 40))
+    shapes = Image.new("RGB", (64, 48), (235, 235, 220))
+    draw = ImageDraw.Draw(shapes)
+    draw.ellipse((4, 4, 30, 30), fill=(200, 30, 30), outline="black")
+    draw.rectangle((30, 18, 58, 42), fill=(30, 60, 200))
+    draw.line((0, 47, 63, 20), fill=(20, 140, 20), width=2)
+    draw.text((6, 34), "Hi", fill="black")
+    paths = {"apple": folder / "apple.png", "shapes": folder / "shapes.png", "tiny": folder / "tiny.png"}
+    apple.save(paths["apple"])
+    shapes.save(paths["shapes"])
+    Image.new("RGB", (4, 4), (200, 30, 30)).save(paths["tiny"])
+    return {name: str(path) for name, path in paths.items()}
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+def open_tab(page: Page, label: str, name: str) -> Locator:
+    """Click the tab `label` and return its panel (app.py gives each tab elem_id="tab-<name>")."""
+    close_toasts(page)  # nothing left over from the tab before
+    page.get_by_role("tab", name=label, exact=True).click()
+    panel = page.locator(f"#tab-{name}")
+    expect(panel).to_be_visible()
+    return panel
+
+
+def block(panel: Locator, label: str) -> Locator:
+    """The component whose floating block label reads `label` (galleries, images, files)."""
+    title = panel.page.get_by_test_id("block-label").filter(has_text=re.compile(rf"^\s*{re.escape(label)}\s*$"))
+    return panel.locator(".block").filter(has=title).last
+
+
+def set_number(panel: Locator, label: str, value: float) -> None:
+    """Type `value` into the number box of the slider or number field `label`."""
+    field = panel.get_by_label(f"number input for {label}", exact=True)
+    if not field.count():
+        field = panel.get_by_label(label, exact=True)
+    field.fill(str(value))
+    field.press("Enter")
+    field.blur()
+
+
+def upload(panel: Locator, label: str, path: str) -> None:
+    """Put the file `path` into the image input `label` and wait until its preview is shown."""
+    target = block(panel, label)
+    target.locator("input[type=file]").set_input_files(path)
+    expect(target.locator("img").first).to_be_visible()
+    _wait_images(target, 1)
+
+
+def _wait_images(where: Locator, count: int, size: tuple[int, int] | None = None,
+                 timeout: float = WAIT_MS) -> list[dict]:
+    """Wait until `where` holds exactly `count` <img>, each loaded and decoded (naturalWidth > 0,
+    and `size` when given) and laid out with a non-zero box; returns their sizes."""
+    where.scroll_into_view_if_needed()  # gallery pictures load lazily: only near the viewport
+    handle = where.element_handle()
+    where.page.wait_for_function(
+        """([el, count, size]) => {
+            const imgs = [...el.querySelectorAll('img')];
+            return imgs.length === count && imgs.every(img => {
+                const box = img.getBoundingClientRect();
+                return img.complete && img.naturalWidth > 0 && img.naturalHeight > 0
+                    && box.width > 0 && box.height > 0
+                    && (size === null || (img.naturalWidth === size[0] && img.naturalHeight === size[1]));
+            });
+        }""",
+        arg=[handle, count, list(size) if size else None], timeout=timeout)
+    return handle.evaluate("""el => [...el.querySelectorAll('img')].map(img => ({
+        natural: [img.naturalWidth, img.naturalHeight],
+        box: [img.getBoundingClientRect().width, img.getBoundingClientRect().height]}))""")
+
+
+def assert_pictures(where: Locator, count: int, size: tuple[int, int] | None = None,
+                    timeout: float = WAIT_MS) -> None:
+    shown = _wait_images(where, count, size, timeout)
+    assert len(shown) == count
+    for img in shown:
+        assert img["natural"][0] > 0 and img["natural"][1] > 0, shown
+        assert img["box"][0] > 0 and img["box"][1] > 0, shown
+
+
+def error_toasts(page: Page) -> Locator:
+    return page.get_by_test_id("toast-body").filter(has=page.get_by_text("Error", exact=True))
+
+
+def wait_done(page: Page, done: Callable[[], bool], what: str) -> None:
+    """Wait until `done()` is true (the request's result arrived); fail at once, with its text,
+    when an error toast shows instead."""
+    toast, deadline = error_toasts(page), time.monotonic() + WAIT_MS / 1000
+    while not done():
+        if toast.count() and toast.first.is_visible():
+            pytest.fail(f"{what}: error toast instead of a result: {toast.first.inner_text()!r}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: no result within {WAIT_MS // 1000} s")
+        page.wait_for_timeout(200)
+
+
+def wait_seeds(panel: Locator, expected: str, what: str, index: int = 0) -> None:
+    """Wait until the `index`-th "Seeds used" box fully matches the regular expression `expected`."""
+    box = seeds(panel, index)
+    wait_done(panel.page, lambda: re.fullmatch(expected, box.input_value()) is not None, what)
+
+
+def close_toasts(page: Page) -> None:
+    for close in page.get_by_test_id("toast-close").all():
+        if close.is_visible():
+            close.click()
+    expect(page.get_by_test_id("toast-body")).to_have_count(0)
+
+
+def assert_error_toast(page: Page, pattern: str) -> str:
+    """Wait for an error toast; its text must match `pattern` (case-insensitive) and not be the
+    generic message. Returns the text."""
+    toast = error_toasts(page).first
+    expect(toast).to_be_visible(timeout=WAIT_MS)
+    text = toast.get_by_test_id("toast-text").inner_text()
+    assert GENERIC not in text, f"a bad input got the generic error: {text!r}"
+    assert re.search(pattern, text, re.IGNORECASE), f"error toast {text!r} does not match {pattern!r}"
+    return text
+
+
+def assert_still_shown(where: Locator, count: int, size: tuple[int, int] | None = None) -> None:
+    """The previous result is still displayed: `count` decoded pictures, none of them covered by
+    the block's status tracker (the red "Error" badge) or anything else outside the block."""
+    assert_pictures(where, count, size, timeout=5_000)  # the page has settled: no long wait
+    uncovered = where.evaluate("""el => [...el.querySelectorAll('img')].map(img => {
+        const r = img.getBoundingClientRect();
+        const hit = document.elementFromPoint(r.left + r.width / 4, r.top + r.height / 2);
+        return !!hit && el.contains(hit) && !hit.closest('[data-testid="status-tracker"]');
+    })""")
+    assert all(uncovered), f"a previous picture is covered after the error: {uncovered}"
+    tracker = where.get_by_test_id("status-tracker")
+    if tracker.count():
+        expect(tracker.first).not_to_contain_text("Error")
+
+
+def screenshot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_timeout(300)  # let the last pictures paint
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def seeds(panel: Locator, index: int = 0) -> Locator:
+    return panel.get_by_label("Seeds used").nth(index)
+
+
+KEEPS_RESULTS = pytest.mark.xfail(
+    strict=True,
+    reason="TODO(issue 11): an error replaces the tab's previous results with red 'Error' badges; the lead "
+           "is fixing that. Remove this mark once the results stay (strict: an unexpected pass fails).")
+
+
+# --- text to image ----------------------------------------------------------------------------
+
+def test_text_to_image(page):
+    panel = open_tab(page, "Text to image", "text_to_image")
+    pictures = block(panel, "Pictures")
+    prompt = panel.get_by_label("Prompt", exact=True)
+    go = panel.get_by_role("button", name="Generate", exact=True)
+
+    prompt.fill("red apple")  # the prompt is required; everything else default
+    go.click()
+    wait_seeds(panel, r"\d+", "default request")
+    assert_pictures(pictures, 1, (128, 128))  # 32 px, upscaled x4 by default
+
+    set_number(panel, "Seed", 7)
+    set_number(panel, "Steps", 15)
+    set_number(panel, "Batch size", 2)
+    go.click()
+    wait_seeds(panel, "7, 8", "seed 7, 15 steps, batch size 2")
+    assert_pictures(pictures, 2, (128, 128))
+    screenshot(page, "text_to_image")
+
+    prompt.fill("")
+    go.click()
+    assert_error_toast(page, r"prompt")
+    close_toasts(page)
+
+
+@KEEPS_RESULTS
+def test_text_to_image_keeps_result_after_error(page):
+    panel = page.locator("#tab-text_to_image")
+    assert_still_shown(block(panel, "Pictures"), 2, (128, 128))
+    expect(seeds(panel)).to_have_value("7, 8")
+
+
+# --- image to image ---------------------------------------------------------------------------
+
+def test_image_to_image(page, pictures):
+    panel = open_tab(page, "Image to image", "image_to_image")
+    result = block(panel, "Pictures")
+    go = panel.get_by_role("button", name="Generate", exact=True)
+
+    upload(panel, "Start picture", pictures["apple"])
+    panel.get_by_label("Prompt", exact=True).fill("red apple")
+    go.click()
+    wait_seeds(panel, r"\d+", "default request")
+    assert_pictures(result, 1, (128, 128))
+
+    set_number(panel, "Strength", 0.4)
+    set_number(panel, "Seed", 3)
+    set_number(panel, "Batch count", 2)
+    go.click()
+    wait_seeds(panel, "3, 4", "strength 0.4, seed 3, batch count 2")
+    assert_pictures(result, 2, (128, 128))
+    screenshot(page, "image_to_image")
+
+    upload(panel, "Start picture", pictures["tiny"])
+    go.click()
+    assert_error_toast(page, r"4x4|8 px")
+    close_toasts(page)
+
+
+@KEEPS_RESULTS
+def test_image_to_image_keeps_result_after_error(page):
+    panel = page.locator("#tab-image_to_image")
+    assert_still_shown(block(panel, "Pictures"), 2, (128, 128))
+    expect(seeds(panel)).to_have_value("3, 4")
+
+
+# --- faces ------------------------------------------------------------------------------------
+
+def test_faces(page):
+    panel = open_tab(page, "Faces", "faces")
+    faces, frames = block(panel, "Faces"), block(panel, "Frames")
+    go = panel.get_by_role("button", name="Generate", exact=True)
+
+    go.click()  # no input needed: 4 faces, random seed, upscaled to 256 px
+    wait_seeds(panel, r"\d+(, \d+){3}", "default request")
+    assert_pictures(faces, 4, (256, 256))
+
+    set_number(panel, "Number of faces", 2)
+    set_number(panel, "Seed", 42)
+    go.click()
+    wait_seeds(panel, "42, 43", "2 faces from seed 42")
+    assert_pictures(faces, 2, (256, 256))
+
+    set_number(panel, "Seed A", 42)
+    set_number(panel, "Seed B", 43)
+    set_number(panel, "Frames", 4)
+    panel.get_by_role("button", name="Interpolate", exact=True).click()
+    wait_seeds(panel, "42, 43", "interpolation 42 -> 43, 4 frames", index=1)
+    assert_pictures(frames, 4, (256, 256))
+    assert_pictures(block(panel, "Animation (GIF)"), 1, (256, 256))
+    screenshot(page, "faces")
+
+    panel.get_by_role("button", name=re.compile(r"^\s*Face restoration")).click()
+    restorer = panel.get_by_label("Face restoration model", exact=True)
+    restorer.fill("missing-restorer.pth")  # a file that is not in models/
+    restorer.press("Enter")
+    go.click()
+    assert_error_toast(page, r"missing-restorer\.pth")
+    close_toasts(page)
+
+
+@KEEPS_RESULTS
+def test_faces_keeps_result_after_error(page):
+    panel = page.locator("#tab-faces")
+    assert_still_shown(block(panel, "Faces"), 2, (256, 256))
+    expect(seeds(panel, 0)).to_have_value("42, 43")
+
+
+def _file_cell(download: Locator, prefix: str) -> Locator:
+    return download.get_by_role("cell", name=re.compile(rf"^{re.escape(prefix)}\S*\.png$"))
+
+
+def assert_download(download: Locator, prefix: str, size: tuple[int, int]) -> None:
+    """Wait until the file block offers `<prefix>....png`, fetch it through its link, check its size."""
+    cell = _file_cell(download, prefix)
+    wait_done(download.page, lambda: cell.count() > 0 and cell.first.is_visible(), f"{prefix}*.png to download")
+    link = download.get_by_role("link").filter(has_text=re.compile(r"\d")).last  # the "70.3 KB" link
+    href = link.get_attribute("href")
+    assert href and prefix in href, href
+    response = download.page.request.get(href)
+    assert response.ok, f"GET {href}: {response.status}"
+    with Image.open(io.BytesIO(response.body())) as png:
+        assert (png.format, png.size) == ("PNG", size)
+
+
+# --- super-resolution -------------------------------------------------------------------------
+
+def test_super_resolution(page, pictures):
+    panel = open_tab(page, "Super-resolution", "super_resolution")
+    result, download = block(panel, "Bicubic | upscaled"), block(panel, "Download the full-size PNG")
+    go = panel.get_by_role("button", name="Upscale", exact=True)
+
+    upload(panel, "Low-res picture", pictures["shapes"])  # 64x48 px; default model x4
+    go.click()
+    assert_download(download, "upscaled-x4-", (256, 192))
+    assert_pictures(result, 2, (256, 192))  # bicubic and the model's output, same size
+
+    set_number(panel, "Scale", 2)
+    go.click()
+    assert_download(download, "upscaled-x2-", (128, 96))
+    assert_pictures(result, 2, (128, 96))
+    screenshot(page, "super_resolution")
+
+    upload(panel, "Low-res picture", pictures["tiny"])
+    go.click()
+    assert_error_toast(page, r"4x4|8 px")
+    close_toasts(page)
+
+
+@KEEPS_RESULTS
+def test_super_resolution_keeps_result_after_error(page):
+    panel = page.locator("#tab-super_resolution")
+    assert_still_shown(block(panel, "Bicubic | upscaled"), 2, (128, 96))
+    expect(_file_cell(block(panel, "Download the full-size PNG"), "upscaled-x2-")).to_be_visible()
