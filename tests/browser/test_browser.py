@@ -5,10 +5,12 @@ Starts `python app.py --port <free port>` (offline), drives Debian's headless Ch
 laid out (naturalWidth > 0, non-zero box), that changed settings reach the result, and that a bad
 input shows an error toast with the core's own message (not the generic one). One screenshot per
 tab goes to docs/screenshots/<tab>.png (the README's pictures), taken after the changed-settings
-request.
+request. After the bad input, the previous pictures must still be shown, not covered by an "Error"
+badge.
 
 The tests of this module share one server and one page and run in file order: each
-`test_<tab>_keeps_result_after_error` looks at the page its tab's test left behind.
+`test_<tab>_keeps_result_after_error` looks at the page its tab's test left behind, and is skipped
+when that test failed.
 
 Skipped when Playwright or /usr/bin/chromium is missing (`apt-get install -y chromium`;
 `pip install -e ".[test]"` brings Playwright; never `playwright install`), unless
@@ -27,8 +29,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -52,8 +54,8 @@ if (_reason := _missing()) is not None:
         raise RuntimeError(f"IMAGEGEN_REQUIRE_BROWSER=1 but {_reason}")
     pytest.skip(f"browser test skipped: {_reason}", allow_module_level=True)
 
-from PIL import Image, ImageDraw  # noqa: E402
-from playwright.sync_api import Locator, Page, expect, sync_playwright  # noqa: E402
+from PIL import Image, ImageDraw
+from playwright.sync_api import Locator, Page, expect, sync_playwright
 
 pytestmark = pytest.mark.slow
 
@@ -64,8 +66,13 @@ WAIT_MS = 120_000
 """Per wait: a request on a 2-core CPU takes seconds, the first of a model up to ~15 s."""
 START_S = 180
 """The server's start (imports torch, gradio, diffusers)."""
+TABS = [("text_to_image", "Text to image"), ("image_to_image", "Image to image"), ("faces", "Faces"),
+        ("super_resolution", "Super-resolution")]
+"""(elem_id suffix, label) of each tab, as app.py makes them."""
 GENERIC = "Something went wrong"
 """The start of demos.ui.GENERIC_ERROR: what a bad input must never get."""
+DONE: set[str] = set()
+"""The tabs whose test passed: the later tests that look at their page need them."""
 
 
 # --- fixtures ---------------------------------------------------------------------------------
@@ -108,7 +115,7 @@ def server(tmp_path_factory, request):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    if request.session.testsfailed:  # the server's side of the story, in the terminal summary
+    if len(DONE) < len(TABS):  # a tab failed: the server's side of the story, in the terminal summary
         reporter = request.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
             reporter.write_line(f"\n--- app.py log, last lines (exit code {proc.returncode}) ---\n{_tail(log_path)}")
@@ -157,18 +164,21 @@ def pictures(tmp_path_factory) -> dict[str, str]:
 
 # --- helpers ----------------------------------------------------------------------------------
 
-def open_tab(page: Page, label: str, name: str) -> Locator:
-    """Click the tab `label` and return its panel (app.py gives each tab elem_id="tab-<name>")."""
-    close_toasts(page)  # nothing left over from the tab before
-    page.get_by_role("tab", name=label, exact=True).click()
+def open_tab(page: Page, name: str, *, after: bool = False) -> Locator:
+    """Click the tab `name` (a TABS key) and return its panel (app.py gives it elem_id="tab-<name>").
+    With `after`, the tab's own test must have passed (else this test is skipped)."""
+    if after and name not in DONE:
+        pytest.skip(f"test_{name} failed: nothing to look at")
+    close_toasts(page)  # nothing left over from before
+    page.get_by_role("tab", name=dict(TABS)[name], exact=True).click()
     panel = page.locator(f"#tab-{name}")
     expect(panel).to_be_visible()
     return panel
 
 
 def block(panel: Locator, label: str) -> Locator:
-    """The component whose floating block label reads `label` (galleries, images, files)."""
-    title = panel.page.get_by_test_id("block-label").filter(has_text=re.compile(rf"^\s*{re.escape(label)}\s*$"))
+    """The component whose floating block label starts with `label` (galleries, images, files)."""
+    title = panel.page.get_by_test_id("block-label").filter(has_text=re.compile(rf"^\s*{re.escape(label)}"))
     return panel.locator(".block").filter(has=title).last
 
 
@@ -265,15 +275,40 @@ def assert_still_shown(where: Locator, count: int, size: tuple[int, int] | None 
     """The previous result is still displayed: `count` decoded pictures, none of them covered by
     the block's status tracker (the red "Error" badge) or anything else outside the block."""
     assert_pictures(where, count, size, timeout=5_000)  # the page has settled: no long wait
-    uncovered = where.evaluate("""el => [...el.querySelectorAll('img')].map(img => {
-        const r = img.getBoundingClientRect();
-        const hit = document.elementFromPoint(r.left + r.width / 4, r.top + r.height / 2);
-        return !!hit && el.contains(hit) && !hit.closest('[data-testid="status-tracker"]');
-    })""")
-    assert all(uncovered), f"a previous picture is covered after the error: {uncovered}"
-    tracker = where.get_by_test_id("status-tracker")
-    if tracker.count():
-        expect(tracker.first).not_to_contain_text("Error")
+    for img in where.locator("img").all():
+        # a quarter in from the left: the middle of an image slider is its handle
+        assert (cover := covered(img, x=0.25, within=where)) is None, f"a previous picture is covered: {cover}"
+
+
+def covered(target: Locator, x: float = 0.5, within: Locator | None = None) -> str | None:
+    """What covers `target` at `x` of its width, half its height: None when the point shows
+    `target` itself (or, with `within`, anything of that block but its status tracker)."""
+    target.scroll_into_view_if_needed()
+    return target.evaluate("""(el, [x, within]) => {
+        const r = el.getBoundingClientRect();
+        const hit = document.elementFromPoint(r.left + r.width * x, r.top + r.height / 2);
+        const tracker = hit && hit.closest('[data-testid="status-tracker"]');
+        if (hit && !tracker && (el === hit || el.contains(hit) || (within && within.contains(hit)))) return null;
+        if (tracker) return 'the status tracker: ' + JSON.stringify(tracker.innerText.trim());
+        return hit ? hit.outerHTML.slice(0, 160) : 'nothing (off screen)';
+    }""", [x, within.element_handle() if within is not None else None])
+
+
+def _file_cell(download: Locator, prefix: str) -> Locator:
+    return download.get_by_role("cell", name=re.compile(rf"^{re.escape(prefix)}\S*\.png$"))
+
+
+def assert_download(download: Locator, prefix: str, size: tuple[int, int]) -> None:
+    """Wait until the file block offers `<prefix>....png`, fetch it through its link, check its size."""
+    cell = _file_cell(download, prefix)
+    wait_done(download.page, lambda: cell.count() > 0 and cell.first.is_visible(), f"{prefix}*.png to download")
+    link = download.get_by_role("link").filter(has_text=re.compile(r"\d")).last  # the "70.3 KB" link
+    href = link.get_attribute("href")
+    assert href and prefix in href, href
+    response = download.page.request.get(href)
+    assert response.ok, f"GET {href}: {response.status}"
+    with Image.open(io.BytesIO(response.body())) as png:
+        assert (png.format, png.size) == ("PNG", size)
 
 
 def screenshot(page: Page, name: str) -> None:
@@ -286,16 +321,10 @@ def seeds(panel: Locator, index: int = 0) -> Locator:
     return panel.get_by_label("Seeds used").nth(index)
 
 
-KEEPS_RESULTS = pytest.mark.xfail(
-    strict=True,
-    reason="TODO(issue 11): an error replaces the tab's previous results with red 'Error' badges; the lead "
-           "is fixing that. Remove this mark once the results stay (strict: an unexpected pass fails).")
-
-
 # --- text to image ----------------------------------------------------------------------------
 
 def test_text_to_image(page):
-    panel = open_tab(page, "Text to image", "text_to_image")
+    panel = open_tab(page, "text_to_image")
     pictures = block(panel, "Pictures")
     prompt = panel.get_by_label("Prompt", exact=True)
     go = panel.get_by_role("button", name="Generate", exact=True)
@@ -317,11 +346,11 @@ def test_text_to_image(page):
     go.click()
     assert_error_toast(page, r"prompt")
     close_toasts(page)
+    DONE.add("text_to_image")
 
 
-@KEEPS_RESULTS
 def test_text_to_image_keeps_result_after_error(page):
-    panel = page.locator("#tab-text_to_image")
+    panel = open_tab(page, "text_to_image", after=True)
     assert_still_shown(block(panel, "Pictures"), 2, (128, 128))
     expect(seeds(panel)).to_have_value("7, 8")
 
@@ -329,7 +358,7 @@ def test_text_to_image_keeps_result_after_error(page):
 # --- image to image ---------------------------------------------------------------------------
 
 def test_image_to_image(page, pictures):
-    panel = open_tab(page, "Image to image", "image_to_image")
+    panel = open_tab(page, "image_to_image")
     result = block(panel, "Pictures")
     go = panel.get_by_role("button", name="Generate", exact=True)
 
@@ -351,11 +380,11 @@ def test_image_to_image(page, pictures):
     go.click()
     assert_error_toast(page, r"4x4|8 px")
     close_toasts(page)
+    DONE.add("image_to_image")
 
 
-@KEEPS_RESULTS
 def test_image_to_image_keeps_result_after_error(page):
-    panel = page.locator("#tab-image_to_image")
+    panel = open_tab(page, "image_to_image", after=True)
     assert_still_shown(block(panel, "Pictures"), 2, (128, 128))
     expect(seeds(panel)).to_have_value("3, 4")
 
@@ -363,7 +392,7 @@ def test_image_to_image_keeps_result_after_error(page):
 # --- faces ------------------------------------------------------------------------------------
 
 def test_faces(page):
-    panel = open_tab(page, "Faces", "faces")
+    panel = open_tab(page, "faces")
     faces, frames = block(panel, "Faces"), block(panel, "Frames")
     go = panel.get_by_role("button", name="Generate", exact=True)
 
@@ -393,36 +422,19 @@ def test_faces(page):
     go.click()
     assert_error_toast(page, r"missing-restorer\.pth")
     close_toasts(page)
+    DONE.add("faces")
 
 
-@KEEPS_RESULTS
 def test_faces_keeps_result_after_error(page):
-    panel = page.locator("#tab-faces")
+    panel = open_tab(page, "faces", after=True)
     assert_still_shown(block(panel, "Faces"), 2, (256, 256))
     expect(seeds(panel, 0)).to_have_value("42, 43")
-
-
-def _file_cell(download: Locator, prefix: str) -> Locator:
-    return download.get_by_role("cell", name=re.compile(rf"^{re.escape(prefix)}\S*\.png$"))
-
-
-def assert_download(download: Locator, prefix: str, size: tuple[int, int]) -> None:
-    """Wait until the file block offers `<prefix>....png`, fetch it through its link, check its size."""
-    cell = _file_cell(download, prefix)
-    wait_done(download.page, lambda: cell.count() > 0 and cell.first.is_visible(), f"{prefix}*.png to download")
-    link = download.get_by_role("link").filter(has_text=re.compile(r"\d")).last  # the "70.3 KB" link
-    href = link.get_attribute("href")
-    assert href and prefix in href, href
-    response = download.page.request.get(href)
-    assert response.ok, f"GET {href}: {response.status}"
-    with Image.open(io.BytesIO(response.body())) as png:
-        assert (png.format, png.size) == ("PNG", size)
 
 
 # --- super-resolution -------------------------------------------------------------------------
 
 def test_super_resolution(page, pictures):
-    panel = open_tab(page, "Super-resolution", "super_resolution")
+    panel = open_tab(page, "super_resolution")
     result, download = block(panel, "Bicubic | upscaled"), block(panel, "Download the full-size PNG")
     go = panel.get_by_role("button", name="Upscale", exact=True)
 
@@ -441,10 +453,27 @@ def test_super_resolution(page, pictures):
     go.click()
     assert_error_toast(page, r"4x4|8 px")
     close_toasts(page)
+    DONE.add("super_resolution")
 
 
-@KEEPS_RESULTS
 def test_super_resolution_keeps_result_after_error(page):
-    panel = page.locator("#tab-super_resolution")
+    panel = open_tab(page, "super_resolution", after=True)
     assert_still_shown(block(panel, "Bicubic | upscaled"), 2, (128, 96))
     expect(_file_cell(block(panel, "Download the full-size PNG"), "upscaled-x2-")).to_be_visible()
+
+
+# --- after the errors above: the text of each tab's previous result -------------------------------
+
+@pytest.mark.xfail(strict=True, reason=(
+    "TODO(issue 11): the red 'Error' badge of a failed request (show_progress_on) covers the previous "
+    "result's seeds / download box while its pictures stay shown. Remove this mark when the badge leaves "
+    "them readable (strict: an unexpected pass fails)."))
+@pytest.mark.parametrize("tab", [name for name, _ in TABS])
+def test_error_leaves_result_text_readable(page, tab):
+    panel = open_tab(page, tab, after=True)
+    if tab == "super_resolution":
+        target = _file_cell(block(panel, "Download the full-size PNG"), "upscaled-x2-")
+    else:
+        target = seeds(panel)
+    expect(target).to_be_visible()
+    assert (cover := covered(target)) is None, f"the previous result's text is covered: {cover}"
