@@ -21,7 +21,7 @@ from typing import Any
 import gradio as gr
 
 from core.build.prepare import prepare_all
-from demos import faces, image_to_image, super_resolution, text_to_image
+from demos import faces, image_to_image, super_resolution, text_to_image, ui
 
 TABS = (
     ("Text to image", text_to_image),
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as err:
         raise SystemExit(f"app.py: {err}") from None
     prepare_all()  # no-op when the weights exist; builds them on a fresh Space
-    build().launch(**options)
+    build().launch(css=ui.CSS, **options)
 
 
 if __name__ == "__main__":

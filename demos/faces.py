@@ -89,6 +89,7 @@ def build() -> gr.Blocks:
                 go = gr.Button("Generate", variant="primary")
                 gr.Examples(EXAMPLES, [count, seed, psi], label="Seeds to try")
             with gr.Column():
+                status = ui.status_line()
                 outputs = ui.result_panel("Faces")
         gr.Markdown("### Interpolate\nMorph one face into another: take two seeds from *Seeds used* above.")
         with gr.Row():
@@ -100,15 +101,16 @@ def build() -> gr.Blocks:
                 frames = gr.Slider(2, catalog.MAX_FRAMES, value=16, step=1, label="Frames")
                 morph = gr.Button("Interpolate", variant="primary")
             with gr.Column():
+                morph_status = ui.status_line()
                 gif = gr.Image(label="Animation (GIF)", type="filepath", height=256)
                 morph_gallery, morph_seeds, morph_parameters = ui.result_panel("Frames")
         gr.Markdown(LICENCE_NOTE)
 
         go.click(generate, [count, seed, psi, upscale, restorer, weight], list(outputs), api_name="generate_faces",
-                 show_progress_on=outputs[1], **ui.ONE_AT_A_TIME)
+                 show_progress_on=status, **ui.ONE_AT_A_TIME)
         morph.click(interpolate, [seed_a, seed_b, frames, psi, upscale, restorer, weight],
                     [morph_gallery, gif, morph_seeds, morph_parameters], api_name="interpolate_faces",
-                    show_progress_on=morph_seeds, **ui.ONE_AT_A_TIME)
+                    show_progress_on=morph_status, **ui.ONE_AT_A_TIME)
     return tab
 
 

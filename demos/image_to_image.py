@@ -90,11 +90,12 @@ def build() -> gr.Blocks:
                 go = gr.Button("Generate", variant="primary")
                 gr.Examples(example_rows(), [image, prompt, strength], label="Sketches to redraw")
             with gr.Column():
+                status = ui.status_line()
                 outputs = ui.result_panel("Pictures")
 
         # preprocess=False: the upload reaches core unopened, so a broken file gets core's message
         gr.on([go.click, prompt.submit], generate, [image, prompt, strength, *settings], list(outputs),
-              api_name="image_to_image", preprocess=False, show_progress_on=outputs[1], **ui.ONE_AT_A_TIME)
+              api_name="image_to_image", preprocess=False, show_progress_on=status, **ui.ONE_AT_A_TIME)
     return tab
 
 

@@ -71,7 +71,7 @@ def build() -> gr.Blocks:
         with gr.Row():
             with gr.Column():
                 image = gr.Image(label="Low-res picture", type="filepath", image_mode=None, height=320)
-                with gr.Row(equal_height=True):
+                with gr.Row():
                     model = gr.Dropdown(list(catalog.BUNDLED_UPSCALERS), value=catalog.DEFAULT_UPSCALER,
                                         label="Model", info="scale and architecture in brackets", scale=4,
                                         allow_custom_value=True)  # API calls may name a file added since launch
@@ -92,6 +92,7 @@ def build() -> gr.Blocks:
                     gr.Markdown("\n".join(f"- **{name}**: {description}"
                                           for name, description in catalog.upscaler_descriptions().items()))
             with gr.Column():
+                status = ui.status_line()
                 result = gr.ImageSlider(label="Bicubic | upscaled (preview, at most 1536 px a side)", type="pil",
                                         format="png", max_height=600, buttons=["fullscreen"])
                 download = gr.File(label="Download the full-size PNG (parameters embedded)")
@@ -100,7 +101,7 @@ def build() -> gr.Blocks:
 
         # preprocess=False: the upload reaches core unopened, so a broken file gets core's message
         go.click(upscale, [image, model, scale, tile, overlap, restorer, weight], [result, download, parameters],
-                 api_name="upscale", preprocess=False, show_progress_on=download, **ui.ONE_AT_A_TIME)
+                 api_name="upscale", preprocess=False, show_progress_on=status, **ui.ONE_AT_A_TIME)
     return tab
 
 

@@ -67,10 +67,11 @@ def build() -> gr.Blocks:
                 go = gr.Button("Generate", variant="primary")
                 gr.Examples([[text] for text in EXAMPLES], [prompt], label="Emoji names to try")
             with gr.Column():
+                status = ui.status_line()
                 outputs = ui.result_panel("Pictures")
 
         gr.on([go.click, prompt.submit], generate, [prompt, *settings], list(outputs),
-              api_name="text_to_image", show_progress_on=outputs[1], **ui.ONE_AT_A_TIME)
+              api_name="text_to_image", show_progress_on=status, **ui.ONE_AT_A_TIME)
     return tab
 
 

@@ -37,6 +37,11 @@ PROGRESS_EVERY_S = 0.25
 KEEP_FILES_S = 3600
 """Files written by `new_path` are deleted after this many seconds (Gradio serves its own copies)."""
 
+CSS = """
+.refresh-button { align-self: flex-end; flex-grow: 0 !important; max-height: 2.6rem; margin-bottom: 2px; }
+"""
+"""Page styles the tabs rely on; passed to `launch(css=...)` (Gradio 6 takes CSS there)."""
+
 _output_dir: Path | None = None
 
 
@@ -114,9 +119,17 @@ def face_restoration_controls(how: str) -> tuple[gr.Dropdown, gr.Slider]:
 def refresh_button(target: gr.components.Component, listed: Callable[[], Any]) -> gr.Button:
     """A small "Refresh" button beside a model list: pressing it, or opening the list, fills the list
     with `listed()` (a gr.Dropdown update), so no model folder is scanned while the app starts."""
-    button = gr.Button("🔄 Refresh", size="sm", variant="secondary", scale=0, min_width=100)
+    button = gr.Button("🔄 Refresh", size="sm", variant="secondary", scale=0, min_width=100,
+                       elem_classes="refresh-button")
     gr.on([button.click, target.focus], listed, None, target, **QUIET)
     return button
+
+
+def status_line() -> gr.HTML:
+    """A slim line above a tab's results where its events show progress and the "Error" badge
+    (`show_progress_on`), so a failed request leaves the previous pictures, seeds and files readable;
+    the error's message comes as a toast."""
+    return gr.HTML("", min_height=36, container=False, elem_classes="status-line")
 
 
 def result_panel(label: str = "Result") -> tuple[gr.Gallery, gr.Textbox, gr.JSON]:

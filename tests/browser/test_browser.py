@@ -464,10 +464,6 @@ def test_super_resolution_keeps_result_after_error(page):
 
 # --- after the errors above: the text of each tab's previous result -------------------------------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "TODO(issue 11): the red 'Error' badge of a failed request (show_progress_on) covers the previous "
-    "result's seeds / download box while its pictures stay shown. Remove this mark when the badge leaves "
-    "them readable (strict: an unexpected pass fails)."))
 @pytest.mark.parametrize("tab", [name for name, _ in TABS])
 def test_error_leaves_result_text_readable(page, tab):
     panel = open_tab(page, tab, after=True)
