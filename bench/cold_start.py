@@ -62,24 +62,11 @@ the API description, not the page's config)."""
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
 
 WEIGHTS_CHECK = r"""
-import importlib
-def module(*names):  # the first of `names` that exists (core's layout: core.build.* / core.models.*, or flat)
-    for name in names:
-        try:
-            return importlib.import_module(name)
-        except ModuleNotFoundError as error:
-            if not name.startswith(error.name or "?"):
-                raise
-    raise ModuleNotFoundError(f"none of {names}")
+from core.build import clip_tokenizer, convert_dcgan, convert_ncnn, emoji_text_encoder, sd_configs
 from core.paths import WEIGHTS_DIR as W
-convert_dcgan = module("core.build.convert_dcgan", "core.convert_dcgan")
-convert_ncnn = module("core.build.convert_ncnn", "core.convert_ncnn")
-clip_tokenizer = module("core.build.clip_tokenizer", "core.clip_tokenizer")
-sd_configs = module("core.build.sd_configs", "core.sd_configs")
-emoji_pipeline = module("core.models.emoji_pipeline", "core.emoji_pipeline")
 want = [W / "faces" / convert_dcgan.FILE_NAME]
 want += [W / "upscalers" / f"{name}.safetensors" for name in convert_ncnn.SOURCES]
-want += [W / "emoji-diffusion" / sub / f for sub, files in emoji_pipeline.TEXT_ENCODER_FILES.items() for f in files]
+want += [W / "emoji-diffusion" / sub / f for sub, files in emoji_text_encoder.TEXT_ENCODER_FILES.items() for f in files]
 want += [W / "sd-configs" / sd_configs.BPE_CACHE / f for f in clip_tokenizer.FILES]
 missing = [p for p in want if not p.is_file()]
 for family in sd_configs.FAMILIES:
