@@ -87,18 +87,12 @@ def _generate(m: DiffusionModel, pipe, seeds: list[int], settings: dict, on_step
     ZeroGPU one borrowed GPU does all of it. One call per `batch_size` seeds, or per seed on the
     CPU (see the module docstring)."""
     n = 1 if pipe.device.type == "cpu" else settings["batch_size"]
-    calls_per_batch = settings["batch_size"] // n
     groups = [seeds[i:i + n] for i in range(0, len(seeds), n)]
     images: list[Image.Image] = []
     for g, group in enumerate(groups):
         def callback(_pipe, i, _t, kwargs, g=g):
-            # Progress counts steps of the asked batches (batch_count x steps) on every device: when
-            # the CPU runs a batch as one call per seed, a step is done once each seed has made it.
-            if on_step is not None:
-                batch, call_index = divmod(g, calls_per_batch)
-                before, after = ((call_index * run_steps + i + d) // calls_per_batch for d in (0, 1))
-                if after > before:
-                    on_step(batch * run_steps + after, settings["batch_count"] * run_steps)
+            if on_step is not None:  # steps of all pipeline calls: one per image on the CPU
+                on_step(g * run_steps + i + 1, len(groups) * run_steps)
             return kwargs
 
         pixels, upcast, flagged = _denoise(m, pipe, group, settings, callback, call)
@@ -151,7 +145,9 @@ def text_to_image(prompt: str, *, model: str | None = None, negative_prompt: str
         loras: LoRA files in the models folder with a weight each, as [(file, weight)] or
             {file: weight}; weights -4..4 (Stable Diffusion models only).
         upscale: also enlarge each image x4 with the default upscaler (core.upscale).
-        on_step: called as on_step(done_steps, total_steps); core never imports gradio.
+        on_step: called as on_step(done_steps, total_steps) after each denoising step of each pipeline
+            call (total = steps x images on the CPU, where each image runs alone; steps x batch_count on a
+            GPU); core never imports gradio.
 
     Returns:
         Result with batch_size x batch_count RGB images of (width, height) px (x4 when `upscale`),
