@@ -89,13 +89,13 @@ def run_variant(variant: str, repeat: int, device: str) -> dict:
     side = int(variant.split()[1]) if variant in ("ours 1024", "ours 2048") else 512
     if variant.startswith("ours"):
         from core.generators import diffusion
-        from core.models import registry as models
-        from core.models import stable_diffusion as sd_models
+        from core.models import registry, stable_diffusion
+        from core.models.registry import ModelKind, ModelSpec
 
         if variant == "ours, CPU offload":
             torch.cuda.mem_get_info = lambda *args: (2**30, torch.cuda.get_device_properties(0).total_memory)
         name = "sd-turbo-architecture"
-        models.register(models.ModelSpec("text_to_image", name, lambda: sd_models.wrap(name, pipe)))
+        registry.register(ModelSpec(ModelKind.DIFFUSION, name, lambda: stable_diffusion.wrap(name, pipe)))
         from diffusers import AutoPipelineForImage2Image
 
         for key in ("from_pipe_first_s", "from_pipe_s"):  # the first call also imports the img2img modules

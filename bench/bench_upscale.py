@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # ncnn_reference: a test helper
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -77,15 +78,16 @@ def child(runtime: str, name: str, side: int, threads: int) -> float:
     it), "ncnn" or "ncnn-direct" (ncnn without Winograd)."""
     from ncnn_reference import ncnn_runner, wheel_models
 
-    from core.generators import super_resolution as sr
+    import core
+    from core.models import upscalers
 
     picture = photo().resize((side, side), Image.Resampling.LANCZOS)
     x = to_tensor(picture)
     if runtime == "ours":
-        up = sr.get_upscaler(name)
+        up = upscalers.get_upscaler(name)
         fn = lambda: up(x)  # noqa: E731
     elif runtime == "upscale":
-        fn = lambda: sr.upscale(picture, model=name)  # noqa: E731
+        fn = lambda: core.upscale(picture, model=name)  # noqa: E731
     else:
         array = np.ascontiguousarray(x[0].numpy())
         run = ncnn_runner(wheel_models(REPO_DIR / ".cache" / "ncnn-realesrgan"), name, threads=threads, fp32=False,
@@ -138,7 +140,8 @@ def main() -> None:
 
     from ncnn_reference import ncnn_runner, wheel_models
 
-    from core.generators import super_resolution as sr
+    import core
+    from core.models import devices, registry, upscalers
 
     picture = photo()
     ncnn_dir = wheel_models(REPO_DIR / ".cache" / "ncnn-realesrgan")
@@ -149,12 +152,12 @@ def main() -> None:
     if args.separate:
         separate(cases, args.threads)
         return
-    print(f"threads={args.threads} device={sr.default_device()} bf16_cpu={sr.cpu_has_bf16()}")
+    print(f"threads={args.threads} device={devices.default_device()} bf16_cpu={devices.cpu_has_bf16()}")
     print(f"{'model':28} {'input':>9} {'ours s':>8} {'ncnn s':>8} {'ncnn/ours':>10} {'direct s':>9} "
           f"{'direct/ours':>12}  precision" + ("   compiled s  ncnn/compiled  compile s" if args.compile else ""))
     for name, side in cases:
         x = to_tensor(picture.resize((side, side), Image.Resampling.LANCZOS))  # (1, 3, side, side) in [0, 1]
-        up = sr.get_upscaler(name)
+        up = upscalers.get_upscaler(name)
         run = ncnn_runner(ncnn_dir, name, threads=args.threads, fp32=False)
         direct = ncnn_runner(ncnn_dir, name, threads=args.threads, fp32=False, winograd=False)
         array = np.ascontiguousarray(x[0].numpy())
@@ -168,12 +171,12 @@ def main() -> None:
               f"{control / ours:12.2f}  {up.precision}{extra}",
               flush=True)
 
-    sr.models.clear_cache()
+    registry.clear_cache()
     request = picture.resize((256, 256), Image.Resampling.LANCZOS)
     start = time.perf_counter()
-    result = sr.upscale(request)
+    result = core.upscale(request)
     first = time.perf_counter() - start
-    (warm,) = best_of(lambda: sr.upscale(request), runs=2)
+    (warm,) = best_of(lambda: core.upscale(request), runs=2)
     print(f"default request (256x256 photo -> {result.images[0].size[0]}x{result.images[0].size[1]}, "
           f"{result.parameters['model']}, tile {result.parameters['tile']}): "
           f"first call {first:.2f} s (with model load), warm {warm:.2f} s")

@@ -42,8 +42,8 @@ def run(label: str) -> dict:
     from PIL import Image
 
     import core
-    from core.generators import super_resolution
     from core.imaging.io import save_png, to_pil, to_tensor
+    from core.models import upscalers
 
     side = int(label.split(", ")[1].split()[0])
     photo = Image.open(Path(__file__).resolve().parent.parent / ".cache" / "photos" / "astronaut.png")
@@ -52,7 +52,7 @@ def run(label: str) -> dict:
     loaded = peak_rss_mb()
     started = time.perf_counter()
     if label.startswith("whole"):
-        up = super_resolution.get_upscaler()
+        up = upscalers.get_upscaler()
         with torch.inference_mode():
             image = to_pil(up(to_tensor(photo)))[0]
     else:

@@ -251,13 +251,12 @@ def wrap(name: str, pipe, family: str | None = None) -> DiffusionModel:
 
 def place(pipe) -> None:
     """Put a pipeline on the default device (see the module docstring); enables VAE slicing."""
-    from core.models import registry as models
-    from core.models import zerogpu
+    from core.models import registry, zerogpu
 
     device = default_device()
     if device.type == "cuda" and not zerogpu.available():
         free, _ = torch.cuda.mem_get_info()
-        if models.weight_bytes(pipe) > 0.8 * free:
+        if registry.weight_bytes(pipe) > 0.8 * free:
             pipe.enable_model_cpu_offload()
         else:
             pipe.to(device)
