@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-import socket
 from pathlib import Path
 
 import gradio as gr
@@ -17,6 +16,7 @@ import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
+from servers import free_port
 
 import app
 from core import catalog
@@ -33,12 +33,6 @@ REQUIRED = {  # endpoint -> inputs a client must give: the same as the core func
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def hub():
     """The hub launched with the default flags (plus a free port), as a user's `python app.py` would.
@@ -49,7 +43,7 @@ def hub():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     blocks = app.build()
-    blocks.launch(**app.launch_options(app.parse_args(["--port", str(_free_port())])),
+    blocks.launch(**app.launch_options(app.parse_args(["--port", str(free_port())])),
                   prevent_thread_lock=True, quiet=True)
     yield blocks
     blocks.close()

