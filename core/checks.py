@@ -30,15 +30,16 @@ def check_float(name: str, value: object, low: float, high: float) -> float:
     return value
 
 
-def check_prompt(prompt: object, *, required: bool = True, max_chars: int = 2000) -> str:
-    """Return the stripped prompt; raise InvalidInput if it is not text, empty (when required) or too long."""
+def check_prompt(prompt: object, *, name: str = "prompt", required: bool = True, max_chars: int = 2000) -> str:
+    """Return the stripped prompt; raise InvalidInput, naming the argument `name`, if it is not text,
+    empty (when required) or too long."""
     if prompt is None:
         prompt = ""
     if not isinstance(prompt, str):
-        raise InvalidInput(f"prompt must be text, got {type(prompt).__name__}")
+        raise InvalidInput(f"{name} must be text, got {type(prompt).__name__}")
     prompt = prompt.strip()
     if required and not prompt:
-        raise InvalidInput("prompt is empty: describe the image you want, e.g. 'red apple'")
+        raise InvalidInput(f"{name} is empty: describe the image you want, e.g. 'red apple'")
     if len(prompt) > max_chars:
-        raise InvalidInput(f"prompt must be at most {max_chars} characters, got {len(prompt)}")
+        raise InvalidInput(f"{name} must be at most {max_chars} characters, got {len(prompt)}")
     return prompt

@@ -34,7 +34,8 @@ def _labels(s: catalog.DiffusionSettings) -> dict[str, str]:
 def panel(tab: gr.Blocks) -> list[gr.components.Component]:
     """Build the settings inside `tab` (the Blocks being built) and wire their events: when the page
     loads and whenever the model changes, ranges, samplers and labels follow the chosen model (the
-    API keeps the widest ranges, so any model can be called). Returns the inputs in
+    API keeps the widest ranges and every sampler, so any model can be called; core checks each
+    model's own). Returns the inputs in
     `call_args` order: negative prompt, model, sampler, steps, guidance, width, height, seed,
     batch size, batch count, upscale, then (LoRA file, weight) x LORA_ROWS."""
     first = catalog.diffusion_settings(None)  # the embedded model's: no file is read
@@ -46,7 +47,7 @@ def panel(tab: gr.Blocks) -> list[gr.components.Component]:
                             info="embedded emoji model, checkpoints in models/, or a Hub id (org/name)")
         ui.refresh_button(model, lambda: gr.Dropdown(choices=catalog.diffusion_models()))
     with gr.Row():
-        sampler = gr.Dropdown([(text["sampler"], OWN), *first.samplers], value=OWN, label="Sampler")
+        sampler = gr.Dropdown([(text["sampler"], OWN), *catalog.SAMPLERS], value=OWN, label="Sampler")
         upscale = gr.Dropdown([(text["upscale"], OWN), *UPSCALE_CHOICES], value=OWN, label="Upscale x4",
                               info="with the default upscaler (realesr-animevideov3)")
     with gr.Row():
@@ -69,29 +70,37 @@ def panel(tab: gr.Blocks) -> list[gr.components.Component]:
                 lora.focus(lambda: gr.Dropdown(choices=["", *catalog.loras()]), None, lora, **ui.QUIET)
                 loras += [lora, gr.Slider(*catalog.LORA_WEIGHT_RANGE, value=1.0, step=0.05, label="Weight", scale=2)]
 
-    def follow(name: str, chosen_sampler: str, chosen_width: int, chosen_height: int):
-        """Ranges, sampler list and the "model's own" labels of the chosen model; values stay as set."""
-        try:
-            s = catalog.diffusion_settings(name)
-        except CoreError as err:
-            gr.Warning(str(err))
-            return [gr.skip()] * 6
-        text = _labels(s)
-        if chosen_sampler and chosen_sampler not in s.samplers:
-            gr.Warning(f"{name} cannot run the sampler {chosen_sampler}; choose another (the list shows what it runs)")
-        for side, value in (("width", chosen_width), ("height", chosen_height)):
-            if value and not s.sides[0] <= value <= s.sides[1]:
-                gr.Warning(f"{name} takes a {side} of {s.sides[0]}..{s.sides[1]} px, and {value} px is set: "
-                           f"set it again, or to 0 for the model's native {s.width} px")
-        return (gr.Dropdown(choices=[(text["sampler"], OWN), *s.samplers]),
-                gr.Dropdown(choices=[(text["upscale"], OWN), *UPSCALE_CHOICES]),
-                gr.Slider(info=text["steps"]), gr.Slider(info=text["guidance"]),
-                gr.Slider(maximum=s.sides[1], info=text["size"]), gr.Slider(maximum=s.sides[1], info=text["size"]))
-
     followers = [sampler, upscale, steps, guidance, width, height]
-    model.change(follow, [model, sampler, width, height], followers, **ui.QUIET)
-    tab.load(follow, [model, sampler, width, height], followers, **ui.QUIET)
+    model.change(follow, [model, sampler, width, height], followers, **ui.FOLLOW)
+    tab.load(follow, [model, sampler, width, height], followers, **ui.FOLLOW)
     return [negative, model, sampler, steps, guidance, width, height, seed, batch, count, upscale, *loras]
+
+
+def follow(name: str, chosen_sampler: str, chosen_width: int, chosen_height: int) -> tuple:
+    """Updates of (sampler, upscale, steps, guidance, width, height) for the chosen model: its ranges,
+    sampler list and "model's own" labels. Values stay as set: a sampler or size the model refuses is
+    kept (the sampler marked "not for this model") and a gr.Warning says so; core then refuses the request
+    with its own message if it is sent unchanged."""
+    try:
+        s = catalog.diffusion_settings(name)
+    except CoreError as err:
+        gr.Warning(str(err))
+        return [gr.skip()] * 6
+    text = _labels(s)
+    samplers = [(text["sampler"], OWN), *s.samplers]
+    if chosen_sampler and chosen_sampler not in s.samplers:  # kept, marked, and said: never dropped
+        samplers.append((f"{chosen_sampler} (not for this model)", chosen_sampler))
+        gr.Warning(f"{name} cannot run the sampler {chosen_sampler}; it stays chosen until you pick another "
+                   "(the list shows what this model runs)")
+    for side, value in (("width", chosen_width), ("height", chosen_height)):
+        if value and not s.sides[0] <= value <= s.sides[1]:
+            gr.Warning(f"{name} takes a {side} of {s.sides[0]}..{s.sides[1]} px, and {value} px is set: "
+                       f"set it again, or to 0 for the model's native {s.width} px")
+    width_max, height_max = (max(s.sides[1], value or 0) for value in (chosen_width, chosen_height))
+    return (gr.Dropdown(choices=samplers),
+            gr.Dropdown(choices=[(text["upscale"], OWN), *UPSCALE_CHOICES]),
+            gr.Slider(info=text["steps"]), gr.Slider(info=text["guidance"]),
+            gr.Slider(maximum=width_max, info=text["size"]), gr.Slider(maximum=height_max, info=text["size"]))
 
 
 def call_args(negative_prompt, model, scheduler, steps, guidance_scale, width, height, seed, batch_size,

@@ -31,7 +31,10 @@ GENERIC_ERROR = "Something went wrong on the server; the details are in its log.
 ONE_AT_A_TIME = {"concurrency_id": "generators", "concurrency_limit": 1}
 """Event options: all generators share one queue, so two requests never fight over the CPU."""
 QUIET = {"api_visibility": "private", "queue": False, "show_progress": "hidden"}
-"""Event options of the page's own helpers (refreshing a list, following a model): not API endpoints."""
+"""Event options of the page's own helpers (refreshing a list): not API endpoints."""
+FOLLOW = {"api_visibility": "private", "show_progress": "hidden", "concurrency_limit": None}
+"""Like QUIET, but through the queue, where gr.Warning reaches the page as a toast (outside it, Gradio
+only logs it); no concurrency limit, so it never waits behind a picture being made."""
 PROGRESS_EVERY_S = 0.25
 """The progress bar moves at most four times a second (bench/app_overhead.py measured the cost)."""
 KEEP_FILES_S = 3600

@@ -22,7 +22,7 @@ import app
 from core import catalog
 from core.errors import InvalidInput
 from demos import ui
-from demos.diffusion_settings import OWN, OWN_GUIDANCE, call_args
+from demos.diffusion_settings import OWN, OWN_GUIDANCE, call_args, follow
 
 REQUIRED = {  # endpoint -> inputs a client must give: the same as the core function's positional ones
     "/text_to_image": ["prompt"],
@@ -73,6 +73,22 @@ def test_importing_and_building_the_app_loads_no_model_library():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120,
                          cwd=Path(app.__file__).parent)
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr
+
+
+def test_switching_models_keeps_a_refused_choice_and_says_so():
+    """A sampler or size the new model refuses stays set (marked in the list) and a warning says so;
+    ranges and labels follow the model."""
+    with pytest.warns(UserWarning) as said:  # gr.Warning outside an event: a Python warning
+        sampler, _, steps, _, width, height = follow(catalog.DEFAULT_DIFFUSION_MODEL, "DPM++ 2M Karras", 1024, 0)
+    text = " ".join(str(w.message) for w in said)
+    assert "cannot run the sampler DPM++ 2M Karras" in text and "takes a width of 16..64 px, and 1024 px" in text
+    assert ("DPM++ 2M Karras (not for this model)", "DPM++ 2M Karras") in sampler.choices
+    assert width.maximum == 1024 and height.maximum == 64  # the set width stays; the other follows
+    assert "(25)" in steps.info and "native 32 px" in width.info
+    with pytest.warns(UserWarning, match="unknown model 'no-such-model'"):
+        assert all(update == gr.skip() for update in follow("no-such-model", OWN, 0, 0))
+    sampler, *_ = follow("stabilityai/sd-turbo", "DPM++ 2M Karras", 0, 0)  # no warning: it runs there
+    assert [value for _, value in sampler.choices] == [OWN, *catalog.SAMPLERS]
 
 
 def test_the_panel_sends_the_models_own_only_where_the_user_left_it():

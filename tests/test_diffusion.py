@@ -147,6 +147,7 @@ def test_progress_is_reported_per_step(tiny_model):
     ({"prompt": ""}, "prompt is empty"),
     ({"prompt": "   "}, "prompt is empty"),
     ({"prompt": 5}, "prompt must be text"),
+    ({"negative_prompt": "x" * 2001}, "negative_prompt must be at most 2000 characters, got 2001"),
     ({"steps": 0}, "steps must be 1..100, got 0"),
     ({"guidance_scale": 31}, "guidance_scale"),
     ({"width": 7}, "width must be 8..32, got 7"),
@@ -162,6 +163,21 @@ def test_bad_settings_raise_invalid_input(tiny_model, kwargs, words):
     call = {"prompt": "red apple", "model": tiny_model, "steps": 1, "seed": 0} | kwargs
     with pytest.raises(InvalidInput, match=words):
         core.text_to_image(call.pop("prompt"), **call)
+
+
+def test_an_animated_start_picture_says_only_its_first_frame_is_used(tiny_model, tmp_path):
+    path = tmp_path / "anim.gif"
+    frames = [Image.new("RGB", (16, 16), colour) for colour in ("red", "blue")]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100)
+    result = core.image_to_image(path, "cat", model=tiny_model, steps=2, seed=6)
+    assert "image is animated (2 frames); only its first frame is used" in result.parameters["warnings"]
+
+
+def test_settings_of_a_name_that_matches_nothing_say_so():
+    with pytest.raises(ModelNotFound, match="unknown model 'no-such-model'"):
+        diffusion.settings("no-such-model")
+    with pytest.raises(ModelNotFound, match="outside the allowed folders"):
+        diffusion.settings("../../etc/passwd.safetensors")
 
 
 @pytest.mark.parametrize("image, words", [

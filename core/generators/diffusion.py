@@ -160,7 +160,7 @@ def text_to_image(prompt: str, *, model: str | None = None, negative_prompt: str
         ModelError: the model produced NaN values even in float32.
     """
     prompt = check_prompt(prompt)
-    negative = check_prompt(negative_prompt, required=False)
+    negative = check_prompt(negative_prompt, name="negative_prompt", required=False)
     loras = lora.parse_loras(loras)
     m = get(model)
     settings = _settings(m, model or DEFAULT_MODEL, steps, guidance_scale, width, height, batch_size, batch_count,
@@ -201,7 +201,7 @@ def image_to_image(image: Image.Image, prompt: str, *, strength: float = 0.6, mo
     """
     picture = open_image(image)
     prompt = check_prompt(prompt)
-    negative = check_prompt(negative_prompt, required=False)
+    negative = check_prompt(negative_prompt, name="negative_prompt", required=False)
     strength = check_float("strength", strength, *STRENGTH_RANGE)
     loras = lora.parse_loras(loras)
     m = get(model)
@@ -213,6 +213,7 @@ def image_to_image(image: Image.Image, prompt: str, *, strength: float = 0.6, mo
                                     f"{strength:g} runs at least one step")
         settings["steps"] = raised
     settings.update(prompt=prompt, negative_prompt=negative, strength=strength, input_size=list(picture.size))
+    settings["warnings"] += picture.info.get("notes", [])  # e.g. an animated picture: its first frame
     settings["warnings"] += token_warnings(m, prompt=prompt, negative_prompt=negative)
     start = flatten(picture).resize((settings["width"], settings["height"]), Image.LANCZOS)
     n = settings["batch_size"]

@@ -115,24 +115,44 @@ def get(model: str | None) -> DiffusionModel:
     name = _name(model)
     if name in names():
         return registry.load(KIND, name)
-    try:
-        path = resolve_file(name)
-    except ModelNotFound:
-        if _is_hub_id(name):
-            return registry.load_source(KIND, name, partial(_load_sd, name))
-        if Path(name).suffix:
-            raise  # a file name: say why that file cannot be used (missing, outside the allowed folders)
-        raise ModelNotFound(f"unknown model {name!r}; choose one of {', '.join(names())}, a checkpoint in "
-                            "the models folder, or a Hugging Face repo id like stabilityai/sd-turbo") from None
+    path = _locate(name)
+    if path is None:
+        return registry.load_source(KIND, name, partial(_load_sd, name))
     loader = partial(load_emoji_folder, path, name) if _is_emoji_folder(path) else partial(_load_sd, name)
     return registry.load_source(KIND, FileVersion.of(path), loader)
 
 
+def _locate(name: str) -> Path | None:
+    """The file or folder `name` names in the allowed folders, or None for a Hub repo id.
+
+    Raises:
+        ModelNotFound: a file name that cannot be used (missing, outside the allowed folders: the
+            reason is kept), or a name that is neither registered, a file, nor a Hub id.
+    """
+    try:
+        return resolve_file(name)
+    except ModelNotFound:
+        if _is_hub_id(name):
+            return None
+        if Path(name).suffix:
+            raise
+        raise ModelNotFound(f"unknown model {name!r}; choose one of {', '.join(names())}, a checkpoint in "
+                            "the models folder, or a Hugging Face repo id like stabilityai/sd-turbo") from None
+
+
 def settings(model: str | None) -> catalog.DiffusionSettings:
     """What suits `model` (see core.catalog.diffusion_settings): a loaded model answers from itself;
-    otherwise the family is read without loading (Hub id table, a folder's JSON, a file's header)."""
+    otherwise the family is read without loading (Hub id table, a folder's JSON, a file's header).
+
+    Raises:
+        InvalidInput, ModelNotFound: as `get`, for a name that matches nothing.
+    """
     name = _name(model)
-    loaded = registry.peek(KIND, name) if name in names() else _loaded_file(name)
+    if name in names():
+        loaded = registry.peek(KIND, name)
+    else:
+        path = _locate(name)
+        loaded = None if path is None else registry.peek(KIND, FileVersion.of(path))
     if loaded is not None:
         return loaded.settings
     if name == DEFAULT_MODEL:
@@ -142,15 +162,6 @@ def settings(model: str | None) -> catalog.DiffusionSettings:
     family = stable_diffusion.guess_family(name)
     side = catalog.NATIVE_SIDE["turbo" if "turbo" in name.lower() else family]
     return _settings(family, stable_diffusion.defaults_for(name, family), side, catalog.SD_SIDES)
-
-
-def _loaded_file(name: str) -> DiffusionModel | None:
-    """The loaded model of a file or folder `name`, when its current version is cached; else None."""
-    try:
-        version = FileVersion.of(resolve_file(name))
-    except (ModelNotFound, OSError):
-        return None
-    return registry.peek(KIND, version)
 
 
 def _settings(family: str, defaults: dict[str, Any], native: int, sides: tuple[int, int]) -> catalog.DiffusionSettings:

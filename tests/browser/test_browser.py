@@ -436,3 +436,29 @@ def test_error_leaves_result_text_readable(page, tab):
         target = seeds(panel)
     expect(target).to_be_visible()
     assert (cover := covered(target)) is None, f"the previous result's text is covered: {cover}"
+
+
+# --- controls that follow the chosen model ------------------------------------------------------
+
+def choose_model(panel: Locator, name: str) -> None:
+    """Type a model into the Model list (it takes any name) and confirm it."""
+    field = panel.get_by_label("Model", exact=True)
+    field.fill(name)
+    field.press("Enter")
+    field.blur()
+
+
+def test_switching_the_model_follows_it_and_keeps_a_set_size(page):
+    """Ranges and labels follow the chosen model; a width the new model refuses stays set and a
+    warning toast says so (it was only logged on the server before)."""
+    panel = open_tab(page, "text_to_image")
+    choose_model(panel, "stabilityai/sdxl-turbo")
+    expect(panel.get_by_text("0 = the model's own (1)")).to_be_visible(timeout=WAIT_MS)  # Turbo: 1 step
+    set_number(panel, "Width (px)", 512)
+    choose_model(panel, "emoji-diffusion-32")
+    expect(panel.get_by_text("0 = the model's own (25)")).to_be_visible(timeout=WAIT_MS)
+    toast = page.get_by_test_id("toast-body").filter(has_text="takes a width of 16..64 px, and 512 px is set")
+    expect(toast.first).to_be_visible(timeout=WAIT_MS)
+    expect(panel.get_by_label("number input for Width (px)", exact=True)).to_have_value("512")
+    close_toasts(page)
+    set_number(panel, "Width (px)", 0)  # back to the model's own for the tests after this one
