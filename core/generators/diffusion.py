@@ -82,13 +82,15 @@ def _denoise(m: DiffusionModel, pipe, seeds: list[int], settings: dict, callback
 
 @zerogpu.gpu(duration=120)
 def _generate(m: DiffusionModel, pipe, seeds: list[int], settings: dict, on_step, run_steps: int, upscale: bool,
-              call: dict) -> list[Image.Image]:
+              call: dict) -> tuple[list[Image.Image], list[str]]:
     """Every pipeline call of a request, then the optional x4 upscale: the GPU-bound part, so on
     ZeroGPU one borrowed GPU does all of it. One call per `batch_size` seeds, or per seed on the
-    CPU (see the module docstring)."""
+    CPU (see the module docstring). Returns (images, warnings); it changes none of its arguments,
+    since ZeroGPU may run it in another process."""
     n = 1 if pipe.device.type == "cpu" else settings["batch_size"]
     groups = [seeds[i:i + n] for i in range(0, len(seeds), n)]
     images: list[Image.Image] = []
+    warnings: list[str] = []
     for g, group in enumerate(groups):
         def callback(_pipe, i, _t, kwargs, g=g):
             if on_step is not None:  # steps of all pipeline calls: one per image on the CPU
@@ -97,11 +99,10 @@ def _generate(m: DiffusionModel, pipe, seeds: list[int], settings: dict, on_step
 
         pixels, upcast, flagged = _denoise(m, pipe, group, settings, callback, call)
         if upcast:
-            settings["warnings"].append("the half-precision VAE gave NaN values; decoded in float32 instead")
-        settings["warnings"] += [f"image {len(images) + i + 1} was blacked out by the model's safety checker"
-                                 for i in flagged]
+            warnings.append("the half-precision VAE gave NaN values; decoded in float32 instead")
+        warnings += [f"image {len(images) + i + 1} was blacked out by the model's safety checker" for i in flagged]
         images += to_pil(pixels)
-    return enlarge.x4(images) if upscale else images
+    return (enlarge.x4(images) if upscale else images), warnings
 
 
 def _run(m: DiffusionModel, pipe, settings: dict, seed: int, on_step, upscale: bool, loras, run_steps: int,
@@ -112,7 +113,8 @@ def _run(m: DiffusionModel, pipe, settings: dict, seed: int, on_step, upscale: b
         pipe.scheduler = make_scheduler(settings["scheduler"], m.scheduler_config, settings["steps"])
         settings["loras"] = lora.apply(m, loras)
         settings["vae_tiling"] = vae.set_vae_tiling(m, settings["width"], settings["height"])
-        images = _generate(m, pipe, seeds, settings, on_step, run_steps, bool(upscale), call)
+        images, warnings = _generate(m, pipe, seeds, settings, on_step, run_steps, bool(upscale), call)
+    settings["warnings"] += warnings
     settings["upscale"] = bool(upscale)
     settings["seed"] = seeds[0]
     return Result(images=images, seeds=seeds, parameters=settings)

@@ -64,22 +64,20 @@ class Restorer:
         return restore_face(image, self.model, weight=self.weight, size=(FACE_SIDE, FACE_SIDE))
 
     def in_picture(self, image: Image.Image, on_face: Callable[[int, int], None] | None = None
-                   ) -> tuple[Image.Image, list[str]]:
-        """The faces found in `image` restored in place (see `restore_faces`); returns (picture,
-        warnings). Sets `parameters["faces_restored"]` to the crops redrawn (None without a model)."""
+                   ) -> tuple[Image.Image, list[list[int]] | None, list[str]]:
+        """The faces found in `image` restored in place (see `restore_faces`). Returns (picture, the
+        crops redrawn as [left, top, right, bottom] px, or None without a model, warnings)."""
         if not self.model:
-            self.parameters["faces_restored"] = None
-            return image, []
+            return image, None, []
         if image.mode == "I;16":
-            self.parameters["faces_restored"] = []
-            return image, ["face restoration was skipped: it works on 8-bit pictures, and this one is 16-bit"]
+            return image, [], ["face restoration was skipped: it works on 8-bit pictures, and this one is 16-bit"]
         out, crops = restore_faces(image, self.model, weight=self.weight, on_face=on_face)
-        self.parameters["faces_restored"] = [list(box) for box in crops]
+        warnings = []
         if not crops and self.weight > 0:
-            return out, ["face restoration found no face, so nothing was redrawn (it finds upright faces "
-                         f"looking at the camera, at least 1/{face_detection.MIN_FACE_SHARE} of the picture's "
-                         f"longest side wide and {face_detection.MIN_FACE_PX} px or more)"]
-        return out, []
+            warnings.append("face restoration found no face, so nothing was redrawn (it finds upright faces "
+                            f"looking at the camera, at least 1/{face_detection.MIN_FACE_SHARE} of the picture's "
+                            f"longest side wide and {face_detection.MIN_FACE_PX} px or more)")
+        return out, [list(box) for box in crops], warnings
 
 
 def restore_face(image: Image.Image, model: str | os.PathLike, *, weight: float = 1.0,

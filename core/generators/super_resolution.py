@@ -85,7 +85,7 @@ def upscale(image: Any, *, model: str | os.PathLike | None = None, scale: float 
     check_output_size(picture.size, scale, up)
 
     # 2. enlarge, tile by tile, and 3. restore the faces found, if asked
-    out, result, warnings = _run(picture, up, scale, tile, overlap, restorer, on_step)
+    out, result, crops, warnings = _run(picture, up, scale, tile, overlap, restorer, on_step)
 
     # 4. report what was applied
     return Result([result], [], {
@@ -93,15 +93,16 @@ def upscale(image: Any, *, model: str | os.PathLike | None = None, scale: float 
         "tile_limit": out.tile_limit, "overlap": out.overlap, "tiles": out.tiles, "precision": up.precision,
         "device": str(up.model.device), "alpha": out.alpha, "mode": result.mode,
         "input_size": list(picture.size), "output_size": list(result.size), **restorer.parameters,
+        "faces_restored": crops,
         "warnings": [*picture.info.get("notes", []), *warnings]})
 
 
 @zerogpu.gpu(duration=120)
 def _run(picture, up, scale: float, tile: int, overlap: int, restorer: restoration.Restorer,
-         on_step: Callable[[int, int], None] | None) -> tuple[Enlarged, Any, list[str]]:
+         on_step: Callable[[int, int], None] | None) -> tuple[Enlarged, Any, list | None, list[str]]:
     """Enlarge, then restore faces: the GPU-bound part, so on ZeroGPU one borrowed GPU does all of it.
-    Returns (what `enlarge` made, the final picture, warnings)."""
+    Returns (what `enlarge` made, the final picture, the face crops redrawn, warnings); it changes
+    none of its arguments, since ZeroGPU may run it in another process."""
     out = enlarge(picture, up, scale=scale, tile=tile, overlap=overlap, on_tile=on_step)
     on_face = None if on_step is None else lambda faces, count: on_step(out.tiles + faces, out.tiles + count)
-    result, warnings = restorer.in_picture(out.image, on_face=on_face)
-    return out, result, warnings
+    return out, *restorer.in_picture(out.image, on_face=on_face)
