@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from core.seeds import MAX_SEED
 
 __all__ = [
-    "MAX_SEED", "DiffusionSettings", "diffusion_models", "diffusion_settings", "loras", "face_models",
+    "MAX_SEED", "DiffusionSettings", "diffusion_models", "diffusion_settings", "loras",
     "upscalers", "upscaler_descriptions", "face_restorers",
 ]
 
@@ -123,13 +123,6 @@ def loras() -> list[str]:
     from core.models.files import scan
 
     return scan("lora")
-
-
-def face_models() -> list[str]:
-    """The face GANs to choose from, the default first."""
-    from core.models import gans
-
-    return gans.names()
 
 
 def upscalers() -> list[tuple[str, str]]:

@@ -28,8 +28,6 @@ from core.models import gans, registry, zerogpu
 from core.result import Result
 from core.seeds import resolve_seeds
 
-DEFAULT_MODEL = DEFAULT_FACE_MODEL
-MAX_COUNT = MAX_FACES
 GIF_FRAME_MS = 100
 """Milliseconds per GIF frame: 16 frames make a 1.6 s morph."""
 
@@ -73,7 +71,7 @@ def generate_faces(*, count: int = 4, seed: int = -1, model: str | None = None,
     (MIT), converted here; see weights/README.md.
     """
     # 1. check inputs
-    count = check_int("count", count, 1, MAX_COUNT)
+    count = check_int("count", count, 1, MAX_FACES)
     seeds = resolve_seeds(seed, count)
     psi, name = _check_common(truncation_psi, upscale, model)
     restore = Restorer(face_restoration, face_weight, find_faces=False)
@@ -166,7 +164,7 @@ def _check_common(truncation_psi: float, upscale: bool, model: str | None) -> tu
         raise InvalidInput(f"upscale must be True or False, got {upscale!r}")
     if model is not None and not isinstance(model, str):
         raise InvalidInput(f"model must be a model name (text) or None, got {type(model).__name__}")
-    name = model or DEFAULT_MODEL
+    name = model or DEFAULT_FACE_MODEL
     registry.spec(gans.KIND, name)  # raises ModelNotFound listing the known names
     return psi, name
 

