@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from core.errors import CoreError, InvalidInput, ModelError, ModelNotFound, OutOfMemory, UnsafeModelFile
+from core.errors import Cancelled, CoreError, InvalidInput, ModelError, ModelNotFound, OutOfMemory, UnsafeModelFile
 from core.result import Result
 
 _LAZY = {
@@ -32,7 +32,7 @@ _LAZY = {
 }
 
 __all__ = [
-    "CoreError", "InvalidInput", "ModelError", "ModelNotFound", "OutOfMemory", "UnsafeModelFile", "Result",
+    "Cancelled", "CoreError", "InvalidInput", "ModelError", "ModelNotFound", "OutOfMemory", "UnsafeModelFile", "Result",
     *_LAZY,
 ]
 

@@ -42,3 +42,8 @@ def brief(err: BaseException, limit: int = 240) -> str:
     lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
     text = _PATH.sub(lambda m: m.group(1) or "that folder", lines[0] if lines else type(err).__name__)
     return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+class Cancelled(CoreError):
+    """The request was stopped (the Stop button, `job.cancel()`, or the caller's `on_step` raising
+    it) before it finished; nothing was returned and the memory it held is free again."""

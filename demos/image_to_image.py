@@ -15,7 +15,7 @@ import gradio as gr
 from PIL import Image, ImageDraw
 
 import core
-from demos import ui
+from demos import ui, uploads
 from demos.diffusion_settings import call_args, panel
 
 SKETCHES = {  # start picture (a flat sketch drawn below) -> prompt
@@ -69,7 +69,7 @@ def generate(image: dict | None, prompt: str, strength: float, negative_prompt: 
     """
     settings = call_args(negative_prompt, model, scheduler, steps, guidance_scale, width, height, seed, batch_size,
                          batch_count, upscale, lora_1, lora_1_weight, lora_2, lora_2_weight, lora_3, lora_3_weight)
-    return ui.show(ui.call(core.image_to_image, ui.image_source(image), prompt, progress=progress,
+    return ui.show(ui.call(core.image_to_image, uploads.image_source(image), prompt, progress=progress,
                            strength=strength, **settings))
 
 

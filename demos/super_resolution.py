@@ -16,7 +16,7 @@ from PIL import Image
 
 import core
 from core import catalog
-from demos import ui
+from demos import ui, uploads
 
 TILE_MAX, TILE_STEP = 2048, 64  # core accepts tiles of 64..2048 input px; 0 here means "automatic"
 EXAMPLES = Path(__file__).resolve().parent / "examples"
@@ -46,7 +46,7 @@ def upscale(image: dict | None, model: str, scale: float, tile: int, overlap: in
         (before, after) for the comparison slider (bicubic vs the model, at most PREVIEW_SIDE px a
         side), the full-size lossless PNG to download (parameters embedded), and the parameters.
     """
-    source = ui.image_source(image)
+    source = uploads.image_source(image)
     unit = "tiles, then faces" if face_restoration else "tiles"
     result = ui.call(core.upscale, source, progress=progress, unit=unit, model=model, scale=scale or None,
                      tile=tile or None, overlap=overlap, face_restoration=face_restoration or None,

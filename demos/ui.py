@@ -9,7 +9,6 @@ the server log), and `on_step` drives the Gradio progress bar. `show` turns a `R
 from __future__ import annotations
 
 import atexit
-import base64
 import html
 import inspect
 import logging
@@ -144,26 +143,6 @@ def result_panel(label: str = "Result") -> tuple[gr.Gallery, gr.Textbox, gr.JSON
     with gr.Accordion("Parameters applied", open=False):
         parameters = gr.JSON(label="Parameters")
     return gallery, seeds, parameters
-
-
-def image_source(value: Any) -> str | bytes | None:
-    """The picture behind an image input received with `preprocess=False`, for `core.open_image`.
-
-    Gradio checks the upload before the event (it must lie in its upload folder) but does not open
-    it, so an unreadable file reaches core and gets core's message. Returns a path, raw bytes (for a
-    `data:` URL), or None when there is no picture.
-    """
-    if isinstance(value, dict):
-        if value.get("path"):
-            return value["path"]
-        url = value.get("url") or ""
-        if url.startswith("data:") and "," in url:
-            try:
-                return base64.b64decode(url.split(",", 1)[1])
-            except ValueError:  # broken base64: empty bytes, which core reports as unreadable
-                return b""
-        return None
-    return value
 
 
 def output_dir() -> Path:

@@ -21,7 +21,7 @@ from servers import free_port
 import app
 from core import catalog
 from core.errors import InvalidInput
-from demos import ui
+from demos import ui, uploads
 from demos.diffusion_settings import OWN, OWN_GUIDANCE, call_args, follow
 
 REQUIRED = {  # endpoint -> inputs a client must give: the same as the core function's positional ones
@@ -293,10 +293,10 @@ def test_the_queue_looks_for_work_less_often_than_every_millisecond(hub):
 
 
 def test_image_source_reads_what_gradio_sends_unprocessed(tmp_path):
-    assert ui.image_source({"path": "/tmp/x.png", "url": "/gradio_api/file=/tmp/x.png"}) == "/tmp/x.png"
-    assert ui.image_source({"path": None, "url": "data:image/png;base64,aGVsbG8="}) == b"hello"
-    assert ui.image_source({"path": None, "url": "data:image/png;base64,%%%"}) == b""
-    assert ui.image_source(None) is None
+    assert uploads.image_source({"path": "/tmp/x.png", "url": "/gradio_api/file=/tmp/x.png"}) == "/tmp/x.png"
+    assert uploads.image_source({"path": None, "url": "data:image/png;base64,aGVsbG8="}) == b"hello"
+    assert uploads.image_source({"path": None, "url": "data:image/png;base64,%%%"}) == b""
+    assert uploads.image_source(None) is None
 
 
 def test_files_added_after_launch_can_be_named_over_the_api(client, small_png):
