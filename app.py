@@ -53,7 +53,7 @@ def build() -> gr.Blocks:
         for label, name, tab in tabs:
             with gr.Tab(label, id=name, elem_id=f"tab-{name}"):
                 tab.render()
-    return calm_queue(hub.queue(max_size=QUEUE_MAX))
+    return calm_queue(hub.queue(max_size=QUEUE_MAX, api_open=False))
 
 
 QUEUE_TUNED_GRADIO_MAJOR = 6
