@@ -9,10 +9,12 @@ No model logic: choices, defaults and ranges come from core.catalog.
 
 from __future__ import annotations
 
+import math
+
 import gradio as gr
 
 from core import CoreError, catalog
-from demos import ui
+from demos import limits, ui
 
 LORA_ROWS = 3
 OWN = ""
@@ -39,6 +41,7 @@ def panel(tab: gr.Blocks) -> list[gr.components.Component]:
     `call_args` order: negative prompt, model, sampler, steps, guidance, width, height, seed,
     batch size, batch count, upscale, then (LoRA file, weight) x LORA_ROWS."""
     first = catalog.diffusion_settings(None)  # the embedded model's: no file is read
+    limit = limits.current()
     text = _labels(first)
     negative = gr.Textbox(label="Negative prompt", value="", placeholder="what to steer away from (optional)")
     with gr.Row():
@@ -51,17 +54,17 @@ def panel(tab: gr.Blocks) -> list[gr.components.Component]:
         upscale = gr.Dropdown([(text["upscale"], OWN), *UPSCALE_CHOICES], value=OWN, label="Upscale x4",
                               info="with the default upscaler (realesr-animevideov3)")
     with gr.Row():
-        steps = gr.Slider(0, catalog.STEPS_RANGE[1], value=0, step=1, label="Steps", info=text["steps"])
+        steps = gr.Slider(0, min(catalog.STEPS_RANGE[1], limit.steps), value=0, step=1, label="Steps", info=text["steps"])
         guidance = gr.Slider(OWN_GUIDANCE, catalog.GUIDANCE_RANGE[1], value=OWN_GUIDANCE, step=0.5,
                              label="Guidance scale (CFG)", info=text["guidance"])
     with gr.Row():
-        width = gr.Slider(0, catalog.SD_SIDES[1], value=0, step=catalog.SIDE_STEP, label="Width (px)", info=text["size"])
-        height = gr.Slider(0, catalog.SD_SIDES[1], value=0, step=catalog.SIDE_STEP, label="Height (px)",
+        width = gr.Slider(0, _side_max(catalog.SD_SIDES[1]), value=0, step=catalog.SIDE_STEP, label="Width (px)", info=text["size"])
+        height = gr.Slider(0, _side_max(catalog.SD_SIDES[1]), value=0, step=catalog.SIDE_STEP, label="Height (px)",
                            info=text["size"])
     with gr.Row():
         seed = gr.Number(value=-1, precision=0, minimum=-1, maximum=catalog.MAX_SEED, label="Seed", info="-1 = random")
-        batch = gr.Slider(1, catalog.MAX_BATCH, value=1, step=1, label="Batch size")
-        count = gr.Slider(1, catalog.MAX_BATCH_COUNT, value=1, step=1, label="Batch count")
+        batch = gr.Slider(1, min(catalog.MAX_BATCH, limit.images), value=1, step=1, label="Batch size")
+        count = gr.Slider(1, min(catalog.MAX_BATCH_COUNT, limit.images), value=1, step=1, label="Batch count")
     loras: list[gr.components.Component] = []
     with gr.Accordion("LoRA (Stable Diffusion models)", open=False):
         for i in range(LORA_ROWS):
@@ -96,25 +99,40 @@ def follow(name: str, chosen_sampler: str, chosen_width: int, chosen_height: int
         if value and not s.sides[0] <= value <= s.sides[1]:
             gr.Warning(f"{name} takes a {side} of {s.sides[0]}..{s.sides[1]} px, and {value} px is set: "
                        f"set it again, or to 0 for the model's native {s.width} px")
-    width_max, height_max = (max(s.sides[1], value or 0) for value in (chosen_width, chosen_height))
+    width_max, height_max = (max(_side_max(s.sides[1]), value or 0) for value in (chosen_width, chosen_height))
     return (gr.Dropdown(choices=samplers),
             gr.Dropdown(choices=[(text["upscale"], OWN), *UPSCALE_CHOICES]),
             gr.Slider(info=text["steps"]), gr.Slider(info=text["guidance"]),
             gr.Slider(maximum=width_max, info=text["size"]), gr.Slider(maximum=height_max, info=text["size"]))
 
 
+def _side_max(natural: int) -> int:
+    """The end of a size slider: the model's largest side, or the side of a square of the host's
+    pixels limit when that is smaller (a multiple of SIDE_STEP)."""
+    square = math.isqrt(limits.current().pixels) // catalog.SIDE_STEP * catalog.SIDE_STEP
+    return max(catalog.SIDE_STEP, min(natural, square))
+
+
 def call_args(negative_prompt, model, scheduler, steps, guidance_scale, width, height, seed, batch_size,
               batch_count, upscale, *lora_rows) -> dict:
     """The panel's values as core keyword arguments: "the model's own" values become None (core then
-    takes the model's), LoRA rows become [(file, weight), ...]; every other value is passed as set."""
+    takes the model's), LoRA rows become [(file, weight), ...]; every other value is passed as set.
+
+    Raises:
+        gr.Error: a value is over one of the host's limits (demos.limits), named in the message.
+    """
+    limits.check_text("negative prompt", negative_prompt)
+    limits.check("steps", steps, "steps")
+    if all(isinstance(n, (int, float)) for n in (batch_size, batch_count)):
+        limits.check("batch size x batch count", batch_size * batch_count, "images")
     pairs = [(lora_rows[i], lora_rows[i + 1]) for i in range(0, len(lora_rows), 2) if lora_rows[i]]
-    if upscale in UPSCALE_CHOICES:
-        upscale_on = upscale == "on"
-    else:
-        try:
-            upscale_on = catalog.diffusion_settings(model).upscale
-        except CoreError:
-            upscale_on = False  # core's own call reports what is wrong with the model
+    try:
+        own = catalog.diffusion_settings(model)
+    except CoreError:
+        own = None  # core's own call reports what is wrong with the model
+    if own is not None:
+        limits.check_size(width, height, (own.width, own.height))
+    upscale_on = upscale == "on" if upscale in UPSCALE_CHOICES else bool(own and own.upscale)
     return {"negative_prompt": negative_prompt, "model": model, "scheduler": scheduler or None,
             "steps": steps or None, "guidance_scale": None if guidance_scale < 0 else guidance_scale, "width": width or None,
             "height": height or None, "seed": seed, "batch_size": batch_size, "batch_count": batch_count,

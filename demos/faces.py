@@ -15,7 +15,7 @@ import gradio as gr
 
 import core
 from core import catalog
-from demos import ui
+from demos import limits, serving, ui
 
 EXAMPLES = [[4, 42, 0.7], [8, 2024, 1.0], [16, 7, 0.5]]
 """(number of faces, seed, truncation psi) rows to try."""
@@ -28,7 +28,7 @@ LICENCE_NOTE = (
 
 
 def generate(count: int, seed: int, truncation_psi: float, upscale: bool, face_restoration: str = "",
-             face_weight: float = 1.0, progress=gr.Progress()):
+             face_weight: float = 1.0, request: gr.Request = None, progress=gr.Progress()):
     """Make random faces with a GAN, each reproducible from its own seed.
 
     Args:
@@ -43,13 +43,15 @@ def generate(count: int, seed: int, truncation_psi: float, upscale: bool, face_r
     Returns:
         The faces (with their seeds as captions), the seeds used, and the parameters applied.
     """
+    limits.check("count", count, "images")
     return ui.show(ui.call(core.generate_faces, count=count, seed=seed, truncation_psi=truncation_psi,
                            upscale=upscale, face_restoration=face_restoration or None, face_weight=face_weight,
                            progress=progress, unit="faces"))
 
 
 def interpolate(seed_a: int, seed_b: int, frames: int, truncation_psi: float, upscale: bool,
-                face_restoration: str = "", face_weight: float = 1.0, progress=gr.Progress()):
+                face_restoration: str = "", face_weight: float = 1.0, request: gr.Request = None,
+                progress=gr.Progress()):
     """Morph the face of `seed_a` into the face of `seed_b` (spherical interpolation of the latents).
 
     Args:
@@ -64,6 +66,7 @@ def interpolate(seed_a: int, seed_b: int, frames: int, truncation_psi: float, up
     Returns:
         The frames, the animated GIF (looping), the two end seeds, and the parameters applied.
     """
+    limits.check("frames", frames, "frames")
     result = ui.call(core.interpolate_faces, seed_a, seed_b, frames=frames, truncation_psi=truncation_psi,
                      upscale=upscale, face_restoration=face_restoration or None, face_weight=face_weight,
                      gif_path=ui.new_path(".gif", "faces-morph"), progress=progress, unit="frames")
@@ -78,7 +81,7 @@ def build() -> gr.Blocks:
     with gr.Blocks(title="Face generation") as tab:
         with gr.Row():
             with gr.Column():
-                count = gr.Slider(1, catalog.MAX_FACES, value=4, step=1, label="Number of faces")
+                count = gr.Slider(1, min(catalog.MAX_FACES, limits.current().images), value=4, step=1, label="Number of faces")
                 seed = gr.Number(value=-1, precision=0, minimum=-1, maximum=catalog.MAX_SEED, label="Seed",
                                  info="-1 = random; face i uses seed + i")
                 psi = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Truncation psi",
@@ -86,7 +89,7 @@ def build() -> gr.Blocks:
                 upscale = gr.Checkbox(value=True, label="Upscale x4",
                                       info="64 px becomes 256 px (face restoration, below, makes 512 px)")
                 restorer, weight = ui.face_restoration_controls("each face is redrawn whole at 512 px")
-                go = gr.Button("Generate", variant="primary")
+                go, stop = ui.run_buttons("Generate")
                 gr.Examples(EXAMPLES, [count, seed, psi], label="Seeds to try")
             with gr.Column():
                 status = ui.status_line()
@@ -98,19 +101,21 @@ def build() -> gr.Blocks:
                                    info="-1 = random")
                 seed_b = gr.Number(value=-1, precision=0, minimum=-1, maximum=catalog.MAX_SEED, label="Seed B",
                                    info="-1 = random")
-                frames = gr.Slider(2, catalog.MAX_FRAMES, value=16, step=1, label="Frames")
-                morph = gr.Button("Interpolate", variant="primary")
+                frames = gr.Slider(2, min(catalog.MAX_FRAMES, limits.current().frames), value=16, step=1, label="Frames")
+                morph, morph_stop = ui.run_buttons("Interpolate")
             with gr.Column():
                 morph_status = ui.status_line()
                 gif = gr.Image(label="Animation (GIF)", type="filepath", height=256)
                 morph_gallery, morph_seeds, morph_parameters = ui.result_panel("Frames")
         gr.Markdown(LICENCE_NOTE)
 
-        go.click(generate, [count, seed, psi, upscale, restorer, weight], list(outputs), api_name="generate_faces",
-                 show_progress_on=status, **ui.ONE_AT_A_TIME)
-        morph.click(interpolate, [seed_a, seed_b, frames, psi, upscale, restorer, weight],
-                    [morph_gallery, gif, morph_seeds, morph_parameters], api_name="interpolate_faces",
-                    show_progress_on=morph_status, **ui.ONE_AT_A_TIME)
+        faces = go.click(serving.guarded(generate), [count, seed, psi, upscale, restorer, weight], list(outputs),
+                         api_name="generate_faces", show_progress_on=status, **ui.GENERATOR)
+        morphing = morph.click(serving.guarded(interpolate), [seed_a, seed_b, frames, psi, upscale, restorer, weight],
+                               [morph_gallery, gif, morph_seeds, morph_parameters], api_name="interpolate_faces",
+                               show_progress_on=morph_status, **ui.GENERATOR)
+        ui.stops(stop, faces)
+        ui.stops(morph_stop, morphing)
     return tab
 
 

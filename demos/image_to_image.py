@@ -15,7 +15,7 @@ import gradio as gr
 from PIL import Image, ImageDraw
 
 import core
-from demos import ui, uploads
+from demos import limits, serving, ui, uploads
 from demos.diffusion_settings import call_args, panel
 
 SKETCHES = {  # start picture (a flat sketch drawn below) -> prompt
@@ -52,7 +52,8 @@ def example_rows() -> list[list[str | float]]:
 def generate(image: dict | None, prompt: str, strength: float, negative_prompt: str, model: str, scheduler: str,
              steps: int, guidance_scale: float, width: int, height: int, seed: int, batch_size: int,
              batch_count: int, upscale: str, lora_1: str = "", lora_1_weight: float = 1.0, lora_2: str = "",
-             lora_2_weight: float = 1.0, lora_3: str = "", lora_3_weight: float = 1.0, progress=gr.Progress()):
+             lora_2_weight: float = 1.0, lora_3: str = "", lora_3_weight: float = 1.0,
+             request: gr.Request = None, progress=gr.Progress()):
     """Redraw a picture to match a prompt: noise it to `strength`, then denoise it toward the prompt.
 
     Args:
@@ -67,6 +68,7 @@ def generate(image: dict | None, prompt: str, strength: float, negative_prompt: 
     Returns:
         The pictures (with their seeds as captions), the seeds used, and the parameters applied.
     """
+    limits.check_text("prompt", prompt)
     settings = call_args(negative_prompt, model, scheduler, steps, guidance_scale, width, height, seed, batch_size,
                          batch_count, upscale, lora_1, lora_1_weight, lora_2, lora_2_weight, lora_3, lora_3_weight)
     return ui.show(ui.call(core.image_to_image, uploads.image_source(image), prompt, progress=progress,
@@ -87,15 +89,17 @@ def build() -> gr.Blocks:
                         strength = gr.Slider(0.05, 1.0, value=0.6, step=0.05, label="Strength",
                                              info="low keeps the picture, 1 ignores it")
                 settings = panel(tab)
-                go = gr.Button("Generate", variant="primary")
+                go, stop = ui.run_buttons("Generate")
                 gr.Examples(example_rows(), [image, prompt, strength], label="Sketches to redraw")
             with gr.Column():
                 status = ui.status_line()
                 outputs = ui.result_panel("Pictures")
 
         # preprocess=False: the upload reaches core unopened, so a broken file gets core's message
-        gr.on([go.click, prompt.submit], generate, [image, prompt, strength, *settings], list(outputs),
-              api_name="image_to_image", preprocess=False, show_progress_on=status, **ui.ONE_AT_A_TIME)
+        event = gr.on([go.click, prompt.submit], serving.guarded(generate), [image, prompt, strength, *settings],
+                      list(outputs), api_name="image_to_image", preprocess=False, show_progress_on=status,
+                      **ui.GENERATOR)
+        ui.stops(stop, event)
     return tab
 
 

@@ -16,7 +16,7 @@ from PIL import Image
 
 import core
 from core import catalog
-from demos import ui, uploads
+from demos import serving, ui, uploads
 
 TILE_MAX, TILE_STEP = 2048, 64  # core accepts tiles of 64..2048 input px; 0 here means "automatic"
 EXAMPLES = Path(__file__).resolve().parent / "examples"
@@ -26,7 +26,7 @@ PREVIEW_SIDE = 1536
 
 
 def upscale(image: dict | None, model: str, scale: float, tile: int, overlap: int, face_restoration: str = "",
-            face_weight: float = 1.0, progress=gr.Progress()):
+            face_weight: float = 1.0, request: gr.Request = None, progress=gr.Progress()):
     """Enlarge a picture with a learned upscaler, tile by tile.
 
     Args:
@@ -86,7 +86,7 @@ def build() -> gr.Blocks:
                                         info="at most a quarter of the tile")
                 restorer, weight = ui.face_restoration_controls(
                     "faces are found (upright, facing the camera), each redrawn at 512 px and blended back")
-                go = gr.Button("Upscale", variant="primary")
+                go, stop = ui.run_buttons("Upscale")
                 gr.Examples([[str(path)] for path in sorted(EXAMPLES.glob("*.png"))], [image], label="Photos to try")
                 with gr.Accordion("About the models", open=False):
                     gr.Markdown("\n".join(f"- **{name}**: {description}"
@@ -100,8 +100,10 @@ def build() -> gr.Blocks:
                     parameters = gr.JSON(label="Parameters")
 
         # preprocess=False: the upload reaches core unopened, so a broken file gets core's message
-        go.click(upscale, [image, model, scale, tile, overlap, restorer, weight], [result, download, parameters],
-                 api_name="upscale", preprocess=False, show_progress_on=status, **ui.ONE_AT_A_TIME)
+        event = go.click(serving.guarded(upscale), [image, model, scale, tile, overlap, restorer, weight],
+                         [result, download, parameters], api_name="upscale", preprocess=False,
+                         show_progress_on=status, **ui.GENERATOR)
+        ui.stops(stop, event)
     return tab
 
 

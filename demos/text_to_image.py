@@ -14,7 +14,7 @@ if __package__ in (None, ""):  # run as `python demos/text_to_image.py`: make `c
 import gradio as gr
 
 import core
-from demos import ui
+from demos import limits, serving, ui
 from demos.diffusion_settings import call_args, panel
 
 EXAMPLES = ["red apple", "grinning face", "rocket", "japan flag", "slice of pizza", "sun with face"]
@@ -24,7 +24,8 @@ EXAMPLES = ["red apple", "grinning face", "rocket", "japan flag", "slice of pizz
 def generate(prompt: str, negative_prompt: str, model: str, scheduler: str, steps: int, guidance_scale: float,
              width: int, height: int, seed: int, batch_size: int, batch_count: int, upscale: str,
              lora_1: str = "", lora_1_weight: float = 1.0, lora_2: str = "", lora_2_weight: float = 1.0,
-             lora_3: str = "", lora_3_weight: float = 1.0, progress=gr.Progress()):
+             lora_3: str = "", lora_3_weight: float = 1.0, request: gr.Request = None,
+             progress=gr.Progress()):
     """Draw pictures from a text prompt with a diffusion model (default: a 32x32 emoji model).
 
     Args:
@@ -49,6 +50,7 @@ def generate(prompt: str, negative_prompt: str, model: str, scheduler: str, step
     Returns:
         The pictures (with their seeds as captions), the seeds used, and the parameters applied.
     """
+    limits.check_text("prompt", prompt)
     settings = call_args(negative_prompt, model, scheduler, steps, guidance_scale, width, height, seed, batch_size,
                          batch_count, upscale, lora_1, lora_1_weight, lora_2, lora_2_weight, lora_3, lora_3_weight)
     return ui.show(ui.call(core.text_to_image, prompt, progress=progress, **settings))
@@ -64,14 +66,15 @@ def build() -> gr.Blocks:
             with gr.Column():
                 prompt = gr.Textbox(label="Prompt", placeholder="red apple", lines=2)
                 settings = panel(tab)
-                go = gr.Button("Generate", variant="primary")
+                go, stop = ui.run_buttons("Generate")
                 gr.Examples([[text] for text in EXAMPLES], [prompt], label="Emoji names to try")
             with gr.Column():
                 status = ui.status_line()
                 outputs = ui.result_panel("Pictures")
 
-        gr.on([go.click, prompt.submit], generate, [prompt, *settings], list(outputs),
-              api_name="text_to_image", show_progress_on=status, **ui.ONE_AT_A_TIME)
+        event = gr.on([go.click, prompt.submit], serving.guarded(generate), [prompt, *settings], list(outputs),
+                      api_name="text_to_image", show_progress_on=status, **ui.GENERATOR)
+        ui.stops(stop, event)
     return tab
 
 

@@ -23,12 +23,16 @@ import gradio as gr
 from PIL import Image
 
 from core import CoreError, Result, catalog, save_png
+from core.scheduling import DEVICE
+from demos import serving
 
 log = logging.getLogger("imagegen-hub")
 
 GENERIC_ERROR = "Something went wrong on the server; the details are in its log. Try other settings or another picture."
-ONE_AT_A_TIME = {"concurrency_id": "generators", "concurrency_limit": 1}
-"""Event options: all generators share one queue, so two requests never fight over the CPU."""
+GENERATOR = {"concurrency_limit": None}
+"""Event options of every generator: Gradio lets each request in at once, and demos.serving decides
+(per-session and app limits, fair turns on the device, Stop). Their functions are wrapped by
+`serving.guarded`."""
 QUIET = {"api_visibility": "private", "queue": False, "show_progress": "hidden"}
 """Event options of the page's own helpers (refreshing a list): not API endpoints."""
 FOLLOW = {"api_visibility": "private", "show_progress": "hidden", "concurrency_limit": None}
@@ -53,16 +57,25 @@ def call(fn: Callable[..., Result], *args: Any, progress: gr.Progress | None = N
     of the result's `parameters["warnings"]` is shown as a gr.Warning toast.
 
     When `progress` is given and `fn` takes `on_step`, each on_step(done, total) moves the
-    Gradio progress bar (`unit` names what is counted: "steps", "tiles").
+    Gradio progress bar (`unit` names what is counted: "steps", "tiles"). Inside a served event
+    (`serving.guarded`), the call waits for its turn on the device and each on_step is also a
+    point where it may hand the device to another user's job, or stop with `core.Cancelled`.
 
     Raises:
         gr.Error: with the core's message (HTML-escaped) for a CoreError; with GENERIC_ERROR for
             any other exception, whose traceback is logged server-side. The server keeps serving.
     """
+    steps = []
     if progress is not None and "on_step" in inspect.signature(fn).parameters:
-        kwargs["on_step"] = _throttled(lambda done, total: progress((done, total), unit=unit))
+        steps.append(_throttled(lambda done, total: progress((done, total), unit=unit)))
+    job = serving.CURRENT_JOB.get()
     try:
-        result = fn(*args, **kwargs)
+        if job is None:  # called from Python, not through a served event: no turns, no Stop
+            result = fn(*args, **_with_on_step(fn, steps, kwargs))
+        else:
+            if progress is not None and DEVICE.busy():
+                progress(None, desc="Waiting for a turn: another request is running")
+            result = DEVICE.run(job, lambda job: fn(*args, **_with_on_step(fn, [*steps, job.checkpoint], kwargs)))
     except CoreError as err:
         raise gr.Error(html.escape(str(err), quote=False), print_exception=False) from None
     except Exception:
@@ -71,6 +84,18 @@ def call(fn: Callable[..., Result], *args: Any, progress: gr.Progress | None = N
     for warning in getattr(result, "parameters", {}).get("warnings", []):
         gr.Warning(html.escape(warning, quote=False))
     return result
+
+
+def _with_on_step(fn: Callable[..., Any], steps: list[Callable[[int, int], None]],
+                  kwargs: dict[str, Any]) -> dict[str, Any]:
+    """`kwargs` plus an `on_step` that calls each of `steps` in turn, when `fn` takes one."""
+    if not steps or "on_step" not in inspect.signature(fn).parameters:
+        return kwargs
+
+    def on_step(done: int, total: int) -> None:
+        for step in steps:
+            step(done, total)
+    return {**kwargs, "on_step": on_step}
 
 
 def _throttled(update: Callable[[int, int], Any]) -> Callable[[int, int], None]:
@@ -125,6 +150,21 @@ def refresh_button(target: gr.components.Component, listed: Callable[[], Any]) -
                        elem_classes="refresh-button")
     gr.on([button.click, target.focus], listed, None, target, **QUIET)
     return button
+
+
+def run_buttons(label: str) -> tuple[gr.Button, gr.Button]:
+    """The tab's primary button (`label`, e.g. "Generate") and a Stop button beside it; wire the
+    Stop button with `stops`. Returns (run, stop)."""
+    with gr.Row():
+        run = gr.Button(label, variant="primary", scale=3)
+        stop = gr.Button("Stop", variant="stop", scale=1, min_width=80)
+    return run, stop
+
+
+def stops(button: gr.Button, *events: Any) -> None:
+    """Make `button` cancel the running or waiting request of each of `events` (their Dependency
+    objects) for this page: the request ends within one step, tile or face (demos.serving)."""
+    button.click(None, None, None, cancels=list(events), **QUIET)
 
 
 def status_line() -> gr.HTML:

@@ -1,0 +1,184 @@
+"""Fair turns on one device: jobs of many users take the device in slices, least-served user first.
+
+A hub serves strangers on one CPU or GPU. Running their jobs one after another makes a 1-second
+request wait behind a 4-minute upscale; running them all at once makes every job slow and can run
+the machine out of memory. Here each job holds the device only between two *checkpoints* (one
+denoising step, one tile, one face: the generators' `on_step`). At each checkpoint the job hands
+the device over when a waiting job belongs to a session that has been served less device time
+recently; otherwise it goes on at once. So a new request waits for at most one slice of a long job,
+then runs until it has had as much device time as the long one (least attained service, the
+classic policy for mixed job sizes: Kleinrock, "Queueing Systems, Vol. 2", 1976, ch. 4; Nuyens and
+Wierman, "The Foreground-Background queue: a survey", 2008), and two long jobs alternate.
+
+Device time is counted per session with exponential decay (half-life `HALF_LIFE_S`), so a session
+that ran a long job a while ago is not held back for ever, and a session that sends many small
+jobs gains nothing over one that sends one long job.
+
+`Job.cancel()` (the Stop button, a cancelled API call) makes the job's next checkpoint, or its wait
+for a turn, raise `core.Cancelled`; other jobs are untouched.
+
+No torch, no gradio: any host (the Gradio tabs, a CLI, a worker) can use it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from typing import Callable, TypeVar
+
+from core.errors import Cancelled
+
+T = TypeVar("T")
+
+HALF_LIFE_S = 60.0
+"""Device time a session was served counts half after this many seconds."""
+SWITCH_MARGIN_S = 0.05
+"""A waiting job takes the device only when its session was served this much less: two equal long
+jobs then swap every few slices instead of at every step."""
+
+
+class Job:
+    """One request's claim on the device. Made by `FairDevice.job`; its `checkpoint` is passed to the
+    generator as (part of) `on_step`."""
+
+    def __init__(self, device: FairDevice, session: str, order: int) -> None:
+        self._device, self.session, self.order = device, session, order
+        self._cancelled = threading.Event()
+        self.slices = 0
+        """How many times the job got the device (1 when it never had to hand over)."""
+
+    @property
+    def cancelled(self) -> bool:
+        """True once `cancel()` was called."""
+        return self._cancelled.is_set()
+
+    def cancel(self) -> None:
+        """Stop this job at its next checkpoint (or while it waits for a turn). Thread-safe; idempotent."""
+        self._cancelled.set()
+        self._device._wake()
+
+    def checkpoint(self, done: int = 0, total: int = 0) -> None:
+        """Call between two slices of work (e.g. as `on_step(done, total)`; the counts are not used).
+
+        Raises:
+            Cancelled: `cancel()` was called; the job holds the device no more.
+        """
+        if self.cancelled:
+            raise Cancelled("Stopped.")
+        self._device._maybe_hand_over(self)
+
+
+class FairDevice:
+    """The device shared by every job of this process (see the module docstring).
+
+    Usage:
+        job = device.enter(session_id)      # job.cancel() from another thread stops it
+        device.run(job, lambda job: generator(..., on_step=job.checkpoint))
+    """
+
+    def __init__(self, half_life_s: float = HALF_LIFE_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self._half_life, self._clock = half_life_s, clock
+        self._lock = threading.Condition()
+        self._holder: Job | None = None
+        self._since = 0.0  # when the holder's current slice began
+        self._waiting: list[Job] = []
+        self._served: dict[str, tuple[float, float]] = {}  # session -> (decayed seconds, as of when)
+        self._order = itertools.count()
+
+    # -- public -----------------------------------------------------------------------------------
+
+    def enter(self, session: str) -> Job:
+        """A new job of `session` (any text that tells users apart, e.g. Gradio's session hash) that
+        has not asked for a turn yet; it can be cancelled from any thread from now on."""
+        return Job(self, session, next(self._order))
+
+    def run(self, job: Job, work: Callable[[Job], T]) -> T:
+        """Wait for `job`'s first turn, run `work(job)` holding the device (`work` passes
+        `job.checkpoint` to the generator as `on_step`), release the device after, also on error.
+
+        Raises:
+            Cancelled: the job was cancelled before or during the work.
+        """
+        self._acquire(job)
+        try:
+            return work(job)
+        finally:
+            self._release(job)
+
+    def busy(self) -> bool:
+        """True while some job holds the device."""
+        with self._lock:
+            return self._holder is not None
+
+    def waiting(self) -> int:
+        """How many jobs wait for a turn now."""
+        with self._lock:
+            return len(self._waiting)
+
+    def served_s(self, session: str) -> float:
+        """The session's decayed device time in seconds, as of now (the holder's slice so far included)."""
+        with self._lock:
+            return self._service(session, self._clock())
+
+    # -- internals (all under self._lock unless said) -----------------------------------------------
+
+    def _service(self, session: str, now: float) -> float:
+        seconds, when = self._served.get(session, (0.0, now))
+        seconds *= 0.5 ** ((now - when) / self._half_life)
+        if self._holder is not None and self._holder.session == session:
+            seconds += now - self._since
+        return seconds
+
+    def _charge(self, job: Job, now: float) -> None:
+        seconds, when = self._served.get(job.session, (0.0, now))
+        seconds = seconds * 0.5 ** ((now - when) / self._half_life) + (now - self._since)
+        self._served[job.session] = (seconds, now)
+        # forget sessions whose time has decayed to nothing, so the table does not grow for ever
+        for session, (s, w) in list(self._served.items()):
+            if s * 0.5 ** ((now - w) / self._half_life) < 1e-3 and session != job.session:
+                del self._served[session]
+
+    def _next(self, now: float) -> Job | None:
+        """The waiting job that should run next: least served session, then first come."""
+        if not self._waiting:
+            return None
+        return min(self._waiting, key=lambda j: (self._service(j.session, now), j.order))
+
+    def _acquire(self, job: Job) -> None:
+        with self._lock:
+            self._waiting.append(job)
+            try:
+                while not job.cancelled and not (self._holder is None and self._next(self._clock()) is job):
+                    self._lock.wait()
+            finally:
+                self._waiting.remove(job)
+            if job.cancelled:
+                self._lock.notify_all()
+                raise Cancelled("Stopped before it started.")
+            self._holder, self._since = job, self._clock()
+            job.slices += 1
+
+    def _release(self, job: Job) -> None:
+        with self._lock:
+            if self._holder is job:
+                self._charge(job, self._clock())
+                self._holder = None
+            self._lock.notify_all()
+
+    def _maybe_hand_over(self, job: Job) -> None:
+        with self._lock:
+            now = self._clock()
+            rival = self._next(now)
+            if rival is None or self._service(rival.session, now) + SWITCH_MARGIN_S >= self._service(job.session, now):
+                return
+        self._release(job)
+        self._acquire(job)
+
+    def _wake(self) -> None:
+        with self._lock:
+            self._lock.notify_all()
+
+
+DEVICE = FairDevice()
+"""The one device of this process."""
