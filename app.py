@@ -3,6 +3,7 @@
     python app.py                       # http://127.0.0.1:7860, this machine only
     GRADIO_SERVER_NAME=0.0.0.0 GRADIO_SERVER_PORT=7860 python app.py   # what a Hugging Face Space sets
     python app.py --listen --port 8080 --auth alice:secret
+    python app.py --listen --auth-file users.txt   # one user:password a line (# comments)
     python app.py --share               # a public *.gradio.live link (only when asked)
     python app.py --mcp                 # also an MCP server (needs `pip install "gradio[mcp]"`)
 
@@ -14,13 +15,17 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import ipaddress
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from core.build.prepare import prepare_all
+from core.models import files as model_files
+from core.paths import REPO_DIR
 from demos import faces, image_to_image, super_resolution, text_to_image, ui
 
 TABS = (
@@ -33,6 +38,10 @@ LOCAL, EVERYWHERE = "127.0.0.1", "0.0.0.0"
 DEFAULT_PORT = 7860
 SERVER_NAME_ENV, SERVER_PORT_ENV = "GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT"
 """Set by hosts such as Hugging Face Spaces (0.0.0.0 and 7860); `--listen` and `--port` win over them."""
+PUBLIC_ENV, SPACE_ENV = "IMAGEGEN_PUBLIC", "SPACE_ID"
+"""The host's public-mode switch ("1" or "0", see public_mode); set by Hugging Face on every Space."""
+DOT_ENTRIES = (".git", ".venv", ".cache", ".env", ".gradio")
+"""Dot-folders and dot-files of the app folder blocked even before they exist (others are found at launch)."""
 QUEUE_MAX = 32
 """Requests waiting beyond this are refused ("queue full") rather than piling up on a small CPU."""
 QUEUE_POLL_S = 0.02
@@ -96,9 +105,49 @@ def calm_queue(hub: gr.Blocks, interval_s: float = QUEUE_POLL_S) -> gr.Blocks:
 
 def _auth(text: str) -> tuple[str, str]:
     user, sep, password = text.partition(":")
-    if not sep or not user or not password:
-        raise argparse.ArgumentTypeError(f"--auth wants USER:PASSWORD, got {text!r}")
+    problem = "no ':'" if not sep else "an empty user name" if not user else "an empty password" if not password else ""
+    if problem:  # the text is not echoed: it may be a password
+        raise argparse.ArgumentTypeError(f"--auth wants USER:PASSWORD, got {problem}")
     return user, password
+
+
+def read_auth_file(path: str | os.PathLike) -> list[tuple[str, str]]:
+    """The (user, password) pairs of an `--auth-file`: one `user:password` a line (the first ':'
+    splits; the password may hold more), spaces around a line ignored, blank lines and lines starting
+    with '#' skipped. Read once, at start.
+
+    Raises:
+        ValueError: the file cannot be read, holds no login, or a line has no ':', an empty user or
+            password, or a user named before; the message gives the line number, never a password.
+    """
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"cannot read --auth-file {os.fspath(path)}: {err.__class__.__name__}: "
+                         f"{getattr(err, 'strerror', None) or 'not UTF-8 text'}") from None
+    logins: dict[str, tuple[int, str]] = {}
+    for number, line in enumerate(lines, start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        user, sep, password = line.partition(":")
+        user = user.strip()
+        problem = ("has no ':' between user and password" if not sep else "has an empty user name" if not user
+                   else "has an empty password" if not password
+                   else f"names user {user!r} again (first on line {logins[user][0]})" if user in logins else "")
+        if problem:
+            raise ValueError(f"--auth-file {os.fspath(path)} line {number} {problem}; write user:password")
+        logins[user] = (number, password)
+    if not logins:
+        raise ValueError(f"--auth-file {os.fspath(path)} holds no user:password line")
+    return [(user, password) for user, (_, password) in logins.items()]
+
+
+def _auth_file(text: str) -> list[tuple[str, str]]:
+    try:
+        return read_auth_file(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -113,6 +162,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="also open a public *.gradio.live link (off unless given)")
     parser.add_argument("--mcp", action="store_true", help="also serve the endpoints as MCP tools")
     parser.add_argument("--auth", type=_auth, metavar="USER:PASSWORD", help="require this login")
+    parser.add_argument("--auth-file", type=_auth_file, metavar="PATH",
+                        help="require one of the logins in PATH: one user:password a line, # comments "
+                             "(read once, at start; keeps passwords out of the process list)")
+    parser.add_argument("--public", action=argparse.BooleanOptionalAction, default=None,
+                        help="limits for strangers (--public) or none (--no-public); default: on with "
+                             f"--share, --listen, a non-loopback ${SERVER_NAME_ENV} or on a Hugging Face "
+                             f"Space, else ${PUBLIC_ENV} (1 or 0), else off")
     args = parser.parse_args(argv)
     if args.port is not None and not 1 <= args.port <= 65535:
         parser.error(f"--port must be 1..65535, got {args.port}")
@@ -126,8 +182,10 @@ def launch_options(args: argparse.Namespace) -> dict[str, Any]:
 
     Address: `--listen` gives 0.0.0.0; otherwise $GRADIO_SERVER_NAME when set (Hugging Face Spaces
     sets 0.0.0.0), else 127.0.0.1. Port: `--port`, else $GRADIO_SERVER_PORT, else 7860. A public link
-    only with `--share`. Nothing outside Gradio's own cache and upload folders is served
-    (`allowed_paths` stays empty: outputs are copied into the cache).
+    only with `--share`. Login: `--auth` and the logins of `--auth-file`. Nothing outside Gradio's own
+    cache and upload folders is served (`allowed_paths` stays empty: outputs are copied into the
+    cache), and `blocked_paths` (see blocked_paths) keeps weights/, the models folder and the app
+    folder's dot-files out even of those.
 
     Raises:
         ValueError: $GRADIO_SERVER_PORT is set but is not a port number.
@@ -139,14 +197,85 @@ def launch_options(args: argparse.Namespace) -> dict[str, Any]:
         if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
             raise ValueError(f"${SERVER_PORT_ENV} must be a port number 1..65535, got {port_text!r}")
         port = int(port_text)
+    logins = [*(getattr(args, "auth_file", None) or []), *([args.auth] if args.auth else [])]
     return {
         "server_name": EVERYWHERE if args.listen else (name or LOCAL),
         "server_port": DEFAULT_PORT if port is None else port,
         "share": bool(args.share),
-        "auth": args.auth,
+        "auth": args.auth if logins == [args.auth] else (logins or None),
         "mcp_server": args.mcp,
         "allowed_paths": [],
+        "blocked_paths": blocked_paths(),
     }
+
+
+def blocked_paths() -> list[str]:
+    """Absolute paths Gradio must never serve nor copy into its cache, even from its own folders:
+    weights/ and the models folder (core.models.files, read now), the app folder's dot-files and
+    dot-folders (.git, .venv, .cache, ...; DOT_ENTRIES also when they do not exist yet), and the host's
+    $GRADIO_BLOCKED_PATHS (Gradio ignores it once a list is given). Each is given as written and
+    with its links followed: Gradio compares paths lower-cased, folder by folder
+    (gradio.utils.is_allowed_file), so a folder blocks everything below it."""
+    dots = {REPO_DIR / name for name in DOT_ENTRIES}
+    dots.update(entry for entry in REPO_DIR.iterdir() if entry.name.startswith("."))
+    extra = [Path(item.strip()) for item in os.environ.get("GRADIO_BLOCKED_PATHS", "").split(",") if item.strip()]
+    paths: list[str] = []
+    for path in [model_files.WEIGHTS_DIR, model_files.MODELS_DIR, *sorted(dots), *extra]:
+        for form in (os.path.abspath(path), os.path.realpath(path)):
+            if form not in paths:
+                paths.append(form)
+    return paths
+
+
+def public_mode(args: argparse.Namespace) -> bool:
+    """Whether the host wants the limits for strangers (see public_mode_reason)."""
+    return public_mode_reason(args)[0]
+
+
+def public_mode_reason(args: argparse.Namespace) -> tuple[bool, str]:
+    """(public, why): `--public` or `--no-public` when given; else on with `--share`, `--listen`, a
+    non-loopback $GRADIO_SERVER_NAME or on a Hugging Face Space ($SPACE_ID set); else $IMAGEGEN_PUBLIC
+    ("1" or "0") when set; else off.
+
+    Raises:
+        ValueError: $IMAGEGEN_PUBLIC is set to something other than 1 or 0.
+    """
+    flag = os.environ.get(PUBLIC_ENV, "").strip()
+    if flag not in ("", "1", "0"):
+        raise ValueError(f"${PUBLIC_ENV} must be 1 or 0, got {flag!r}")
+    name = os.environ.get(SERVER_NAME_ENV, "").strip()
+    if getattr(args, "public", None) is not None:
+        return args.public, "--public" if args.public else "--no-public"
+    for reason, applies in (("--share", args.share), ("--listen", args.listen),
+                            (f"${SERVER_NAME_ENV}={name}", bool(name) and not is_loopback(name)),
+                            (f"a Hugging Face Space (${SPACE_ENV})", bool(os.environ.get(SPACE_ENV)))):
+        if applies:
+            return True, reason
+    if flag:
+        return flag == "1", f"${PUBLIC_ENV}={flag}"
+    return False, "the default on this machine only"
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine reaches: localhost, 127.x.y.z, ::1."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+
+
+def exposure_warnings(options: dict[str, Any]) -> list[str]:
+    """Warnings for `launch_options`' result: the hub reachable beyond this machine (a share link,
+    or an address that is not loopback) with no login."""
+    if options.get("auth"):
+        return []
+    exposed = [what for what, applies in (
+        ("a public *.gradio.live link (--share) with no login: anyone with the link", options.get("share")),
+        (f"serving on {options['server_name']} (beyond this machine) with no login: anyone who reaches it",
+         not is_loopback(str(options["server_name"])))) if applies]
+    return [f"{what} can use the hub; add --auth USER:PASSWORD or --auth-file PATH" for what in exposed]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -155,8 +284,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     try:
         options = launch_options(args)
+        public, why = public_mode_reason(args)
     except ValueError as err:
         raise SystemExit(f"app.py: {err}") from None
+    for warning in exposure_warnings(options):
+        log.warning("%s", warning)
+    log.info("public mode %s (%s)", "on: limits for strangers" if public else "off", why)
     prepare_all()  # no-op when the weights exist; builds them on a fresh Space
     build().launch(css=ui.CSS, **options)
 

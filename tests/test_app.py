@@ -292,8 +292,10 @@ def test_the_queue_looks_for_work_less_often_than_every_millisecond(hub):
     assert hub._queue.progress_update_sleep_when_free == app.QUEUE_POLL_S
 
 
-def test_image_source_reads_what_gradio_sends_unprocessed(tmp_path):
-    assert uploads.image_source({"path": "/tmp/x.png", "url": "/gradio_api/file=/tmp/x.png"}) == "/tmp/x.png"
+def test_image_source_reads_what_gradio_sends_unprocessed(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))  # Gradio's upload folder; only uploads are read
+    upload = str((tmp_path / "x.png").resolve())
+    assert uploads.image_source({"path": upload, "url": f"/gradio_api/file={upload}"}) == upload
     assert uploads.image_source({"path": None, "url": "data:image/png;base64,aGVsbG8="}) == b"hello"
     assert uploads.image_source({"path": None, "url": "data:image/png;base64,%%%"}) == b""
     assert uploads.image_source(None) is None

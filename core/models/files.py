@@ -3,7 +3,8 @@
 Users keep checkpoints, LoRAs and upscalers in the models folder (`core.paths.MODELS_DIR`, default
 `models/`, or `IMAGEGEN_MODELS_DIR`), in any sub-folders (A1111's `Stable-diffusion/`, `Lora/`,
 `ESRGAN/` or ComfyUI's `checkpoints/`, `loras/`, `upscale_models/` both work). The server reads model
-files only from there and from the bundled `weights/`.
+files only from there and from the bundled `weights/`: a name with `..`, an absolute path elsewhere, or a
+symbolic link that leads out of its folder is refused, and such a link is left out of the lists.
 
 A file's kind comes from its tensor names, read from the safetensors header without loading any
 tensor: Stable Diffusion checkpoints hold `model.diffusion_model.*` (the original LDM/SGM layout),
@@ -21,7 +22,7 @@ import struct
 from pathlib import Path
 from typing import Any, Iterable
 
-from core.errors import ModelNotFound, UnsafeModelFile
+from core.errors import InvalidInput, ModelNotFound, UnsafeModelFile
 from core.paths import MODELS_DIR, WEIGHTS_DIR
 
 SAFE_SUFFIX = ".safetensors"
@@ -37,23 +38,76 @@ _FOLDER_HINTS = {  # lower-case folder name -> kind, for files without a readabl
 def resolve_file(path: str | os.PathLike) -> Path:
     """Find `path` inside the models folder or weights/ and return it resolved.
 
-    A relative path is tried under the models folder, then weights/, then the working directory;
-    whatever it names must resolve (links followed) inside the models folder or weights/.
+    A relative path is tried under the models folder, then weights/, then the working directory
+    (where it must name something inside one of the two folders); an absolute path must lie inside
+    one of them. `..` is refused anywhere in the path, and whatever the path names must stay inside
+    the folder it lies in once links are followed: a symbolic link in the models folder that points
+    elsewhere (weights/ included) is refused, one that points inside it is followed. Hugging Face
+    repo ids (`org/name`) are no paths: they end in ModelNotFound("not found"), which callers catch.
 
     Raises:
-        ModelNotFound: the file is outside those folders, or does not exist.
+        InvalidInput: `path` is empty or holds a NUL character.
+        ModelNotFound: the path has `..`, lies outside those folders, is a link out of its folder, or
+            names nothing. The message never shows a server path the user did not give.
     """
-    path = Path(path).expanduser()
-    roots = [MODELS_DIR.resolve(), WEIGHTS_DIR.resolve()]
-    tries = [path] if path.is_absolute() else [root / path for root in roots] + [Path.cwd() / path]
-    inside = [p.resolve() for p in tries if any(p.resolve().is_relative_to(root) for root in roots)]
-    if not inside:
-        raise ModelNotFound(f"model file {path.name} is outside the allowed folders; copy it into the models "
+    text = os.fspath(path)
+    if not text:
+        raise InvalidInput(f"model file name is empty; name a file in the models folder ({MODELS_DIR.name}/)")
+    if "\0" in text:
+        raise InvalidInput(f"model file name must not hold NUL characters, got {_short(text)}")
+    given = Path(text)
+    if ".." in given.parts:
+        raise ModelNotFound(f"model file {_short(text)} is outside the allowed folders: '..' is not accepted in a "
+                            f"model name; name a file inside the models folder ({MODELS_DIR.name}/), e.g. "
+                            "Lora/style.safetensors")
+    try:
+        given = given.expanduser()
+    except RuntimeError:  # "~someone" with no such user: taken as a plain relative name
+        pass
+    roots = [Path(os.path.abspath(root)) for root in (MODELS_DIR, WEIGHTS_DIR)]  # read now: tests patch them
+    tries = [given] if given.is_absolute() else [root / given for root in roots] + [Path.cwd() / given]
+    placed = [(candidate, root) for candidate in tries for root in roots if _lies_in(candidate, root)]
+    if not placed:
+        raise ModelNotFound(f"model file {given.name} is outside the allowed folders; copy it into the models "
                             f"folder ({MODELS_DIR.name}/, or set IMAGEGEN_MODELS_DIR)")
-    for candidate in inside:
-        if candidate.exists():
-            return candidate
-    raise ModelNotFound(f"model file {path} not found in the models folder ({MODELS_DIR.name}/) or weights/")
+    for candidate, root in placed:
+        try:
+            if not os.path.lexists(candidate):
+                continue
+            real = candidate.resolve()
+            inside, there = real.is_relative_to(root.resolve()), real.exists()
+        except (OSError, RuntimeError, ValueError):  # too long a name, a link loop: nothing usable there
+            continue
+        if not inside:
+            raise ModelNotFound(f"model file {_short(text)} is a link to a file outside the {root.name}/ folder "
+                                "(outside the allowed folders); copy the file itself into the models folder")
+        if there:
+            return real
+    raise ModelNotFound(f"model file {_short(text)} not found in the models folder ({MODELS_DIR.name}/) or weights/")
+
+
+def _lies_in(path: Path, root: Path) -> bool:
+    """True when the absolute, `..`-free `path` is `root` or below it, as written or with root's links followed."""
+    try:
+        return path.is_relative_to(root) or path.is_relative_to(root.resolve())
+    except (OSError, RuntimeError):
+        return False
+
+
+def stays_inside(path: Path, root: Path) -> bool:
+    """True when `path` (a models-folder entry), links followed, is still inside `root` (links followed).
+    False for a link out of it, a link loop, or a path that cannot be resolved."""
+    try:
+        return path.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError, ValueError):
+        return False
+
+
+def _short(text: str, limit: int = 80) -> str:
+    """`text` cut to `limit` characters for messages (a 100,000-character name stays readable), quoted
+    with escapes when it holds control or other unprintable characters."""
+    shown = text if len(text) <= limit else text[:limit] + "..."
+    return shown if shown.isprintable() else repr(shown)
 
 
 def safetensors_header(path: Path) -> dict[str, dict]:
@@ -146,7 +200,9 @@ def scan(kind: str, root: Path | None = None) -> list[str]:
     """Paths (relative to the models folder, sorted) of its entries of one kind.
 
     `kind` is "checkpoint" (single files and diffusers folders), "lora" or "upscaler". A missing
-    models folder gives an empty list. Hidden files and folders are skipped.
+    models folder gives an empty list. Hidden files and folders are skipped, and so is a symbolic
+    link that leads out of the folder (it is not even opened); one that stays inside is listed.
+    Linked folders are not walked into (a linked diffusers folder inside is listed).
     """
     root = MODELS_DIR if root is None else root
     if not root.is_dir():
@@ -154,14 +210,16 @@ def scan(kind: str, root: Path | None = None) -> list[str]:
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
         here = Path(dirpath)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and stays_inside(here / d, root))
         for d in list(dirnames):
             if (here / d / "model_index.json").is_file():
                 dirnames.remove(d)  # a pipeline folder: list it, do not look inside
                 if kind == "checkpoint":
                     found.append(here / d)
         for name in filenames:
-            if not name.startswith(".") and kind_of(here / name) == kind:
+            if name.startswith(".") or not stays_inside(here / name, root):
+                continue
+            if kind_of(here / name) == kind:
                 if kind == "lora" and not name.lower().endswith(SAFE_SUFFIX):
                     continue  # LoRAs are read from .safetensors only: a .pt one would always be refused
                 found.append(here / name)
