@@ -26,7 +26,7 @@ import gradio as gr
 from core.build.prepare import prepare_all
 from core.models import files as model_files
 from core.paths import REPO_DIR
-from demos import faces, image_to_image, super_resolution, text_to_image, ui
+from demos import faces, image_to_image, limits, super_resolution, text_to_image, ui
 
 TABS = (
     ("Text to image", text_to_image),
@@ -289,7 +289,12 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"app.py: {err}") from None
     for warning in exposure_warnings(options):
         log.warning("%s", warning)
-    log.info("public mode %s (%s)", "on: limits for strangers" if public else "off", why)
+    try:
+        chosen = limits.configure(public)
+    except ValueError as err:
+        raise SystemExit(f"app.py: {err}") from None
+    log.info("public mode %s (%s); limits: %s", "on: limits for strangers" if public else "off", why,
+             ", ".join(f"{name} {value}" for name, value in vars(chosen).items() if name != "public"))
     prepare_all()  # no-op when the weights exist; builds them on a fresh Space
     build().launch(css=ui.CSS, **options)
 

@@ -43,7 +43,7 @@ class Job:
     generator as (part of) `on_step`."""
 
     def __init__(self, device: FairDevice, session: str, order: int) -> None:
-        self._device, self.session, self.order = device, session, order
+        self.device, self.session, self.order = device, session, order
         self._cancelled = threading.Event()
         self.slices = 0
         """How many times the job got the device (1 when it never had to hand over)."""
@@ -56,7 +56,7 @@ class Job:
     def cancel(self) -> None:
         """Stop this job at its next checkpoint (or while it waits for a turn). Thread-safe; idempotent."""
         self._cancelled.set()
-        self._device._wake()
+        self.device._wake()
 
     def checkpoint(self, done: int = 0, total: int = 0) -> None:
         """Call between two slices of work (e.g. as `on_step(done, total)`; the counts are not used).
@@ -66,7 +66,7 @@ class Job:
         """
         if self.cancelled:
             raise Cancelled("Stopped.")
-        self._device._maybe_hand_over(self)
+        self.device._maybe_hand_over(self)
 
 
 class FairDevice:

@@ -23,7 +23,6 @@ import gradio as gr
 from PIL import Image
 
 from core import CoreError, Result, catalog, save_png
-from core.scheduling import DEVICE
 from demos import serving
 
 log = logging.getLogger("imagegen-hub")
@@ -73,9 +72,9 @@ def call(fn: Callable[..., Result], *args: Any, progress: gr.Progress | None = N
         if job is None:  # called from Python, not through a served event: no turns, no Stop
             result = fn(*args, **_with_on_step(fn, steps, kwargs))
         else:
-            if progress is not None and DEVICE.busy():
+            if progress is not None and job.device.busy():
                 progress(None, desc="Waiting for a turn: another request is running")
-            result = DEVICE.run(job, lambda job: fn(*args, **_with_on_step(fn, [*steps, job.checkpoint], kwargs)))
+            result = job.device.run(job, lambda job: fn(*args, **_with_on_step(fn, [*steps, job.checkpoint], kwargs)))
     except CoreError as err:
         raise gr.Error(html.escape(str(err), quote=False), print_exception=False) from None
     except Exception:
