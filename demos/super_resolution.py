@@ -16,7 +16,7 @@ from PIL import Image
 
 import core
 from core import catalog
-from demos import serving, ui, uploads
+from demos import inputs, serving, ui, uploads
 
 TILE_MAX, TILE_STEP = 2048, 64  # core accepts tiles of 64..2048 input px; 0 here means "automatic"
 EXAMPLES = Path(__file__).resolve().parent / "examples"
@@ -76,13 +76,13 @@ def build() -> gr.Blocks:
                                         label="Model", info="scale and architecture in brackets", scale=4,
                                         allow_custom_value=True)  # API calls may name a file added since launch
                     ui.refresh_button(model, lambda: gr.Dropdown(choices=catalog.upscalers()))
-                scale = gr.Slider(0, catalog.MAX_SCALE, value=0, step=0.5, label="Scale",
+                scale = inputs.Slider(0, catalog.MAX_SCALE, value=0, step=0.5, label="Scale",
                                   info="0 = the model's own; else 1..8: above the model's, two passes; "
                                        "below, a Lanczos resize")
                 with gr.Accordion("Advanced", open=False):
-                    tile = gr.Slider(0, TILE_MAX, value=0, step=TILE_STEP, label="Tile (input px)",
+                    tile = inputs.Slider(0, TILE_MAX, value=0, step=TILE_STEP, label="Tile (input px)",
                                      info="0 = automatic; smaller tiles use less memory")
-                    overlap = gr.Slider(0, TILE_MAX // 4, value=16, step=1, label="Overlap (px)",
+                    overlap = inputs.Slider(0, TILE_MAX // 4, value=16, step=1, label="Overlap (px)",
                                         info="at most a quarter of the tile")
                 restorer, weight = ui.face_restoration_controls(
                     "faces are found (upright, facing the camera), each redrawn at 512 px and blended back")

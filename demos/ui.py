@@ -12,6 +12,7 @@ import atexit
 import html
 import inspect
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -23,7 +24,7 @@ import gradio as gr
 from PIL import Image
 
 from core import CoreError, Result, catalog, save_png
-from demos import serving
+from demos import inputs, serving
 
 log = logging.getLogger("imagegen-hub")
 
@@ -40,7 +41,10 @@ only logs it); no concurrency limit, so it never waits behind a picture being ma
 PROGRESS_EVERY_S = 0.25
 """The progress bar moves at most four times a second (bench/app_overhead.py measured the cost)."""
 KEEP_FILES_S = 3600
-"""Files written by `new_path` are deleted after this many seconds (Gradio serves its own copies)."""
+"""Default of `keep_files_s()`."""
+KEEP_FILES_ENV = "IMAGEGEN_KEEP_FILES_S"
+"""The host's retention of served and generated files, in whole seconds >= KEEP_FILES_MIN_S."""
+KEEP_FILES_MIN_S = 10
 
 CSS = """
 .refresh-button { align-self: flex-end; flex-grow: 0 !important; max-height: 2.6rem; margin-bottom: 2px; }
@@ -137,7 +141,7 @@ def face_restoration_controls(how: str) -> tuple[gr.Dropdown, gr.Slider]:
                                 allow_custom_value=True,  # API calls may name a file added since launch
                                 info=f"GFPGAN, RestoreFormer, ... files in the models folder; {how}")
             refresh_button(model, listed)
-        weight = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Restoration weight",
+        weight = inputs.Slider(0.0, 1.0, value=1.0, step=0.05, label="Restoration weight",
                            info="1 = the restored face only; lower values blend the original back in")
     return model, weight
 
@@ -193,10 +197,26 @@ def output_dir() -> Path:
     return _output_dir
 
 
+def keep_files_s() -> int:
+    """Seconds a served or generated file is kept: $IMAGEGEN_KEEP_FILES_S, else KEEP_FILES_S (3600).
+    Used for both Gradio's cache (app.py: deleted every that many seconds once that old, so a file
+    lives up to twice as long) and the files of `new_path`.
+
+    Raises:
+        ValueError: the variable is set but is not a whole number >= KEEP_FILES_MIN_S.
+    """
+    text = os.environ.get(KEEP_FILES_ENV, "").strip()
+    if not text:
+        return KEEP_FILES_S
+    if not text.isdigit() or int(text) < KEEP_FILES_MIN_S:
+        raise ValueError(f"${KEEP_FILES_ENV} must be a whole number of seconds >= {KEEP_FILES_MIN_S}, got {text!r}")
+    return int(text)
+
+
 def new_path(suffix: str, stem: str = "imagegen") -> str:
-    """A fresh file path `<stem>-<random>.<suffix>` in `output_dir()`; files older than KEEP_FILES_S
-    are removed first."""
-    folder, cutoff = output_dir(), time.time() - KEEP_FILES_S
+    """A fresh file path `<stem>-<random>.<suffix>` in `output_dir()`; files older than
+    `keep_files_s()` are removed first."""
+    folder, cutoff = output_dir(), time.time() - keep_files_s()
     for old in folder.iterdir():
         try:
             if old.is_file() and old.stat().st_mtime < cutoff:

@@ -1,0 +1,59 @@
+"""Number inputs whose refusals name the input: `Slider` and `Number`, drop-in for Gradio's own.
+
+Gradio checks a slider's or number box's value before the event's function runs; a value of the
+wrong type sent over the API (a string, a list, null, NaN) makes that check fail with a TypeError,
+which reaches the caller as a bare "error" with no message, and an out-of-range one gets a message
+that does not say which input it was. These subclasses refuse both with a `gr.Error` that names the
+input (its label), its range and the value received. They keep the class names, so the page draws
+them as Gradio's own.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gradio as gr
+
+SHOWN_CHARS = 40
+"""At most this many characters of a refused value are repeated in the message."""
+
+
+def checked(component: gr.components.Component, payload: Any, *, missing_ok: bool) -> Any:
+    """`payload` when it is a finite number (or None where `missing_ok`) within the component's
+    minimum..maximum, else raise gr.Error naming the component's label.
+
+    Raises:
+        gr.Error: wrong type, NaN or infinite, or out of range.
+    """
+    if payload is None and missing_ok:
+        return None
+    label = component.label or "a number input"
+    low, high = getattr(component, "minimum", None), getattr(component, "maximum", None)
+    span = f" in {_text(low)}..{_text(high)}" if low is not None and high is not None else ""
+    if isinstance(payload, bool) or not isinstance(payload, (int, float)) or not math.isfinite(payload):
+        shown = repr(payload)
+        shown = shown if len(shown) <= SHOWN_CHARS else shown[:SHOWN_CHARS - 1] + "…"
+        raise gr.Error(f"{label} must be a number{span}, got {shown}", print_exception=False)
+    if (low is not None and payload < low) or (high is not None and payload > high):
+        raise gr.Error(f"{label} must be{span or ' in range'}, got {_text(payload)}", print_exception=False)
+    return payload
+
+
+def _text(number: float) -> str:
+    """A number as a person writes it: 4294967295, 0.05, 1e+30."""
+    return str(int(number)) if float(number).is_integer() and abs(number) < 1e16 else f"{number:g}"
+
+
+class Slider(gr.Slider):
+    """gr.Slider whose refusals name it (see the module docstring)."""
+
+    def preprocess(self, payload: Any) -> float:
+        return super().preprocess(checked(self, payload, missing_ok=False))
+
+
+class Number(gr.Number):
+    """gr.Number whose refusals name it (see the module docstring); None stays allowed."""
+
+    def preprocess(self, payload: Any) -> float | int | None:
+        return super().preprocess(checked(self, payload, missing_ok=True))
