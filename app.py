@@ -26,7 +26,7 @@ import gradio as gr
 from core.build.prepare import prepare_all
 from core.models import files as model_files
 from core.paths import REPO_DIR
-from demos import faces, image_to_image, limits, super_resolution, text_to_image, ui
+from demos import faces, image_to_image, limits, serving, super_resolution, text_to_image, ui
 
 TABS = (
     ("Text to image", text_to_image),
@@ -46,8 +46,13 @@ QUEUE_MAX = 32
 """Requests waiting beyond this are refused ("queue full") rather than piling up on a small CPU."""
 QUEUE_POLL_S = 0.02
 """How often Gradio's queue looks for new work and progress (see calm_queue)."""
-CACHE_CLEANUP = (3600, 3600)
-"""Every hour, delete served files (uploads, outputs) older than an hour."""
+
+
+def cache_cleanup() -> tuple[int, int]:
+    """Gradio's delete_cache (every, older than) in seconds: every `ui.keep_files_s()` (default an
+    hour, $IMAGEGEN_KEEP_FILES_S), delete served files (uploads, outputs) older than that."""
+    keep = ui.keep_files_s()
+    return keep, keep
 
 
 def build() -> gr.Blocks:
@@ -55,7 +60,7 @@ def build() -> gr.Blocks:
     # Built before the hub's context opens: a Blocks created inside another one is already placed
     # there, so rendering it again would show each tab's content twice.
     tabs = [(label, demo.__name__.rsplit(".", 1)[-1], demo.build()) for label, demo in TABS]
-    with gr.Blocks(title="imagegen-hub", delete_cache=CACHE_CLEANUP) as hub:
+    with serving.Hub(title="imagegen-hub", delete_cache=cache_cleanup()) as hub:
         gr.Markdown("# imagegen-hub\nText to image, image to image, faces and super-resolution with small "
                     "embedded models that run offline on a CPU. Each tab's API is listed under "
                     "*Use via API* below.")
@@ -291,6 +296,7 @@ def main(argv: list[str] | None = None) -> None:
         log.warning("%s", warning)
     try:
         chosen = limits.configure(public)
+        ui.keep_files_s()  # a bad $IMAGEGEN_KEEP_FILES_S stops the start with its message
     except ValueError as err:
         raise SystemExit(f"app.py: {err}") from None
     log.info("public mode %s (%s); limits: %s", "on: limits for strangers" if public else "off", why,

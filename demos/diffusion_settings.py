@@ -54,24 +54,24 @@ def panel(tab: gr.Blocks) -> list[gr.components.Component]:
         upscale = gr.Dropdown([(text["upscale"], OWN), *UPSCALE_CHOICES], value=OWN, label="Upscale x4",
                               info="with the default upscaler (realesr-animevideov3)")
     with gr.Row():
-        steps = inputs.Slider(0, min(catalog.STEPS_RANGE[1], limit.steps), value=0, step=1, label="Steps", info=text["steps"])
-        guidance = inputs.Slider(OWN_GUIDANCE, catalog.GUIDANCE_RANGE[1], value=OWN_GUIDANCE, step=0.5,
+        steps = inputs.slider(0, min(catalog.STEPS_RANGE[1], limit.steps), value=0, step=1, label="Steps", info=text["steps"])
+        guidance = inputs.slider(OWN_GUIDANCE, catalog.GUIDANCE_RANGE[1], value=OWN_GUIDANCE, step=0.5,
                              label="Guidance scale (CFG)", info=text["guidance"])
     with gr.Row():
-        width = inputs.Slider(0, _side_max(catalog.SD_SIDES[1]), value=0, step=catalog.SIDE_STEP, label="Width (px)", info=text["size"])
-        height = inputs.Slider(0, _side_max(catalog.SD_SIDES[1]), value=0, step=catalog.SIDE_STEP, label="Height (px)",
+        width = inputs.slider(0, _side_max(catalog.SD_SIDES[1]), value=0, step=catalog.SIDE_STEP, label="Width (px)", info=text["size"])
+        height = inputs.slider(0, _side_max(catalog.SD_SIDES[1]), value=0, step=catalog.SIDE_STEP, label="Height (px)",
                            info=text["size"])
     with gr.Row():
-        seed = inputs.Number(value=-1, precision=0, minimum=-1, maximum=catalog.MAX_SEED, label="Seed", info="-1 = random")
-        batch = inputs.Slider(1, min(catalog.MAX_BATCH, limit.images), value=1, step=1, label="Batch size")
-        count = inputs.Slider(1, min(catalog.MAX_BATCH_COUNT, limit.images), value=1, step=1, label="Batch count")
+        seed = inputs.number(value=-1, precision=0, minimum=-1, maximum=catalog.MAX_SEED, label="Seed", info="-1 = random")
+        batch = inputs.slider(1, min(catalog.MAX_BATCH, limit.images), value=1, step=1, label="Batch size")
+        count = inputs.slider(1, min(catalog.MAX_BATCH_COUNT, limit.images), value=1, step=1, label="Batch count")
     loras: list[gr.components.Component] = []
     with gr.Accordion("LoRA (Stable Diffusion models)", open=False):
         for i in range(LORA_ROWS):
             with gr.Row():
                 lora = gr.Dropdown([""], value="", label=f"LoRA {i + 1}", scale=3, allow_custom_value=True)
                 lora.focus(lambda: gr.Dropdown(choices=["", *catalog.loras()]), None, lora, **ui.QUIET)
-                loras += [lora, inputs.Slider(*catalog.LORA_WEIGHT_RANGE, value=1.0, step=0.05, label="Weight", scale=2)]
+                loras += [lora, inputs.slider(*catalog.LORA_WEIGHT_RANGE, value=1.0, step=0.05, label="Weight", scale=2)]
 
     followers = [sampler, upscale, steps, guidance, width, height]
     model.change(follow, [model, sampler, width, height], followers, **ui.FOLLOW)

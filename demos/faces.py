@@ -81,10 +81,10 @@ def build() -> gr.Blocks:
     with gr.Blocks(title="Face generation") as tab:
         with gr.Row():
             with gr.Column():
-                count = inputs.Slider(1, min(catalog.MAX_FACES, limits.current().images), value=4, step=1, label="Number of faces")
-                seed = inputs.Number(value=-1, precision=0, minimum=-1, maximum=catalog.MAX_SEED, label="Seed",
+                count = inputs.slider(1, min(catalog.MAX_FACES, limits.current().images), value=4, step=1, label="Number of faces")
+                seed = inputs.number(value=-1, precision=0, minimum=-1, maximum=catalog.MAX_SEED, label="Seed",
                                  info="-1 = random; face i uses seed + i")
-                psi = inputs.Slider(0.0, 1.0, value=1.0, step=0.05, label="Truncation psi",
+                psi = inputs.slider(0.0, 1.0, value=1.0, step=0.05, label="Truncation psi",
                                 info="lower = more typical, less varied faces")
                 upscale = gr.Checkbox(value=True, label="Upscale x4",
                                       info="64 px becomes 256 px (face restoration, below, makes 512 px)")
@@ -97,11 +97,11 @@ def build() -> gr.Blocks:
         gr.Markdown("### Interpolate\nMorph one face into another: take two seeds from *Seeds used* above.")
         with gr.Row():
             with gr.Column():
-                seed_a = inputs.Number(value=-1, precision=0, minimum=-1, maximum=catalog.MAX_SEED, label="Seed A",
+                seed_a = inputs.number(value=-1, precision=0, minimum=-1, maximum=catalog.MAX_SEED, label="Seed A",
                                    info="-1 = random")
-                seed_b = inputs.Number(value=-1, precision=0, minimum=-1, maximum=catalog.MAX_SEED, label="Seed B",
+                seed_b = inputs.number(value=-1, precision=0, minimum=-1, maximum=catalog.MAX_SEED, label="Seed B",
                                    info="-1 = random")
-                frames = inputs.Slider(2, min(catalog.MAX_FRAMES, limits.current().frames), value=16, step=1, label="Frames")
+                frames = inputs.slider(2, min(catalog.MAX_FRAMES, limits.current().frames), value=16, step=1, label="Frames")
                 morph, morph_stop = ui.run_buttons("Interpolate")
             with gr.Column():
                 morph_status = ui.status_line()

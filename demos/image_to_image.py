@@ -86,7 +86,7 @@ def build() -> gr.Blocks:
                     image = gr.Image(label="Start picture", type="filepath", image_mode=None, height=220)
                     with gr.Column():
                         prompt = gr.Textbox(label="Prompt", placeholder="red apple", lines=2)
-                        strength = inputs.Slider(0.05, 1.0, value=0.6, step=0.05, label="Strength",
+                        strength = inputs.slider(0.05, 1.0, value=0.6, step=0.05, label="Strength",
                                              info="low keeps the picture, 1 ignores it")
                 settings = panel(tab)
                 go, stop = ui.run_buttons("Generate")

@@ -1,11 +1,11 @@
-"""Number inputs whose refusals name the input: `Slider` and `Number`, drop-in for Gradio's own.
+"""Number inputs whose refusals name the input: `slider` and `number` make Gradio's own.
 
 Gradio checks a slider's or number box's value before the event's function runs; a value of the
 wrong type sent over the API (a string, a list, null, NaN) makes that check fail with a TypeError,
 which reaches the caller as a bare "error" with no message, and an out-of-range one gets a message
-that does not say which input it was. These subclasses refuse both with a `gr.Error` that names the
-input (its label), its range and the value received. They keep the class names, so the page draws
-them as Gradio's own.
+that does not say which input it was. These refuse both with a `gr.Error` that names the
+input (its label), its range and the value received. They are Gradio's own components with a checked
+`preprocess` (not subclasses: Gradio writes a .pyi file beside any module that subclasses a component).
 """
 
 from __future__ import annotations
@@ -45,15 +45,17 @@ def _text(number: float) -> str:
     return str(int(number)) if float(number).is_integer() and abs(number) < 1e16 else f"{number:g}"
 
 
-class Slider(gr.Slider):
-    """gr.Slider whose refusals name it (see the module docstring)."""
+def slider(*args: Any, **kwargs: Any) -> gr.Slider:
+    """gr.Slider(*args, **kwargs) whose refusals name it (see the module docstring)."""
+    component = gr.Slider(*args, **kwargs)
+    own = component.preprocess
+    component.preprocess = lambda payload: own(checked(component, payload, missing_ok=False))
+    return component
 
-    def preprocess(self, payload: Any) -> float:
-        return super().preprocess(checked(self, payload, missing_ok=False))
 
-
-class Number(gr.Number):
-    """gr.Number whose refusals name it (see the module docstring); None stays allowed."""
-
-    def preprocess(self, payload: Any) -> float | int | None:
-        return super().preprocess(checked(self, payload, missing_ok=True))
+def number(*args: Any, **kwargs: Any) -> gr.Number:
+    """gr.Number(*args, **kwargs) whose refusals name it (see the module docstring); None stays allowed."""
+    component = gr.Number(*args, **kwargs)
+    own = component.preprocess
+    component.preprocess = lambda payload: own(checked(component, payload, missing_ok=True))
+    return component

@@ -31,6 +31,8 @@ from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Callable
 
 import gradio as gr
+import pydantic
+from gradio.exceptions import InvalidPathError
 
 from core.scheduling import DEVICE, Job
 from demos import limits
@@ -116,6 +118,30 @@ async def admitted(session: str) -> AsyncIterator[None]:
                 _running.pop(session, None)
             if not _started[session]:
                 del _started[session]
+
+
+class Hub(gr.Blocks):
+    """gr.Blocks whose refusals of file inputs name the input.
+
+    Before an event runs, Gradio checks each file it was sent: a path that was not uploaded to this
+    server, or a bare string instead of a file, is refused there with an error that reaches the
+    caller as a bare "error" with no message. Here that refusal becomes a `gr.Error` naming the
+    event's file inputs and saying to upload the file. Other errors pass unchanged.
+    """
+
+    async def preprocess_data(self, block_fn: Any, inputs: list[Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().preprocess_data(block_fn, inputs, *args, **kwargs)
+        except gr.Error:
+            raise
+        except (InvalidPathError, pydantic.ValidationError):
+            files = [block.label or "file" for block in block_fn.inputs
+                     if isinstance(block, (gr.Image, gr.File, gr.ImageEditor, gr.Video, gr.Audio))]
+            if not files:
+                raise
+            raise gr.Error(f"{' / '.join(files)}: only files uploaded to this page are accepted; upload the file "
+                           "(with gradio_client: handle_file(path)) instead of sending a server path or text",
+                           print_exception=False) from None
 
 
 def in_flight() -> int:

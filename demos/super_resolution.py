@@ -76,13 +76,13 @@ def build() -> gr.Blocks:
                                         label="Model", info="scale and architecture in brackets", scale=4,
                                         allow_custom_value=True)  # API calls may name a file added since launch
                     ui.refresh_button(model, lambda: gr.Dropdown(choices=catalog.upscalers()))
-                scale = inputs.Slider(0, catalog.MAX_SCALE, value=0, step=0.5, label="Scale",
+                scale = inputs.slider(0, catalog.MAX_SCALE, value=0, step=0.5, label="Scale",
                                   info="0 = the model's own; else 1..8: above the model's, two passes; "
                                        "below, a Lanczos resize")
                 with gr.Accordion("Advanced", open=False):
-                    tile = inputs.Slider(0, TILE_MAX, value=0, step=TILE_STEP, label="Tile (input px)",
+                    tile = inputs.slider(0, TILE_MAX, value=0, step=TILE_STEP, label="Tile (input px)",
                                      info="0 = automatic; smaller tiles use less memory")
-                    overlap = inputs.Slider(0, TILE_MAX // 4, value=16, step=1, label="Overlap (px)",
+                    overlap = inputs.slider(0, TILE_MAX // 4, value=16, step=1, label="Overlap (px)",
                                         info="at most a quarter of the tile")
                 restorer, weight = ui.face_restoration_controls(
                     "faces are found (upright, facing the camera), each redrawn at 512 px and blended back")

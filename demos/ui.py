@@ -141,7 +141,7 @@ def face_restoration_controls(how: str) -> tuple[gr.Dropdown, gr.Slider]:
                                 allow_custom_value=True,  # API calls may name a file added since launch
                                 info=f"GFPGAN, RestoreFormer, ... files in the models folder; {how}")
             refresh_button(model, listed)
-        weight = inputs.Slider(0.0, 1.0, value=1.0, step=0.05, label="Restoration weight",
+        weight = inputs.slider(0.0, 1.0, value=1.0, step=0.05, label="Restoration weight",
                            info="1 = the restored face only; lower values blend the original back in")
     return model, weight
 

@@ -305,12 +305,15 @@ def test_gradio_refuses_filedata_with_meta_and_bare_paths_before_the_event(live,
         _assert_refused(queue_call(live, api_name, payload), words=None)
 
 
-@pytest.mark.xfail(strict=True, reason="Gradio refuses these before the event and answers {'error': null} "
-                                       "(show_error=False); naming the input needs a hook before Gradio's "
-                                       "preprocessing (app.build / demos.serving)")
-def test_gradio_refusals_name_the_input(live):
-    message = queue_call(live, "upscale", {"path": str(live.stage.app_canary), "meta": {"_type": "gradio.FileData"}})
-    _assert_refused(message, words="image")
+@pytest.mark.parametrize("api_name, label", [("upscale", "Low-res picture"), ("image_to_image", "Start picture")])
+def test_gradio_refusals_name_the_input(live, api_name, label):
+    """Gradio refuses these before the event; demos.serving.Hub turns its bare error into one that
+    names the input and says to upload the file."""
+    for payload in ({"path": str(live.stage.app_canary), "meta": {"_type": "gradio.FileData"}},
+                    str(live.stage.app_canary)):
+        message = queue_call(live, api_name, payload)
+        _assert_refused(message, words=f"{label}: only files uploaded to this page are accepted")
+        assert str(live.stage.app_canary) not in json.dumps(message)
 
 
 def test_data_urls_and_genuine_uploads_still_work(live, small_upload):
