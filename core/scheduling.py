@@ -1,18 +1,19 @@
-"""Fair turns on one device: jobs of many users take the device in slices, least-served user first.
+"""Fair turns on one device: the requests of many users take the device in slices, least-served first.
 
-A hub serves strangers on one CPU or GPU. Running their jobs one after another makes a 1-second
-request wait behind a 4-minute upscale; running them all at once makes every job slow and can run
-the machine out of memory. Here each job holds the device only between two *checkpoints* (one
-denoising step, one tile, one face: the generators' `on_step`). At each checkpoint the job hands
-the device over when a waiting job belongs to a session that has been served less device time
-recently; otherwise it goes on at once. So a new request waits for at most one slice of a long job,
-then runs until it has had as much device time as the long one (least attained service, the
-classic policy for mixed job sizes: Kleinrock, "Queueing Systems, Vol. 2", 1976, ch. 4; Nuyens and
-Wierman, "The Foreground-Background queue: a survey", 2008), and two long jobs alternate.
+A hub serves strangers on one CPU or GPU. Running their requests one after another makes a 1-second
+request wait behind a 4-minute upscale; running them all at once makes every one slow and can run
+the machine out of memory. Here each request's job holds the device only between two *checkpoints*
+(one denoising step, one tile, one face: the generators' `on_step`). At each checkpoint the job
+hands the device over when a waiting job has had less device time so far; otherwise it goes on at
+once. So a new request waits for at most one slice of a long one, then runs until it has had as
+much device time as the long one (usually: to its end), and two long requests alternate. This is
+least attained service, the classic policy for job sizes that are unknown in advance and vary a
+lot (Kleinrock, "Queueing Systems, Vol. 2", 1976, sec. 4.6; Nuyens and Wierman, "The
+Foreground-Background queue: a survey", Performance Evaluation 65, 2008).
 
-Device time is counted per session with exponential decay (half-life `HALF_LIFE_S`), so a session
-that ran a long job a while ago is not held back for ever, and a session that sends many small
-jobs gains nothing over one that sends one long job.
+It favours short requests by design; a session cannot use that to starve a long request with a
+stream of short ones beyond the host's limits (one running request per session and a rate per
+minute: demos/serving.py). Device time is counted per job, from its first turn to its end.
 
 `Job.cancel()` (the Stop button, a cancelled API call) makes the job's next checkpoint, or its wait
 for a turn, raise `core.Cancelled`; other jobs are untouched.
@@ -31,15 +32,13 @@ from core.errors import Cancelled
 
 T = TypeVar("T")
 
-HALF_LIFE_S = 60.0
-"""Device time a session was served counts half after this many seconds."""
 SWITCH_MARGIN_S = 0.05
-"""A waiting job takes the device only when its session was served this much less: two equal long
-jobs then swap every few slices instead of at every step."""
+"""A waiting job takes the device only when it was served this many seconds less: two long jobs
+then swap every few slices instead of at every step."""
 
 
 class Job:
-    """One request's claim on the device. Made by `FairDevice.job`; its `checkpoint` is passed to the
+    """One request's claim on the device. Made by `FairDevice.enter`; its `checkpoint` is passed to the
     generator as (part of) `on_step`."""
 
     def __init__(self, device: FairDevice, session: str, order: int) -> None:
@@ -47,6 +46,8 @@ class Job:
         self._cancelled = threading.Event()
         self.slices = 0
         """How many times the job got the device (1 when it never had to hand over)."""
+        self.served_s = 0.0
+        """Seconds the job held the device in its finished slices."""
 
     @property
     def cancelled(self) -> bool:
@@ -62,7 +63,7 @@ class Job:
         """Call between two slices of work (e.g. as `on_step(done, total)`; the counts are not used).
 
         Raises:
-            Cancelled: `cancel()` was called; the job holds the device no more.
+            Cancelled: `cancel()` was called (`FairDevice.run` then releases the device).
         """
         if self.cancelled:
             raise Cancelled("Stopped.")
@@ -77,13 +78,12 @@ class FairDevice:
         device.run(job, lambda job: generator(..., on_step=job.checkpoint))
     """
 
-    def __init__(self, half_life_s: float = HALF_LIFE_S, clock: Callable[[], float] = time.monotonic) -> None:
-        self._half_life, self._clock = half_life_s, clock
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._lock = threading.Condition()
         self._holder: Job | None = None
         self._since = 0.0  # when the holder's current slice began
         self._waiting: list[Job] = []
-        self._served: dict[str, tuple[float, float]] = {}  # session -> (decayed seconds, as of when)
         self._order = itertools.count()
 
     # -- public -----------------------------------------------------------------------------------
@@ -116,34 +116,17 @@ class FairDevice:
         with self._lock:
             return len(self._waiting)
 
-    def served_s(self, session: str) -> float:
-        """The session's decayed device time in seconds, as of now (the holder's slice so far included)."""
-        with self._lock:
-            return self._service(session, self._clock())
+    # -- internals (under self._lock) -------------------------------------------------------------
 
-    # -- internals (all under self._lock unless said) -----------------------------------------------
-
-    def _service(self, session: str, now: float) -> float:
-        seconds, when = self._served.get(session, (0.0, now))
-        seconds *= 0.5 ** ((now - when) / self._half_life)
-        if self._holder is not None and self._holder.session == session:
-            seconds += now - self._since
-        return seconds
-
-    def _charge(self, job: Job, now: float) -> None:
-        seconds, when = self._served.get(job.session, (0.0, now))
-        seconds = seconds * 0.5 ** ((now - when) / self._half_life) + (now - self._since)
-        self._served[job.session] = (seconds, now)
-        # forget sessions whose time has decayed to nothing, so the table does not grow for ever
-        for session, (s, w) in list(self._served.items()):
-            if s * 0.5 ** ((now - w) / self._half_life) < 1e-3 and session != job.session:
-                del self._served[session]
+    def _service(self, job: Job, now: float) -> float:
+        """Seconds `job` has held the device, its current slice included."""
+        return job.served_s + (now - self._since if job is self._holder else 0.0)
 
     def _next(self, now: float) -> Job | None:
-        """The waiting job that should run next: least served session, then first come."""
+        """The waiting job that should run next: least served, then first come."""
         if not self._waiting:
             return None
-        return min(self._waiting, key=lambda j: (self._service(j.session, now), j.order))
+        return min(self._waiting, key=lambda j: (self._service(j, now), j.order))
 
     def _acquire(self, job: Job) -> None:
         with self._lock:
@@ -162,7 +145,7 @@ class FairDevice:
     def _release(self, job: Job) -> None:
         with self._lock:
             if self._holder is job:
-                self._charge(job, self._clock())
+                job.served_s += self._clock() - self._since
                 self._holder = None
             self._lock.notify_all()
 
@@ -170,7 +153,7 @@ class FairDevice:
         with self._lock:
             now = self._clock()
             rival = self._next(now)
-            if rival is None or self._service(rival.session, now) + SWITCH_MARGIN_S >= self._service(job.session, now):
+            if rival is None or self._service(rival, now) + SWITCH_MARGIN_S >= self._service(job, now):
                 return
         self._release(job)
         self._acquire(job)

@@ -94,22 +94,28 @@ def test_two_long_jobs_of_two_sessions_take_turns():
     assert longest_run <= 2, log  # neither holds the device for more than a step past the other's service
 
 
-def test_a_session_that_was_served_recently_waits_for_one_that_was_not():
+def test_of_two_waiting_jobs_the_less_served_goes_first():
+    """H has had 2 s when B arrives and takes over; A arrives while B holds: after B, A (0 s) runs
+    before H (2 s), though H came first."""
     clock, log = Clock(), []
-    device = FairDevice(clock=clock, half_life_s=60)
-    done, _ = start(device, clock, "busy", 5, 2.0, log)  # 10 s of device time
-    done.join(WAIT_S)
+    device = FairDevice(clock=clock)
     gate = threading.Event()
-    holder, _ = start(device, clock, "other", 1, 0.0, [], before_step=lambda i: gate.wait(WAIT_S))
-    wait_for(device.busy, "a holder")
-    again, _ = start(device, clock, "busy", 1, 0.1, log)
-    fresh, _ = start(device, clock, "fresh", 1, 0.1, log)
-    wait_for(lambda: device.waiting() == 2, "both to wait")
+    arrived = threading.Event()
+
+    def let_b_arrive(i: int) -> None:
+        if i == 1:
+            start(device, clock, "B", 1, 0.1, log, before_step=lambda i: gate.wait(WAIT_S))
+            wait_for(lambda: device.waiting() == 1, "B to wait")
+            arrived.set()
+
+    h, _ = start(device, clock, "H", 3, 1.0, log, before_step=let_b_arrive)
+    wait_for(lambda: arrived.is_set() and log == ["H", "H"] and device.waiting() == 1, "H to hand over to B")
+    a, _ = start(device, clock, "A", 1, 0.1, log)
+    wait_for(lambda: device.waiting() == 2, "A and H to wait")
     gate.set()
-    for thread in (holder, again, fresh):
-        thread.join(WAIT_S)
-    assert log[-2:] == ["fresh", "busy"]
-    assert device.served_s("busy") == pytest.approx(10.1 * 0.5 ** (0 / 60), rel=0.01)
+    h.join(WAIT_S), a.join(WAIT_S)
+    assert log == ["H", "H", "B", "A", "H"]
+    assert h.job.served_s == pytest.approx(3.0) and a.job.served_s == pytest.approx(0.1)
 
 
 def test_cancel_stops_a_running_job_at_its_next_checkpoint_and_frees_the_device():
