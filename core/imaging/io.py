@@ -9,6 +9,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
+import struct
+import zlib
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,6 +22,14 @@ from core.errors import InvalidInput
 
 Image.MAX_IMAGE_PIXELS = 16384 * 16384  # refuse decompression bombs beyond our largest output
 FAST_PNG_ABOVE_PX = 4096 * 4096
+READ_FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "GIF", "BMP", "TIFF", "PPM", "AVIF")
+"""The file formats open_image reads (Pillow's ids). Pillow knows some forty more; the rarely used ones
+are where its decoder bugs were found, and EPS would run Ghostscript, so an upload is tried as these only."""
+_DECODER_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, TypeError, EOFError, IndexError,
+                   KeyError, ZeroDivisionError, OverflowError, struct.error, zlib.error)
+"""What Pillow's decoders raise on a broken or hostile file (cf. Pillow's Tests/test_file_*.py fuzz cases)."""
+_TEXT_CHUNK_ERROR = re.compile(r"MAX_TEXT_(CHUNK|MEMORY)")
+"""Pillow's ValueError for PNG text or ICC chunks beyond PngImagePlugin.MAX_TEXT_CHUNK / MAX_TEXT_MEMORY."""
 
 
 def open_image(image: Any, *, name: str = "image", min_side: int = 8, max_side: int = 4096,
@@ -27,7 +38,9 @@ def open_image(image: Any, *, name: str = "image", min_side: int = 8, max_side: 
 
     Args:
         image: a PIL image, a path (str or Path) to an image file, raw bytes, or a uint8 numpy
-            array `(H, W)`, `(H, W, 3)` or `(H, W, 4)`.
+            array `(H, W)` or `(H, W, C)`, C = 1 (grey), 2 (grey, alpha), 3 (RGB) or 4 (RGBA). Files
+            are read as one of READ_FORMATS (PNG, JPEG, WebP, GIF, BMP, TIFF, PPM, AVIF) whatever
+            their name says.
         name: the argument's name, used in error messages.
         min_side, max_side: allowed side lengths in pixels (inclusive).
         grey: keep greyscale pictures grey: "L" for 8-bit, "LA" with transparency, "I;16"
@@ -41,23 +54,17 @@ def open_image(image: Any, *, name: str = "image", min_side: int = 8, max_side: 
         greyscale).
 
     Raises:
-        InvalidInput: no image, a file that is not an image, or a side outside min_side..max_side.
+        InvalidInput: no image; a file that is not a picture, or is truncated or corrupt; a
+            decompression bomb (a header declaring more than Image.MAX_IMAGE_PIXELS, checked before
+            decoding); PNG text or ICC chunks beyond Pillow's limits (PngImagePlugin.MAX_TEXT_CHUNK
+            each, MAX_TEXT_MEMORY together); a side outside min_side..max_side. Each message names
+            `name` and says what to change.
     """
     if image is None:
         raise InvalidInput(f"no {name} given: upload a picture (PNG, JPEG, WebP, ...)")
+    img = None
     try:
-        if isinstance(image, (str, os.PathLike)):
-            img = Image.open(Path(image))
-        elif isinstance(image, (bytes, bytearray)):
-            img = Image.open(io.BytesIO(image))
-        elif isinstance(image, np.ndarray):
-            if image.dtype != np.uint8 or image.ndim not in (2, 3):
-                raise InvalidInput(f"{name} array must be uint8 (H, W[, C]), got {image.dtype} {image.shape}")
-            img = Image.fromarray(image)
-        elif isinstance(image, Image.Image):
-            img = image
-        else:
-            raise InvalidInput(f"{name} must be a picture, got {type(image).__name__}")
+        img = _open(image, name)
         _check_sides(img.size, name, min_side, max_side)  # from the header: before pixels are decoded
         notes = []
         if getattr(img, "is_animated", False):
@@ -68,20 +75,75 @@ def open_image(image: Any, *, name: str = "image", min_side: int = 8, max_side: 
                          "for greyscale pictures only)")
         img = ImageOps.exif_transpose(img)
         img.load()
-    except (UnidentifiedImageError, OSError, SyntaxError):  # no details: they would show server paths
-        raise InvalidInput(f"{name} is not a readable picture; upload a PNG, JPEG or WebP file") from None
-    except Image.DecompressionBombError:
-        raise InvalidInput(f"{name} has too many pixels; the limit is {max_side}x{max_side}") from None
+        img = _to_mode(img, grey)
+    except InvalidInput:
+        _close(img, image)
+        raise
+    except Image.DecompressionBombError as err:  # no details beyond the size: they could show server paths
+        _close(img, image)
+        declared = re.search(r"\((\d+) pixels\)", str(err))
+        size = f" ({int(declared.group(1)):,} px declared)" if declared else ""
+        raise InvalidInput(f"{name} has far too many pixels{size}, as a decompression bomb would; each side "
+                           f"must be at most {max_side} px: upload a smaller picture") from None
+    except MemoryError:
+        _close(img, image)
+        raise InvalidInput(f"{name} does not fit in memory once decoded; upload a smaller picture") from None
+    except _DECODER_ERRORS as err:  # no details: they would show server paths
+        _close(img, image)
+        if isinstance(err, ValueError) and _TEXT_CHUNK_ERROR.search(str(err)):
+            raise InvalidInput(f"{name} carries PNG metadata (text or ICC profile chunks) over "
+                               f"{PngImagePlugin.MAX_TEXT_CHUNK // 2**20} MB each or "
+                               f"{PngImagePlugin.MAX_TEXT_MEMORY // 2**20} MB together; save the picture again "
+                               "without its metadata") from None
+        raise InvalidInput(f"{name} is not a readable picture (not an image file, or truncated or corrupt); "
+                           "upload a PNG, JPEG or WebP file") from None
+    img.info["notes"] = notes
+    return img
+
+
+def _open(image: Any, name: str) -> Image.Image:
+    """`image` (see open_image) as a PIL image, not decoded yet when it comes from a file."""
+    if isinstance(image, (str, os.PathLike)):
+        return Image.open(Path(image), formats=_read_formats())
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return Image.open(io.BytesIO(image), formats=_read_formats())
+    if isinstance(image, np.ndarray):
+        if image.ndim == 3 and image.shape[2] == 1:
+            image = image[:, :, 0]  # (H, W, 1) -> (H, W)
+        if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (2, 3, 4)):
+            raise InvalidInput(f"{name} array must be uint8 (H, W) or (H, W, C) with C = 1..4 channels, "
+                               f"got {image.dtype} {image.shape}")
+        return Image.fromarray(image)
+    if isinstance(image, Image.Image):
+        return image
+    raise InvalidInput(f"{name} must be a picture, got {type(image).__name__}")
+
+
+def _read_formats() -> list[str]:
+    """READ_FORMATS that this Pillow reads (AVIF needs libavif); the plugins load on the first call."""
+    Image.init()  # Image.open loads only the commonest plugins before trying the formats it is given
+    return [f for f in READ_FORMATS if f in Image.OPEN]
+
+
+def _to_mode(img: Image.Image, grey: bool) -> Image.Image:
+    """A decoded picture in the mode open_image returns (see there)."""
+    if img.mode in ("La", "RGBa"):  # premultiplied alpha: Pillow converts these to their plain twin only
+        img = img.convert(img.mode[:-1] + "A")
     has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
     if img.mode.startswith("I"):  # 16-bit (I;16, I;16B) or 32-bit integer greyscale
         img = Image.fromarray(np.asarray(img, dtype=np.float32).clip(0, 65535).astype(np.uint16))  # I;16
         img = img if grey else to_8bit(img)
     if grey and img.mode == "LA":
-        pass  # grey with transparency stays so
-    elif not (grey and img.mode in ("L", "I;16") and not has_alpha):
+        return img  # grey with transparency stays so
+    if not (grey and img.mode in ("L", "I;16") and not has_alpha):
         img = img.convert("RGBA" if has_alpha else "RGB")
-    img.info["notes"] = notes
     return img
+
+
+def _close(img: Image.Image | None, given: Any) -> None:
+    """Close the file handle of a picture that open_image opened itself (never the caller's image)."""
+    if img is not None and img is not given:
+        img.close()
 
 
 def _check_sides(size: tuple[int, int], name: str, min_side: int, max_side: int) -> None:
