@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
-import platform
 import signal
 import socket
 import statistics
@@ -43,6 +42,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import cpu_description
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -59,7 +60,6 @@ PAGE_ROUTE = "/"
 CONFIG_ROUTE = "/config"
 """The page's config as the front end fetches it (Gradio 6 serves GET /config; /gradio_api/info is
 the API description, not the page's config)."""
-CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
 
 WEIGHTS_CHECK = r"""
 from core.build import clip_tokenizer, convert_dcgan, convert_ncnn, emoji_text_encoder, sd_configs
@@ -108,27 +108,6 @@ class Tee:
     def close(self) -> None:
         if self.file is not None:
             self.file.close()
-
-
-def cpu_description() -> str:
-    """The CPU model, core count, the flags in CPU_FLAGS (yes/no) and the load average."""
-    model, flags = "", None
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as info:
-            for line in info:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key == "model name" and not model:
-                    model = value.strip()
-                elif key == "flags" and flags is None:
-                    flags = set(value.split())
-    except OSError:
-        pass
-    model = model or platform.processor() or platform.machine()
-    shown = (" ".join(f"{flag}={'yes' if flag in flags else 'no'}" for flag in CPU_FLAGS) if flags is not None
-             else "flags unknown (no /proc/cpuinfo)")
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-    return f"CPU {model}, {os.cpu_count()} cores, {shown}; load average {load}"
 
 
 def free_port() -> int:
