@@ -462,3 +462,23 @@ def test_switching_the_model_follows_it_and_keeps_a_set_size(page):
     expect(panel.get_by_label("number input for Width (px)", exact=True)).to_have_value("512")
     close_toasts(page)
     set_number(panel, "Width (px)", 0)  # back to the model's own for the tests after this one
+
+
+# --- Stop ---------------------------------------------------------------------------------------
+
+def test_stop_ends_a_long_request_and_the_tab_serves_the_next(page):
+    """Stop during a 1,600-step request: its progress goes away well before it could have finished,
+    and the next request of the tab is answered (the cancelled job freed the device)."""
+    panel = open_tab(page, "text_to_image", after=True)
+    panel.get_by_label("Prompt", exact=True).fill("rocket")
+    set_numbers(panel, {"Seed": 9, "Steps": 100, "Batch size": 1, "Batch count": 16})
+    go = panel.get_by_role("button", name="Generate", exact=True)
+    go.click()
+    running = panel.locator(".status-line").get_by_text(re.compile(r"\d+/1\.6k steps"))  # Gradio's count
+    expect(running.first).to_be_visible(timeout=WAIT_MS)
+    screenshot(page, "stop")
+    panel.get_by_role("button", name="Stop", exact=True).click()
+    expect(running).to_have_count(0, timeout=WAIT_MS)
+    expect(seeds(panel)).not_to_have_value(re.compile(r"\b24\b"))  # its 16 pictures (seeds 9..24) never came
+    set_numbers(panel, {"Steps": 2, "Batch count": 1})
+    send(go, partial(wait_seeds, panel, "9", "the request after Stop"), block(panel, "Pictures"), 1, (128, 128))
