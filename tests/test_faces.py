@@ -111,7 +111,7 @@ def test_default_call_gives_four_rgb_64px_faces(monkeypatch):
     assert all(im.mode == "RGB" and im.size == (64, 64) for im in result.images)
     assert result.parameters == {"model": DEFAULT_FACE_MODEL, "count": 4, "seed": result.seeds[0],
                                  "truncation_psi": 1.0, "upscale": False, "face_restoration": None,
-                                 "face_weight": None, "size": [64, 64]}
+                                 "face_weight": None, "size": [64, 64], "warnings": []}
 
 
 @needs_weights
@@ -227,7 +227,7 @@ def test_upscale_passes_each_face_through_the_x4_upscaler(monkeypatch):
     def fake_enlarge(picture, up, *, scale, **kwargs):  # stands in for core.generators.enlarge.enlarge
         calls.append((picture.size, scale))
         return types.SimpleNamespace(image=picture.resize((picture.width * scale, picture.height * scale),
-                                                          Image.NEAREST))
+                                                          Image.NEAREST), warnings=[])
 
     monkeypatch.setattr(enlarge, "enlarge", fake_enlarge)
     plain = faces.generate_faces(count=2, seed=9)
@@ -247,10 +247,10 @@ def test_upscaled_faces_are_256px():
 
 
 @needs_weights
-def test_progress_counts_each_finished_face_only_when_there_is_work_per_face():
+def test_progress_counts_each_tile_and_each_finished_face():
     seen = []
     faces.generate_faces(count=3, seed=1, upscale=True, on_step=lambda done, total: seen.append((done, total)))
-    assert seen == [(1, 3), (2, 3), (3, 3)]
+    assert seen == [(i, 6) for i in range(1, 7)]  # per face: its one 64-px tile, then the face done
     seen.clear()
     faces.interpolate_faces(1, 2, frames=2, on_step=lambda done, total: seen.append((done, total)))
-    assert seen == []  # 64-px frames alone are one quick batch: nothing to report
+    assert seen == [(1, 2), (2, 2)]  # each frame, even without upscale: a point where the host may stop it

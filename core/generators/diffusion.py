@@ -13,6 +13,8 @@ GPU a batch runs as one call, and images may differ from the same seed alone by 
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import math
 import threading
 from collections.abc import Callable
@@ -30,14 +32,18 @@ from core.catalog import (
 )
 from core.checks import check_float, check_int, check_prompt
 from core.generators import enlarge
+from core.generators.progress import Progress, freed_on_failure
 from core.imaging.io import flatten, open_image, to_pil
 from core.models import lora, vae, zerogpu
 from core.models.diffusion import DEFAULT_MODEL, DiffusionModel, get, token_warnings
+from core.models.output_checks import bad_values, flat, lost_contrast, redo_in_float32, to_float32
 from core.models.schedulers import make_scheduler
 from core.result import Result
 from core.seeds import resolve_seeds
 
-_RUN_LOCK = threading.Lock()  # one pipeline call at a time: schedulers and LoRA scales are per-model state
+_RUN_LOCK = threading.Lock()
+"""Model state that requests share (LoRA adapters and their weights, VAE tiling, the move to float32)
+changes only under this lock; a request lets it go only inside on_step (see `_Turn`)."""
 
 
 def _settings(m: DiffusionModel, name: str, steps, guidance_scale, width, height, batch_size, batch_count,
@@ -65,55 +71,141 @@ def _settings(m: DiffusionModel, name: str, steps, guidance_scale, width, height
     return settings
 
 
-def _denoise(m: DiffusionModel, pipe, seeds: list[int], settings: dict, callback, call: dict
-             ) -> tuple[torch.Tensor, bool, list[int]]:
-    """One pipeline call for len(seeds) images: returns (pixels `(N, 3, H, W)` in [0, 1], VAE upcast,
-    indices blacked out by the model's safety checker). List arguments in `call` are cut to N."""
+def _denoise(m: DiffusionModel, pipe, seeds: list[int], settings: dict, callback, call: dict, progress: Progress,
+             run_steps: int) -> tuple[torch.Tensor, list[str], list[int]]:
+    """One pipeline call for len(seeds) images: returns (pixels `(N, 3, H, W)` in [0, 1], warnings,
+    indices blacked out by the model's safety checker). List arguments in `call` are cut to N.
+
+    NaN or infinite values from a half-precision denoiser redo the call with the UNet and text
+    encoders in float32 for good (the redo's steps are added to `progress`); the VAE has its own
+    fallback (core.models.vae.decode).
+    """
     call = {k: v[:len(seeds)] if isinstance(v, list) else v for k, v in call.items()}
-    gens = [torch.Generator().manual_seed(s) for s in seeds]
-    out = pipe(generator=gens, num_inference_steps=settings["steps"], guidance_scale=settings["guidance_scale"],
-               callback_on_step_end=callback, output_type="latent" if m.has_vae else "pt", **call).images
+
+    def run() -> torch.Tensor:
+        gens = [torch.Generator().manual_seed(s) for s in seeds]  # fresh: a redo draws the same noise
+        return pipe(generator=gens, num_inference_steps=settings["steps"], guidance_scale=settings["guidance_scale"],
+                    callback_on_step_end=callback, output_type="latent" if m.has_vae else "pt", **call).images
+
+    def upcast() -> str | None:
+        was = to_float32(getattr(pipe, name, None) for name in ("unet", "text_encoder", "text_encoder_2"))
+        if was:
+            progress.add(run_steps)
+        return was
+
+    out, warning = redo_in_float32(run, bad_values, upcast, what=f"the denoiser of {m.label}", advice=_ADVICE)
+    warnings = [warning] if warning else []
     if not m.has_vae:
-        return out, False, []
-    pixels, upcast = vae.decode(m, out)
+        return out, warnings, []
+    vae.set_vae_tiling(m, settings["width"], settings["height"])  # here: another request may have run meanwhile
+    pixels, upcast_vae = vae.decode(m, out)
+    if upcast_vae:
+        warnings.append("the half-precision VAE gave NaN values; decoded in float32 instead")
     pixels, flagged = vae.safety_check(m, pixels)
-    return pixels, upcast, flagged
+    return pixels, warnings, flagged
+
+
+_ADVICE = "try more steps, another sampler or a lower guidance scale, or another model"
+
+
+class _Turn:
+    """One request's hold on the model state that requests share, which changes only under _RUN_LOCK.
+
+    The request holds the lock from its first to its last pipeline call, except while on_step runs:
+    there the host may run another user's request (a fair scheduler), which may need the lock. So
+    `step` lets the lock go around on_step, takes it back after, and puts this request's LoRAs back
+    when another request had the model meanwhile. `fail` takes off the adapters loaded for this
+    request, so a failed or stopped request leaves no half-made state behind.
+    """
+
+    holder: "_Turn | None" = None  # the request whose LoRAs are on now
+
+    def __init__(self, m: DiffusionModel, loras: list[tuple[str, float]], progress: Progress) -> None:
+        self.m, self.loras, self.progress, self.loaded = m, loras, progress, []
+
+    def begin(self) -> None:
+        """Put this request's LoRAs on (under the lock)."""
+        _, self.loaded = lora.apply(self.m, self.loras)
+        _Turn.holder = self
+
+    def step(self, _pipe, _i, _t, kwargs: dict) -> dict:
+        """diffusers' callback_on_step_end: report the step with the lock let go; whatever on_step
+        raises (core.Cancelled) goes out unchanged, with the lock held again."""
+        _RUN_LOCK.release()
+        try:
+            self.progress.step()
+        finally:
+            _RUN_LOCK.acquire()
+        if _Turn.holder is not self:
+            _, new = lora.apply(self.m, self.loras)
+            self.loaded += new
+            _Turn.holder = self
+        return kwargs
+
+    def fail(self, pipe) -> None:
+        """After an error or a stop: take off the adapters loaded for this request, and the offload hooks'
+        modules off the GPU (model CPU offload). The request's own error goes on, never one of these."""
+        if _Turn.holder is self:
+            _Turn.holder = None
+        with contextlib.suppress(Exception):
+            lora.unload(self.m, self.loaded)
+        with contextlib.suppress(Exception):
+            pipe.maybe_free_model_hooks()
 
 
 @zerogpu.gpu(duration=120)
-def _generate(m: DiffusionModel, pipe, seeds: list[int], settings: dict, on_step, run_steps: int, upscale: bool,
-              call: dict) -> tuple[list[Image.Image], list[str]]:
-    """Every pipeline call of a request, then the optional x4 upscale: the GPU-bound part, so on
-    ZeroGPU one borrowed GPU does all of it. One call per `batch_size` seeds, or per seed on the
-    CPU (see the module docstring). Returns (images, warnings); it changes none of its arguments,
-    since ZeroGPU may run it in another process."""
+def _generate(m: DiffusionModel, pipe, seeds: list[int], settings: dict, loras: list[tuple[str, float]], on_step,
+              run_steps: int, upscale: bool, call: dict) -> tuple[list[Image.Image], list[str]]:
+    """Sampler, LoRAs, every pipeline call of a request, the output checks, then the optional x4
+    upscale: the GPU-bound part, so on ZeroGPU one borrowed GPU does all of it. One call per
+    `batch_size` seeds, or per seed on the CPU (see the module docstring). Returns (images, warnings);
+    it changes none of its arguments, since ZeroGPU may run it in another process. The calls run on a
+    view of `pipe` (copy.copy: every module shared; its own scheduler and per-call attributes), so a
+    request that runs while this one waits in on_step cannot change them."""
     n = 1 if pipe.device.type == "cpu" else settings["batch_size"]
     groups = [seeds[i:i + n] for i in range(0, len(seeds), n)]
+    per_image = enlarge.x4_tiles((settings["width"], settings["height"])) if upscale else 0
+    progress = Progress(on_step, len(groups) * run_steps + len(seeds) * per_image)
     images: list[Image.Image] = []
     warnings: list[str] = []
-    for g, group in enumerate(groups):
-        def callback(_pipe, i, _t, kwargs, g=g):
-            if on_step is not None:  # steps of all pipeline calls: one per image on the CPU
-                on_step(g * run_steps + i + 1, len(groups) * run_steps)
-            return kwargs
+    with freed_on_failure():
+        with _RUN_LOCK, torch.inference_mode():
+            own = copy.copy(pipe)
+            own.scheduler = make_scheduler(settings["scheduler"], m.scheduler_config, settings["steps"])
+            turn = _Turn(m, loras, progress)
+            try:
+                turn.begin()
+                for group in groups:
+                    pixels, notes, flagged = _denoise(m, own, group, settings, turn.step, call, progress, run_steps)
+                    warnings += [w for w in notes if w not in warnings]
+                    warnings += [f"image {len(images) + i + 1} was blacked out by the model's safety checker"
+                                 for i in flagged]
+                    for i, image in enumerate(to_pil(pixels)):
+                        if i not in flagged and _flat(image, call.get("image")):
+                            warnings.append(f"image {len(images) + 1} (seed {group[i]}) is one flat colour: the "
+                                            f"model drew nothing; {_ADVICE}")
+                        images.append(image)
+            except BaseException:
+                turn.fail(own)
+                raise
+        if upscale:
+            images, more = enlarge.x4(images, on_tile=progress.part(len(images) * per_image))
+            warnings += more
+    return images, warnings
 
-        pixels, upcast, flagged = _denoise(m, pipe, group, settings, callback, call)
-        if upcast:
-            warnings.append("the half-precision VAE gave NaN values; decoded in float32 instead")
-        warnings += [f"image {len(images) + i + 1} was blacked out by the model's safety checker" for i in flagged]
-        images += to_pil(pixels)
-    return (enlarge.x4(images) if upscale else images), warnings
+
+def _flat(image: Image.Image, start: list[Image.Image] | None) -> bool:
+    """A generated picture that is one flat colour, although its start picture (image to image) was not."""
+    return lost_contrast(image, start[0]) if start else flat(image)
 
 
 def _run(m: DiffusionModel, pipe, settings: dict, seed: int, on_step, upscale: bool, loras, run_steps: int,
          **call) -> Result:
-    """Seeds, sampler, LoRAs, the pipeline calls and the optional x4 upscale (`_generate`)."""
+    """Seeds, then everything that runs the model (`_generate`), then the report."""
     seeds = resolve_seeds(seed, settings["batch_size"] * settings["batch_count"])
-    with _RUN_LOCK, torch.inference_mode():
-        pipe.scheduler = make_scheduler(settings["scheduler"], m.scheduler_config, settings["steps"])
-        settings["loras"] = lora.apply(m, loras)
-        settings["vae_tiling"] = vae.set_vae_tiling(m, settings["width"], settings["height"])
-        images, warnings = _generate(m, pipe, seeds, settings, on_step, run_steps, bool(upscale), call)
+    images, warnings = _generate(m, pipe, seeds, settings, loras, on_step, run_steps, bool(upscale), call)
+    settings["loras"] = [{"file": file, "weight": weight} for file, weight in loras]
+    settings["vae_tiling"] = m.has_vae and settings["width"] * settings["height"] > vae.TILE_VAE_ABOVE
     settings["warnings"] += warnings
     settings["upscale"] = bool(upscale)
     settings["seed"] = seeds[0]
@@ -147,9 +239,12 @@ def text_to_image(prompt: str, *, model: str | None = None, negative_prompt: str
         loras: LoRA files in the models folder with a weight each, as [(file, weight)] or
             {file: weight}; weights -4..4 (Stable Diffusion models only).
         upscale: also enlarge each image x4 with the default upscaler (core.upscale).
-        on_step: called as on_step(done_steps, total_steps) after each denoising step of each pipeline
-            call (total = steps x images on the CPU, where each image runs alone; steps x batch_count on a
-            GPU); core never imports gradio.
+        on_step: called as on_step(done, total) after each denoising step of each pipeline call
+            (steps x images on the CPU, where each image runs alone; steps x batch_count on a GPU),
+            then, with `upscale`, after each tile of the x4 upscale (tiles per image x images); the
+            total grows by the steps of a call redone in float32. Core never imports gradio.
+            Raising core.Cancelled from on_step stops the work within one step/tile/face: it goes
+            out unchanged, LoRAs loaded for the request are taken off again and its memory is let go.
 
     Returns:
         Result with batch_size x batch_count RGB images of (width, height) px (x4 when `upscale`),
@@ -159,7 +254,10 @@ def text_to_image(prompt: str, *, model: str | None = None, negative_prompt: str
         InvalidInput: empty prompt, or a setting out of range (the message names it).
         ModelNotFound: unknown model, missing weights, or a Hub id not cached while offline.
         UnsafeModelFile: a checkpoint or LoRA that is corrupt, of the wrong kind, or needs unpickling of code.
-        ModelError: the model produced NaN values even in float32.
+        ModelError: the model (denoiser, VAE or the x4 upscaler) gave NaN or infinite values even in
+            float32; a half-precision model is first moved to float32 for good and the work redone (said in
+            the warnings). An image that comes out as one flat colour is kept and named in the warnings.
+        Cancelled: on_step raised it (the request was stopped).
     """
     prompt = check_prompt(prompt)
     negative = check_prompt(negative_prompt, name="negative_prompt", required=False)
@@ -191,7 +289,9 @@ def image_to_image(image: Image.Image, prompt: str, *, strength: float = 0.6, mo
             As in diffusers, the last int(strength x steps) steps of the schedule run; when that is
             under one step, steps are raised to ceil(1 / strength) (a warning says so).
         model, negative_prompt, steps, guidance_scale, width, height, seed, batch_size, batch_count,
-        scheduler, loras, upscale, on_step: as in `text_to_image`.
+        scheduler, loras, upscale: as in `text_to_image`.
+        on_step: as in `text_to_image`, counting the steps that run (int(strength x steps) per call);
+            raising core.Cancelled from on_step stops the work within one step/tile/face.
 
     Returns:
         Result with batch_size x batch_count RGB images of (width, height) px (x4 when `upscale`).
@@ -199,7 +299,8 @@ def image_to_image(image: Image.Image, prompt: str, *, strength: float = 0.6, mo
     Raises:
         InvalidInput: no or unreadable image, a side under 8 or over 4096 px, empty prompt, or a
             setting out of range.
-        ModelNotFound, UnsafeModelFile, ModelError: as in `text_to_image`.
+        ModelNotFound, UnsafeModelFile, ModelError, Cancelled: as in `text_to_image` (a flat result is
+            only named in the warnings when the start picture was not flat itself).
     """
     picture = open_image(image)
     prompt = check_prompt(prompt)

@@ -1,4 +1,5 @@
-"""Enlarging a picture with an upscaler: passes, tiles, alpha, and halving the tile when memory runs out.
+"""Enlarging a picture with an upscaler: passes, tiles, alpha, halving the tile when memory runs out,
+and checking what the net made (NaN, infinity, a flat picture: redone in float32 or refused).
 
 The one step that the super-resolution tab (`core.upscale`) and the "Upscale x4" option of the
 diffusion and faces tabs share; none of them calls another's public function.
@@ -7,16 +8,18 @@ diffusion and faces tabs share; none of them calls another's public function.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 from PIL import Image
 
 from core.errors import InvalidInput, OutOfMemory
+from core.generators.progress import Progress
 from core.imaging.io import to_pil, to_pil16, to_tensor
-from core.imaging.tiling import fit_tile, run_tiled, starts
+from core.imaging.tiling import fit_tile, run_tiled, tiles
 from core.models import upscalers
+from core.models.output_checks import bad_values, lost_contrast, redo_in_float32
 from core.models.upscalers import Upscaler
 
 DEFAULT_MAX_OUTPUT_SIDE = 16384
@@ -34,8 +37,9 @@ class Enlarged:
         tile_limit: the largest tile side allowed in the end (the asked one, or half of it per OOM).
         overlap: input px shared by neighbouring tiles.
         passes: net passes (two for x8 from a x4 net).
-        tiles: net calls made (every pass and plane).
+        tiles: net calls made (every pass and plane, and any made again after halving the tile).
         alpha: "none", "opaque" (kept as 255) or "upscaled" (run through the net as grey).
+        warnings: what the user should know, e.g. that the net was run again in float32.
     """
 
     image: Image.Image
@@ -45,6 +49,7 @@ class Enlarged:
     passes: int
     tiles: int
     alpha: str
+    warnings: list[str] = field(default_factory=list)
 
 
 def max_output_side() -> int:
@@ -86,9 +91,17 @@ def check_output_size(size: tuple[int, int], scale: float, up: Upscaler) -> list
     return inputs
 
 
+def count_tiles(size: tuple[int, int], up: Upscaler, *, scale: float, tile: int | None = None, overlap: int = 16,
+                planes: int = 1) -> int:
+    """Net calls `enlarge` makes for a picture of `size` (width, height) px with `planes` planes (1 for
+    RGB or grey, 2 with transparency that is not opaque), before any halving of the tile."""
+    tile = upscalers.default_tile(up) if tile is None else tile
+    return sum(tiles(w, h, tile, overlap) for w, h in plan_passes(size, scale, up.scale)) * planes
+
+
 def enlarge(picture: Image.Image, up: Upscaler, *, scale: float, tile: int | None = None, overlap: int = 16,
             on_tile: Callable[[int, int], None] | None = None) -> Enlarged:
-    """Enlarge `picture` `scale` times with `up`, tile by tile.
+    """Enlarge `picture` `scale` times with `up`, tile by tile, and check what the net made.
 
     Args:
         picture: RGB, RGBA, L, LA or I;16 (16-bit grey), as core.imaging.io.open_image gives it.
@@ -98,14 +111,20 @@ def enlarge(picture: Image.Image, up: Upscaler, *, scale: float, tile: int | Non
         tile: largest tile side in input px; None picks one from free memory
             (core.models.upscalers.default_tile). Halved (down to 64) on out-of-memory.
         overlap: input px shared by neighbouring tiles, at most tile / 4 (cut down when the tile is halved).
-        on_tile: called as on_tile(done, total) after each net call (counts restart if the tile is halved).
+        on_tile: called as on_tile(done, total) after each net call; whatever it raises (core.Cancelled)
+            stops the work at once and goes out unchanged. `done` counts every net call made; `total`
+            grows when work is redone (the tiles still to do at half the side after an out-of-memory,
+            a plane run again in float32).
 
     Returns:
-        `Enlarged` with the picture and what was applied.
+        `Enlarged` with the picture, what was applied, and warnings (a redo in float32).
 
     Raises:
         InvalidInput: the output would be too large (see `check_output_size`).
         OutOfMemory: even 64-px tiles do not fit on the upscaler's device.
+        ModelError: the net gave NaN or infinite values, or one flat colour for a picture with
+            contrast, even in float32 (a half-precision net is first moved to float32 for good and
+            the tile or plane redone).
     """
     # 1. plan: passes, planes (colour, grey, alpha), tile
     width, height = picture.size
@@ -120,23 +139,15 @@ def enlarge(picture: Image.Image, up: Upscaler, *, scale: float, tile: int | Non
     if alpha_mode == "upscaled":
         planes.append(alpha)
 
-    # 2. run the net pass by pass, tile by tile, halving the tile on out-of-memory
+    # 2. run the net plane by plane, pass by pass, tile by tile, halving the tile on out-of-memory
+    progress = Progress(on_tile, count_tiles((width, height), up, scale=scale, tile=tile, overlap=overlap,
+                                             planes=len(planes)))
+    warnings: list[str] = []
     while True:
-        total = sum(len(starts(w, tile, overlap)) * len(starts(h, tile, overlap)) for w, h in inputs) * len(planes)
-        done = 0
-
-        def step() -> None:
-            nonlocal done
-            done += 1
-            if on_tile is not None:
-                on_tile(done, total)
-
         try:
-            outputs = [_passes(up, plane, inputs, tile, overlap, step) for plane in planes]
+            outputs = [_plane(up, plane, inputs, tile, overlap, progress, warnings) for plane in planes]
             break
-        except (torch.OutOfMemoryError, RuntimeError) as err:
-            if not _is_oom(err):
-                raise
+        except _NetOutOfMemory:
             if tile <= 64:
                 raise OutOfMemory(f"upscaling {width}x{height} px does not fit in {up.model.device} memory even "
                                   "with 64-px tiles; use a smaller image or free memory") from None
@@ -144,6 +155,8 @@ def enlarge(picture: Image.Image, up: Upscaler, *, scale: float, tile: int | Non
                 torch.cuda.empty_cache()
             tile = max(64, tile // 2)
             overlap = min(overlap, tile // 4)
+            progress.total = progress.done + count_tiles((width, height), up, scale=scale, tile=tile,
+                                                         overlap=overlap, planes=len(planes))
 
     # 3. back to one PIL image of the wanted size and the input's kind
     result = outputs[0]
@@ -153,22 +166,38 @@ def enlarge(picture: Image.Image, up: Upscaler, *, scale: float, tile: int | Non
         grown = outputs[1].resize(size, Image.Resampling.LANCZOS) if alpha_mode == "upscaled" else Image.new("L", size, 255)
         result = Image.merge(mode, (*result.split(), grown))
     used = max(fit_tile(side, tile, overlap) for w, h in inputs for side in (w, h))
-    return Enlarged(result, used, tile, overlap, len(inputs), done, alpha_mode)
+    return Enlarged(result, used, tile, overlap, len(inputs), progress.done, alpha_mode, warnings)
 
 
-def x4(images: list[Image.Image], on_image: Callable[[int, int], None] | None = None) -> list[Image.Image]:
+def x4(images: list[Image.Image], on_tile: Callable[[int, int], None] | None = None
+       ) -> tuple[list[Image.Image], list[str]]:
     """Each RGB picture enlarged x4 with the default upscaler (what the tabs' "Upscale x4" does).
 
+    `on_tile(done, total)` counts the tiles of all the pictures (see `enlarge`; `x4_tiles` gives the
+    total beforehand). Returns (the pictures, warnings).
+
     Raises:
-        ModelNotFound: the embedded upscaler was never built. OutOfMemory: see `enlarge`.
+        ModelNotFound: the embedded upscaler was never built. OutOfMemory, ModelError: see `enlarge`.
     """
     up = upscalers.get_upscaler(None)
-    done = []
-    for image in images:
-        done.append(enlarge(image.convert("RGB"), up, scale=4).image)
-        if on_image is not None:
-            on_image(len(done), len(images))
-    return done
+    counts = [count_tiles(image.size, up, scale=4) for image in images]
+    progress = Progress(on_tile, sum(counts))
+    done, warnings = [], []
+    for image, count in zip(images, counts):
+        out = enlarge(image.convert("RGB"), up, scale=4, on_tile=progress.part(count))
+        done.append(out.image)
+        warnings += [w for w in out.warnings if w not in warnings]
+    return done, warnings
+
+
+def x4_tiles(size: tuple[int, int]) -> int:
+    """Tiles `x4` runs for one RGB picture of `size` (width, height) px (loads the default upscaler)."""
+    return count_tiles(size, upscalers.get_upscaler(None), scale=4)
+
+
+class _NetOutOfMemory(Exception):
+    """The net ran out of memory on a tile. Raised only around the net call, so nothing that on_tile
+    raises (a RuntimeError of the host's included) is ever taken for it."""
 
 
 def _is_oom(err: BaseException) -> bool:
@@ -176,10 +205,47 @@ def _is_oom(err: BaseException) -> bool:
         isinstance(err, RuntimeError) and any(m in str(err) for m in _MEMORY_ERRORS))
 
 
+def _plane(up: Upscaler, plane: Image.Image, inputs: list[tuple[int, int]], tile: int, overlap: int,
+           progress: Progress, warnings: list[str]) -> Image.Image:
+    """One plane (RGB, L or I;16) through every pass, checked: a tile with NaN or infinite values is
+    redone in float32 (a half-precision net), and so is the whole plane when it comes out as one flat
+    colour though it had contrast (core.models.output_checks). Adds any such redo to `warnings`."""
+    what = f"the upscaler {up.name}"
+
+    def net(x: torch.Tensor) -> torch.Tensor:
+        def call() -> torch.Tensor:
+            try:
+                return up(x)
+            except (torch.OutOfMemoryError, RuntimeError) as err:
+                if _is_oom(err):
+                    raise _NetOutOfMemory from None
+                raise
+        y, warning = redo_in_float32(call, bad_values, up.to_float32, what=what, advice=_ADVICE)
+        if warning:
+            warnings.append(warning)
+        return y
+
+    def upcast() -> str | None:
+        was = up.to_float32()
+        if was:
+            progress.add(sum(tiles(w, h, tile, overlap) for w, h in inputs))
+        return was
+
+    out, warning = redo_in_float32(lambda: _passes(up, plane, inputs, tile, overlap, net, progress.step),
+                                   lambda out: "one flat colour" if lost_contrast(out, plane) else None,
+                                   upcast, what=what, advice=_ADVICE)
+    if warning:
+        warnings.append(warning)
+    return out
+
+
+_ADVICE = "its weights may be damaged or not meant for this: try another upscaler"
+
+
 def _passes(up: Upscaler, plane: Image.Image, inputs: list[tuple[int, int]], tile: int, overlap: int,
-            step: Callable[[], None]) -> Image.Image:
-    """Run `up` over one plane (RGB, L or I;16) once per entry of `inputs` (see plan_passes),
-    resizing between passes; a grey plane goes through the net as grey RGB and comes back grey."""
+            net: Callable[[torch.Tensor], torch.Tensor], step: Callable[[], None]) -> Image.Image:
+    """Run `net` (one call of `up`) over one plane (RGB, L or I;16) once per entry of `inputs` (see
+    plan_passes), resizing between passes; a grey plane goes through the net as grey RGB and comes back grey."""
     mode = plane.mode
     encode = (lambda band: to_pil16(band)[0]) if mode == "I;16" else (
         lambda band: to_pil(band.mean(1, keepdim=True))[0]) if mode == "L" else None
@@ -188,5 +254,5 @@ def _passes(up: Upscaler, plane: Image.Image, inputs: list[tuple[int, int]], til
             plane = plane.resize(size, Image.Resampling.LANCZOS)
         pixels = to_tensor(plane)
         pixels = pixels.expand(1, 3, *pixels.shape[2:]).contiguous() if pixels.shape[1] == 1 else pixels
-        plane = run_tiled(up, pixels, scale=up.scale, tile=tile, overlap=overlap, on_tile=step, encode=encode)
+        plane = run_tiled(net, pixels, scale=up.scale, tile=tile, overlap=overlap, on_tile=step, encode=encode)
     return plane

@@ -22,9 +22,12 @@ from core.catalog import DEFAULT_FACE_MODEL, MAX_FACES, MAX_FRAMES
 from core.checks import check_float, check_int
 from core.errors import InvalidInput
 from core.generators import enlarge
+from core.generators.progress import Progress, freed_on_failure
 from core.generators.restoration import Restorer
 from core.imaging.io import save_gif, to_pil
 from core.models import gans, registry, zerogpu
+from core.models.dcgan import OUTPUT_SIZE
+from core.models.output_checks import bad_values, flat, redo_in_float32, to_float32
 from core.result import Result
 from core.seeds import resolve_seeds
 
@@ -47,13 +50,16 @@ def generate_faces(*, count: int = 4, seed: int = -1, model: str | None = None,
         face_restoration: None, or a face-restoration file in the models folder (GFPGAN,
             RestoreFormer, ...; core.generators.restoration): each face is redrawn by it at 512x512.
         face_weight: 0..1, how much of the restored face to keep (1: all).
-        on_step: called as on_step(done_faces, total_faces) after each face is finished (upscaled
-            and restored; both take seconds a face on a CPU); core never imports gradio.
+        on_step: called as on_step(done, total) after each tile of each face's upscale and after each
+            face is finished (rendered, upscaled and restored): total = count x (1 + tiles per face,
+            0 without upscale); core never imports gradio. Raising core.Cancelled from on_step stops
+            the work within one step/tile/face: it goes out unchanged and nothing more is made.
 
     Returns:
         Result with `count` RGB images (64x64 px, 256x256 when upscaled, 512x512 when restored),
         `seeds` one per face, and `parameters`: model, count, seed (the first), truncation_psi,
-        upscale, face_restoration, face_weight, size ([w, h] px).
+        upscale, face_restoration, face_weight, size ([w, h] px), warnings (e.g. the upscaler run
+        again in float32).
 
     Raises:
         InvalidInput: count, seed, truncation_psi or face_weight out of range, or upscale not a bool.
@@ -61,6 +67,9 @@ def generate_faces(*, count: int = 4, seed: int = -1, model: str | None = None,
             face_restoration file is missing.
         UnsafeModelFile: the weights file does not hold a DCGAN generator, or face_restoration no
             face-restoration net.
+        ModelError: a net gave NaN or infinite values, or one flat colour, even in float32 (damaged
+            weights): no picture is returned.
+        Cancelled: on_step raised it (the request was stopped).
 
     Latents: z ~ N(0, I) of shape (nz,) drawn on the CPU from torch.Generator(seed), so a seed gives
     the same face on every device. Truncation: for a DCGAN, plain scaling of z is the analogue of
@@ -77,11 +86,11 @@ def generate_faces(*, count: int = 4, seed: int = -1, model: str | None = None,
     restore = Restorer(face_restoration, face_weight, find_faces=False)
     # 2. get the cached model, 3. run
     net = registry.load(gans.KIND, name)
-    images = _make(net, _latents(seeds, net.config.nz) * psi, upscale, restore, on_step)
+    images, warnings = _make(net, name, _latents(seeds, net.config.nz) * psi, upscale, restore, on_step)
     # 4. report what was applied
     return Result(images=images, seeds=seeds, parameters={
         "model": name, "count": count, "seed": seeds[0], "truncation_psi": psi, "upscale": upscale,
-        **restore.parameters, "size": list(images[0].size),
+        **restore.parameters, "size": list(images[0].size), "warnings": warnings,
     })
 
 
@@ -95,7 +104,8 @@ def interpolate_faces(seed_a: int, seed_b: int, *, frames: int = 16, model: str 
         seed_a, seed_b: the end faces' seeds (-1 for random, else 0..2**32-1), as in `generate_faces`.
         frames: number of pictures, 2..120, ends included.
         model, truncation_psi, upscale, face_restoration, face_weight, on_step: as in
-            `generate_faces` (on_step counts frames).
+            `generate_faces` (on_step counts frames, and their tiles when upscaled; raising
+            core.Cancelled from on_step stops the work within one step/tile/face).
         gif_path: where to write the GIF (its folder must exist); None writes a new temporary file.
 
     Returns:
@@ -103,12 +113,13 @@ def interpolate_faces(seed_a: int, seed_b: int, *, frames: int = 16, model: str 
         `generate_faces(count=1, seed=seed_a)` and the last to that of seed_b with the same settings;
         `seeds` = [seed_a, seed_b] (the two ends, not one per frame); `parameters`: model, seed_a, seed_b,
         frames, truncation_psi, upscale, face_restoration, face_weight, size ([w, h] px), gif_path
-        (str), frame_ms (GIF frame time).
+        (str), frame_ms (GIF frame time), warnings.
 
     Raises:
         InvalidInput: a seed, frames or truncation_psi out of range, upscale not a bool, or the
             folder of gif_path does not exist.
-        ModelNotFound, UnsafeModelFile: as in `generate_faces`.
+        ModelNotFound, UnsafeModelFile, ModelError, Cancelled: as in `generate_faces`; no GIF is
+            written then.
 
     Path: spherical linear interpolation (slerp; Shoemake 1985, "Animating rotation with quaternion
     curves"; for GAN latents White 2016, "Sampling Generative Networks", arXiv:1609.04468). A straight
@@ -126,7 +137,7 @@ def interpolate_faces(seed_a: int, seed_b: int, *, frames: int = 16, model: str 
     net = registry.load(gans.KIND, name)
     ends = _latents([seed_a, seed_b], net.config.nz) * psi  # (2, nz, 1, 1)
     path = slerp(ends[0], ends[1], torch.linspace(0.0, 1.0, frames))  # (frames, nz, 1, 1)
-    images = _make(net, path, upscale, restore, on_step)
+    images, warnings = _make(net, name, path, upscale, restore, on_step)
     # 4. write the GIF, report what was applied
     if gif_path is None:
         handle, gif_path = tempfile.mkstemp(prefix="faces-", suffix=".gif")
@@ -135,7 +146,7 @@ def interpolate_faces(seed_a: int, seed_b: int, *, frames: int = 16, model: str 
     return Result(images=images, seeds=[seed_a, seed_b], parameters={
         "model": name, "seed_a": seed_a, "seed_b": seed_b, "frames": frames, "truncation_psi": psi,
         "upscale": upscale, **restore.parameters, "size": list(images[0].size), "gif_path": str(gif),
-        "frame_ms": GIF_FRAME_MS,
+        "frame_ms": GIF_FRAME_MS, "warnings": warnings,
     })
 
 
@@ -176,30 +187,46 @@ def _latents(seeds: list[int], nz: int) -> torch.Tensor:
 
 
 @zerogpu.gpu(duration=120)
-def _make(net, z: torch.Tensor, upscale: bool, restore: Restorer,
-          on_step: Callable[[int, int], None] | None) -> list[Image.Image]:
-    """Render the faces of latents `z` (N, nz, 1, 1), then upscale and restore them: the GPU-bound
-    part, so on ZeroGPU one borrowed GPU does all of it."""
-    return _finish(_render(net, z), upscale, restore, on_step)
+def _make(net, name: str, z: torch.Tensor, upscale: bool, restore: Restorer,
+          on_step: Callable[[int, int], None] | None) -> tuple[list[Image.Image], list[str]]:
+    """Render each face of latents `z` (N, nz, 1, 1), then upscale and restore it, reporting to on_step
+    after each tile and each finished face: the GPU-bound part, so on ZeroGPU one borrowed GPU does all
+    of it. One face at a time, so a stop from on_step ends the work within one face or tile.
+    Returns (images, warnings); it changes none of its arguments (ZeroGPU may run it in another process)."""
+    with freed_on_failure():
+        per_face = enlarge.x4_tiles((OUTPUT_SIZE, OUTPUT_SIZE)) if upscale else 0
+        progress = Progress(on_step, len(z) * (per_face + 1))
+        images: list[Image.Image] = []
+        warnings: list[str] = []
+        for one in z.split(1):
+            image, warning = _render(net, name, one)
+            if upscale:
+                (image,), more = enlarge.x4([image], on_tile=progress.part(per_face))
+                warning = [*warning, *more]
+            warnings += [w for w in warning if w not in warnings]
+            images.append(restore.face(image))
+            progress.step()
+        return images, warnings
 
 
-def _render(net, z: torch.Tensor) -> list[Image.Image]:
-    """Run `net` (a DCGANGenerator) on latents `z` (N, nz, 1, 1), one face at a time (see the module
-    docstring), and return N RGB 64x64 PIL images."""
+def _render(net, name: str, z: torch.Tensor) -> tuple[Image.Image, list[str]]:
+    """Run `net` (a DCGANGenerator) on one latent `z` (1, nz, 1, 1), see the module docstring for why
+    one at a time; returns (an RGB 64x64 PIL image, warnings).
+
+    Raises:
+        ModelError: the net gave NaN or infinite values, or one flat colour (no face is flat), even in
+            float32: its weights are damaged.
+    """
     device = next(net.parameters()).device
-    with torch.inference_mode():
-        pixels = torch.cat([net(one.to(device)) for one in z.split(1)])  # (N, C, 64, 64) in [-1, 1] (Tanh)
-    return to_pil((pixels + 1.0) / 2.0)  # [-1, 1] -> [0, 1]
 
+    def run() -> torch.Tensor:
+        with torch.inference_mode():
+            return net(z.to(device)).float().cpu()  # (1, C, 64, 64) in [-1, 1] (Tanh)
 
-def _finish(images: list[Image.Image], upscale: bool, restore: Restorer,
-            on_step: Callable[[int, int], None] | None) -> list[Image.Image]:
-    """Upscale x4 (if asked) and restore (if chosen) each face, reporting each one done."""
-    done = []
-    for image in images:
-        if upscale:
-            image = enlarge.x4([image])[0]
-        done.append(restore.face(image))
-        if on_step is not None and (upscale or restore.model):
-            on_step(len(done), len(images))
-    return done
+    def check(pixels: torch.Tensor) -> str | None:
+        return bad_values(pixels) or ("one flat colour" if flat(to_pil((pixels + 1.0) / 2.0)[0]) else None)
+
+    pixels, warning = redo_in_float32(run, check, lambda: to_float32([net]), what=f"the face model {name}",
+                                      advice="its weights may be damaged: rebuild them (bash scripts/setup.sh) "
+                                             "or choose another face model")
+    return to_pil((pixels + 1.0) / 2.0)[0], [warning] if warning else []  # [-1, 1] -> [0, 1]

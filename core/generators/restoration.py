@@ -10,6 +10,7 @@ untouched. `Restorer` is the option as both the faces and the super-resolution g
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -21,6 +22,7 @@ from core.imaging import face_detection
 from core.imaging.face_detection import Box, find_faces
 from core.imaging.io import to_pil, to_tensor
 from core.models.face_restorers import get_restorer
+from core.models.output_checks import bad_values, lost_contrast, redo_in_float32
 
 FACE_SIDE = 512
 """Side of the face crop the nets were trained on (FFHQ-aligned, 512x512)."""
@@ -98,6 +100,8 @@ def restore_face(image: Image.Image, model: str | os.PathLike, *, weight: float 
 
     Raises:
         InvalidInput: weight out of range. ModelNotFound, UnsafeModelFile: see `get_restorer`.
+        ModelError: the net gave NaN or infinite values, or one flat colour for a face with contrast
+            (its weights are damaged or not a face restorer's; face restorers run in float32 already).
     """
     weight = check_float("face restoration weight", weight, 0.0, 1.0)
     net = get_restorer(model)
@@ -107,8 +111,18 @@ def restore_face(image: Image.Image, model: str | os.PathLike, *, weight: float 
     rgb = image.convert("RGB")
     face = rgb.resize((FACE_SIDE, FACE_SIDE), Image.Resampling.LANCZOS)
     x = to_tensor(face).to(net.device)  # (1, 3, 512, 512) in [0, 1]
-    with torch.inference_mode():
-        restored = net(x).float().cpu()  # spandrel takes and gives [0, 1]
+
+    def run() -> torch.Tensor:
+        with torch.inference_mode():
+            return net(x).float().cpu()  # spandrel takes and gives [0, 1]
+
+    def check(restored: torch.Tensor) -> str | None:
+        return bad_values(restored) or ("one flat colour" if lost_contrast(to_pil(restored)[0], face) else None)
+
+    restored, _ = redo_in_float32(run, check, lambda: None,  # loaded in float32 (face_restorers): nothing to redo
+                                  what=f"the face restorer {Path(os.fspath(model)).name}",
+                                  advice="its weights may be damaged or not meant for this: try another face "
+                                         "restoration model, or none")
     out = to_pil(restored)[0].resize(size, Image.Resampling.LANCZOS)
     if weight < 1.0:
         out = Image.blend(rgb.resize(size, Image.Resampling.LANCZOS), out, weight)
@@ -157,7 +171,8 @@ def restore_faces(image: Image.Image, model: str | os.PathLike, *, weight: float
         image: an RGB, RGBA, L or LA PIL image, any size (alpha is kept as it was).
         model: a face-restoration file, see `get_restorer`.
         weight: 0..1, see `restore_face`; 0 returns a copy at once, without looking for faces.
-        on_face: called as on_face(done, total) after each face (a face takes seconds on a CPU).
+        on_face: called as on_face(done, total) after each face (a face takes seconds on a CPU);
+            whatever it raises (core.Cancelled) goes out unchanged and no more faces are redrawn.
 
     Returns:
         (a new image of the same size and mode, the areas redrawn: each face's crop clipped to the
@@ -166,7 +181,7 @@ def restore_faces(image: Image.Image, model: str | os.PathLike, *, weight: float
 
     Raises:
         InvalidInput: weight out of range. ModelNotFound: the model file, or OpenCV's face cascade, is
-        missing. UnsafeModelFile: see `get_restorer`.
+        missing. UnsafeModelFile: see `get_restorer`. ModelError: see `restore_face`.
     """
     weight = check_float("face restoration weight", weight, 0.0, 1.0)
     get_restorer(model)  # a bad file fails before the detector runs

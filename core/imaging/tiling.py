@@ -29,6 +29,11 @@ def starts(length: int, tile: int, overlap: int) -> list[int]:
     return [round(i * (length - tile) / (count - 1)) for i in range(count)]
 
 
+def tiles(width: int, height: int, tile: int, overlap: int) -> int:
+    """How many tiles `run_tiled` runs over a `width` x `height` picture (input px)."""
+    return len(starts(width, tile, overlap)) * len(starts(height, tile, overlap))
+
+
 def fit_tile(length: int, tile: int, overlap: int) -> int:
     """The smallest tile side, at most `tile`, that covers `length` px with as few tiles as `tile` does.
 
@@ -74,7 +79,8 @@ def run_tiled(net: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor, 
         scale: the net's output/input side ratio (a whole number >= 1).
         tile: the largest tile side in input pixels; each axis uses the smallest side that needs no
             more tiles (`fit_tile`). overlap: shared pixels between neighbours (< tile / 2).
-        on_tile: called after each tile (for progress).
+        on_tile: called after each tile (progress; the host may stop the work there by raising,
+            which goes out unchanged: no further tile runs).
         encode: turns a finished float band `(1, C, h, W*scale)` into a PIL image; the default
             (core.imaging.io.to_pil) gives 8-bit L or RGB, core.imaging.io.to_pil16 16-bit greyscale.
 

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from core import catalog
-from core.errors import InvalidInput, ModelNotFound
+from core.errors import InvalidInput, ModelNotFound, UnsafeModelFile, brief
 from core.models import registry
-from core.models.files import resolve_file
+from core.models.files import resolve_file, safetensors_header
 from core.models.registry import FileVersion, ModelKind, ModelSpec
 from core.paths import WEIGHTS_DIR
 
@@ -54,6 +54,12 @@ class DiffusionModel:
     adapters: dict[FileVersion, str] = field(default_factory=dict)
 
     @property
+    def label(self) -> str:
+        """The name for messages: `name`, or only its last part when it is an absolute path (no server
+        path reaches the page)."""
+        return Path(self.name).name if Path(self.name).is_absolute() else self.name
+
+    @property
     def has_vae(self) -> bool:
         """Latent-space model (decoded by a VAE) rather than pixel-space (our emoji model)."""
         return getattr(self.text_to_image, "vae", None) is not None
@@ -72,17 +78,30 @@ def load_emoji_folder(folder: Path, name: str = DEFAULT_MODEL) -> DiffusionModel
 
     Raises:
         ModelNotFound: the folder holds no UNet weights.
+        UnsafeModelFile: a weights or config file in the folder is corrupt, truncated or of another model
+            (the message names the file, not the folder's place on the server).
     """
+    from safetensors import SafetensorError
+
     from core.build.emoji_text_encoder import prepare_text_encoder
     from core.models.devices import default_device, default_dtype
     from core.models.emoji_pipeline import EmojiImg2ImgPipeline, EmojiPipeline
 
-    if not (folder / "unet" / "diffusion_pytorch_model.safetensors").is_file():
+    unet = folder / "unet" / "diffusion_pytorch_model.safetensors"
+    if not unet.is_file():
         raise ModelNotFound(f"the emoji model is missing from {folder.name}; run `bash scripts/setup.sh` "
                             "or train it with `python -m core.training.train` (see weights/README.md)")
     prepare_text_encoder(folder)
+    for weights in (unet, folder / "text_encoder" / "model.safetensors"):
+        try:
+            safetensors_header(weights)  # a truncated or garbage file is named here
+        except UnsafeModelFile as err:
+            raise UnsafeModelFile(f"the model folder {folder.name}: {weights.parent.name}/{err}") from None
     device = default_device()
-    t2i = EmojiPipeline.from_pretrained(folder, dtype=default_dtype(device), disable_mmap=True)
+    try:
+        t2i = EmojiPipeline.from_pretrained(folder, dtype=default_dtype(device), disable_mmap=True)
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError, SafetensorError) as err:
+        raise UnsafeModelFile(f"the emoji model folder {folder.name} could not be loaded: {brief(err)}") from None
     if device.type != "cpu":
         t2i = t2i.to(device)
     native = t2i.unet.config.sample_size

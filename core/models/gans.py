@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from core.catalog import DEFAULT_FACE_MODEL
-from core.errors import ModelNotFound, UnsafeModelFile
+from core.errors import ModelNotFound, UnsafeModelFile, brief
 from core.models import registry
 from core.models.registry import ModelKind, ModelSpec
 from core.paths import WEIGHTS_DIR
@@ -27,10 +27,11 @@ def load_dcgan(path: str | os.PathLike):
 
     Raises:
         ModelNotFound: the file does not exist (run `bash scripts/setup.sh` to make the embedded one).
-        UnsafeModelFile: the file is not safetensors, or its tensors do not fit a DCGAN generator.
+        UnsafeModelFile: the file is not safetensors (or is truncated), or its tensors do not fit a DCGAN
+            generator; the message names the file, not its folder.
     """
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load
 
     from core.models.dcgan import DCGANGenerator
     from core.models.devices import default_device
@@ -39,11 +40,14 @@ def load_dcgan(path: str | os.PathLike):
     if not path.is_file():
         raise ModelNotFound(f"face model weights {path.name} are missing; run `bash scripts/setup.sh` to build them")
     try:
-        state = load_file(str(path))
+        state = load(path.read_bytes())  # into memory: a file replaced later cannot pull weights from under the net
     except (SafetensorError, OSError, ValueError) as err:
-        raise UnsafeModelFile(f"{path.name} is not a readable safetensors file: {err}") from None
-    net = DCGANGenerator.from_state_dict(state).to(default_device()).eval()
-    return net.requires_grad_(False)
+        raise UnsafeModelFile(f"{path.name} is not a readable safetensors file ({brief(err)})") from None
+    try:
+        net = DCGANGenerator.from_state_dict(state)
+    except UnsafeModelFile as err:
+        raise UnsafeModelFile(f"{path.name}: {err}") from None
+    return net.to(default_device()).eval().requires_grad_(False)
 
 
 registry.register(ModelSpec(

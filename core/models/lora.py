@@ -54,47 +54,72 @@ def parse_loras(loras: Iterable[Sequence] | dict | None) -> list[tuple[str, floa
 _ADAPTER_IDS = itertools.count()
 
 
-def apply(model, loras: list[tuple[str, float]]) -> list[dict]:
+def apply(model, loras: list[tuple[str, float]]) -> tuple[list[dict], list[FileVersion]]:
     """Make exactly `loras` active on `model` (a core.models.diffusion.DiffusionModel), each at its weight.
 
-    Returns the applied list as [{"file": name, "weight": w}, ...] for the result's parameters.
+    Returns (the applied list as [{"file": name, "weight": w}, ...] for the result's parameters, the
+    file versions this call loaded as new adapters: give them to `unload` if the request fails).
 
     Raises:
         InvalidInput: LoRAs on a model without LoRA support (our emoji model).
         ModelNotFound: a file that is not in the models folder.
-        UnsafeModelFile: a file that is not .safetensors, or not a LoRA for this model's architecture
-            (the model is left as it was).
+        UnsafeModelFile: a file that is not .safetensors, or not a LoRA for this model's architecture.
+        On any error the adapters this call loaded are taken off again: the model is left as it was.
     """
     pipe = model.text_to_image
     if loras and not hasattr(pipe, "load_lora_weights"):
         raise InvalidInput(f"{model.name} does not take LoRAs; choose a Stable Diffusion model")
-    names, weights = [], []
-    for file, weight in loras:
-        path = resolve_file(file)
-        if path.suffix.lower() != SAFE_SUFFIX:
-            raise UnsafeModelFile(f"{path.name}: LoRA files must be {SAFE_SUFFIX}")
-        key = FileVersion.of(path)  # a file replaced in place loads again
-        if key not in model.adapters:
-            for stale in [k for k in model.adapters if k.path == path]:
-                pipe.delete_adapters(model.adapters.pop(stale))
-            adapter = f"lora{next(_ADAPTER_IDS)}"  # never reused, so no two files share a name
-            state = _read(path)
-            try:
-                pipe.load_lora_weights(state, adapter_name=adapter)
-            except (ValueError, KeyError, RuntimeError, OSError, TypeError) as err:
-                if adapter in _loaded_adapters(pipe):
-                    pipe.delete_adapters(adapter)
-                raise UnsafeModelFile(f"{path.name} is not a LoRA for {model.name} ({model.family}): "
-                                      f"{brief(err)}") from None
-            model.adapters[key] = adapter
-        names.append(model.adapters[key])
-        weights.append(weight)
+    names, weights, loaded = [], [], []
+    try:
+        for file, weight in loras:
+            key, new = _load(model, file)
+            loaded += [key] if new else []
+            names.append(model.adapters[key])
+            weights.append(weight)
+    except BaseException:
+        unload(model, loaded)
+        raise
     if names:
         pipe.enable_lora()
         pipe.set_adapters(names, adapter_weights=weights)
     elif model.adapters:
         pipe.disable_lora()
-    return [{"file": file, "weight": weight} for file, weight in loras]
+    return [{"file": file, "weight": weight} for file, weight in loras], loaded
+
+
+def unload(model, keys: list[FileVersion]) -> None:
+    """Take the adapters of these LoRA file versions off `model` (those `apply` loaded for a request
+    that then failed or was stopped); keys that are not loaded are skipped."""
+    pipe = model.text_to_image
+    for key in keys:
+        adapter = model.adapters.pop(key, None)
+        if adapter is not None and adapter in _loaded_adapters(pipe):
+            pipe.delete_adapters(adapter)
+
+
+def _load(model, file: str) -> tuple[FileVersion, bool]:
+    """Load LoRA `file` into `model` as a new adapter unless this version is loaded already (an older
+    version of the same file is taken off first). Returns (its version, whether it was loaded now)."""
+    pipe = model.text_to_image
+    path = resolve_file(file)
+    if path.suffix.lower() != SAFE_SUFFIX:
+        raise UnsafeModelFile(f"{path.name}: LoRA files must be {SAFE_SUFFIX}")
+    key = FileVersion.of(path)  # a file replaced in place loads again
+    if key in model.adapters:
+        return key, False
+    for stale in [k for k in model.adapters if k.path == path]:
+        pipe.delete_adapters(model.adapters.pop(stale))
+    adapter = f"lora{next(_ADAPTER_IDS)}"  # never reused, so no two files share a name
+    state = _read(path)
+    try:
+        pipe.load_lora_weights(state, adapter_name=adapter)
+    except (ValueError, KeyError, RuntimeError, OSError, TypeError) as err:
+        if adapter in _loaded_adapters(pipe):
+            pipe.delete_adapters(adapter)
+        raise UnsafeModelFile(f"{path.name} is not a LoRA for {model.name} ({model.family}): "
+                              f"{brief(err)}") from None
+    model.adapters[key] = adapter
+    return key, True
 
 
 def _read(path) -> dict:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from core.catalog import BUNDLED_UPSCALERS, DEFAULT_UPSCALER
 from core.errors import InvalidInput, ModelNotFound, UnsafeModelFile
-from core.models import files, registry, spandrel_io
+from core.models import files, output_checks, registry, spandrel_io
 from core.models.devices import cpu_has_bf16, default_device, default_dtype
 from core.models.registry import FileVersion, ModelKind, ModelSpec
 from core.paths import WEIGHTS_DIR
@@ -38,7 +38,7 @@ class Upscaler:
 
     `scale` is the output/input side ratio of one pass, after the optional `post_resize`
     ("bicubic", for nets stored with a smaller output scale than the net's own); `bf16` means
-    CPU inference under bf16 autocast.
+    CPU inference under bf16 autocast (until `to_float32`).
     """
 
     name: str
@@ -46,6 +46,13 @@ class Upscaler:
     scale: int
     post_resize: str | None
     bf16: bool
+
+    def to_float32(self) -> str | None:
+        """Run in float32 from now on (weights and no autocast), after half precision gave NaN.
+        Returns the precision left ("fp16", "bf16"), or None when it ran in float32 already."""
+        was = output_checks.to_float32([self.model.model]) or ("bf16" if self.bf16 else None)
+        object.__setattr__(self, "bf16", False)  # frozen for callers; this is the one change it allows
+        return was
 
     @property
     def precision(self) -> str:
@@ -69,11 +76,12 @@ def load_upscaler(path: str | os.PathLike, name: str | None = None) -> Upscaler:
     `core.models.devices.default_device()`, in eval mode.
 
     A `.safetensors` file's "imagegen" metadata may set `output_scale` and `post_resize` (see
-    core.build.convert_ncnn). Nothing is checked about the folder: see `get_upscaler`.
+    core.build.convert_ncnn). Nothing is checked about the folder: see `get_upscaler`. Infinite
+    values the net makes come out as NaN (`_inf_as_nan`), so that the output checks see them.
 
     Raises:
-        UnsafeModelFile: see core.models.spandrel_io.read; or a face-restoration model (those are
-            used through core.generators.restoration).
+        UnsafeModelFile: see core.models.spandrel_io.read; a face-restoration model (those are
+            used through core.generators.restoration); or "imagegen" metadata that makes no sense.
     """
     path = Path(path)
     model = spandrel_io.read(path)
@@ -81,6 +89,8 @@ def load_upscaler(path: str | os.PathLike, name: str | None = None) -> Upscaler:
     if descriptor.purpose == "FaceSR":
         raise UnsafeModelFile(f"{path.name} is {spandrel_io.a_or_an(descriptor.architecture.name)} "
                               "face-restoration model, not an upscaler; choose it under face restoration")
+    scale, post = _scale_and_resize(path.name, meta, descriptor.scale)
+    descriptor.model.register_forward_hook(_inf_as_nan)
     device = default_device()
     descriptor.to(device)
     if default_dtype(device) == torch.float16 and descriptor.supports_half:
@@ -88,9 +98,33 @@ def load_upscaler(path: str | os.PathLike, name: str | None = None) -> Upscaler:
     if device.type == "cpu":
         descriptor.model.to(memory_format=torch.channels_last)
     bf16 = device.type == "cpu" and descriptor.architecture.id in BF16_ARCHS and cpu_has_bf16()
-    scale = int(meta.get("output_scale", descriptor.scale))
-    post = meta.get("post_resize") if scale != descriptor.scale else None
     return Upscaler(name or str(path), descriptor, scale, post, bf16)
+
+
+def _scale_and_resize(file: str, meta: object, net_scale: int) -> tuple[int, str | None]:
+    """(scale of one pass, post_resize) from a file's "imagegen" metadata (see `load_upscaler`).
+
+    Raises:
+        UnsafeModelFile: metadata that is not a table, a scale that is not a whole number 1..8, or an
+            unknown resize mode.
+    """
+    if not isinstance(meta, dict):
+        raise UnsafeModelFile(f"{file} has unreadable imagegen metadata (not a table)")
+    scale = meta.get("output_scale", net_scale)
+    if isinstance(scale, bool) or not isinstance(scale, int) or not 1 <= scale <= 8:
+        raise UnsafeModelFile(f"{file} has imagegen output_scale {scale!r}; it must be a whole number 1..8")
+    post = meta.get("post_resize") if scale != net_scale else None
+    if post not in (None, "bicubic", "bilinear"):
+        raise UnsafeModelFile(f"{file} has imagegen post_resize {post!r}; it must be bicubic or bilinear")
+    return scale, post
+
+
+def _inf_as_nan(module: torch.nn.Module, args: Any, output: Any) -> Any:
+    """Forward hook of an upscaler net: infinite values become NaN. spandrel clamps the output to
+    [0, 1], which would turn +inf into plain white; NaN survives the clamp for the output checks."""
+    if isinstance(output, torch.Tensor) and torch.isinf(output).any():
+        return output.masked_fill(torch.isinf(output), float("nan"))
+    return None
 
 
 @dataclass(frozen=True)

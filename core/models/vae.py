@@ -2,19 +2,19 @@
 for large images) and the model's own safety checker, when it ships one.
 
 Source: diffusers' StableDiffusionPipeline / StableDiffusionXLPipeline decode step (scaling factor,
-shift factor, fp16 upcast), Apache-2.0; done here so a NaN is retried in fp32 and reported, not shown black.
+shift factor, fp16 upcast), Apache-2.0; done here so a NaN is retried in fp32 and reported, not shown black
+(the fallback every generator shares: core.models.output_checks).
 """
 
 from __future__ import annotations
 
 import torch
 
-from core.errors import ModelError
 from core.models.diffusion import DiffusionModel
+from core.models.output_checks import bad_values, redo_in_float32, to_float32
 
 TILE_VAE_ABOVE = 1024 * 1024
 """Images with more pixels than this are decoded with VAE tiling."""
-
 
 
 def set_vae_tiling(model: DiffusionModel, width: int, height: int) -> bool:
@@ -31,7 +31,8 @@ def decode(model: DiffusionModel, latents: torch.Tensor) -> tuple[torch.Tensor, 
     """Decode latents `(N, C, h, w)` to pixels `(N, 3, 8h, 8w)` in [0, 1]; returns (pixels, upcast).
 
     A half-precision VAE can overflow to NaN (SDXL's VAE in fp16 famously does); then the VAE is
-    moved to float32 for good and the decode is redone (upcast = True), never a black image.
+    moved to float32 for good and the decode is redone (upcast = True), never a black image
+    (core.models.output_checks.redo_in_float32).
 
     Raises:
         ModelError: the decode gives NaN/inf even in float32.
@@ -40,20 +41,17 @@ def decode(model: DiffusionModel, latents: torch.Tensor) -> tuple[torch.Tensor, 
     shift = getattr(vae.config, "shift_factor", None) or 0.0
     if model.family == "sdxl" and vae.dtype == torch.float16 and getattr(vae.config, "force_upcast", False):
         vae.to(torch.float32)  # SDXL's own VAE overflows in fp16 (diffusers upcasts it too); SD 1.x/2.x's do not
-    upcast = False
-    with torch.inference_mode():
-        # The latents stay where the pipeline made them: under model CPU offload the VAE rests on
-        # the CPU and its hook moves it to the latents' device for the decode.
-        scaled = latents / vae.config.scaling_factor + shift
-        pixels = vae.decode(scaled.to(dtype=vae.dtype), return_dict=False)[0]
-        if not torch.isfinite(pixels).all() and vae.dtype != torch.float32:
-            vae.to(torch.float32)
-            upcast = True
-            pixels = vae.decode(scaled.float(), return_dict=False)[0]
-    if not torch.isfinite(pixels).all():
-        raise ModelError(f"{model.name} produced NaN values even in float32; try more steps, another sampler "
-                         "or a lower guidance scale")
-    return (pixels.float() / 2 + 0.5).clamp(0, 1), upcast
+    # The latents stay where the pipeline made them: under model CPU offload the VAE rests on
+    # the CPU and its hook moves it to the latents' device for the decode.
+    scaled = latents / vae.config.scaling_factor + shift
+
+    def run() -> torch.Tensor:
+        with torch.inference_mode():
+            return vae.decode(scaled.to(dtype=vae.dtype), return_dict=False)[0]
+
+    pixels, warning = redo_in_float32(run, bad_values, lambda: to_float32([vae]), what=f"the VAE of {model.label}",
+                                      advice="try more steps, another sampler or a lower guidance scale")
+    return (pixels.float() / 2 + 0.5).clamp(0, 1), warning is not None
 
 
 def safety_check(model: DiffusionModel, pixels: torch.Tensor) -> tuple[torch.Tensor, list[int]]:

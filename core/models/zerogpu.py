@@ -3,6 +3,11 @@
 On a ZeroGPU Space the `spaces` package is installed, and a function decorated with
 `spaces.GPU(duration=...)` is given a GPU for at most `duration` seconds per call. Anywhere else
 `spaces` is absent and `gpu()` leaves functions unchanged. Source: huggingface.co/docs/hub/spaces-zerogpu.
+
+Errors: `spaces.GPU` runs the function in a forked worker and raises the worker's exception again, as
+it is, in the caller (spaces/zero/wrappers.py: `raise res.value`), so `core.Cancelled` and the other
+`CoreError`s come out unchanged; nothing here catches them. The function's arguments, `on_step`
+included, are pickled to that worker, and on_step then runs there.
 """
 
 from __future__ import annotations
