@@ -50,7 +50,8 @@ def panel(tab: gr.Blocks) -> list[gr.components.Component]:
                             info="embedded emoji model, checkpoints in models/, or a Hub id (org/name)")
         ui.refresh_button(model, lambda: gr.Dropdown(choices=catalog.diffusion_models()))
     with gr.Row():
-        sampler = gr.Dropdown([(text["sampler"], OWN), *catalog.SAMPLERS], value=OWN, label="Sampler")
+        sampler = gr.Dropdown([(text["sampler"], OWN), *catalog.SAMPLERS], value=OWN, label="Sampler",
+                              allow_custom_value=True)  # core names what it refuses, with the sampler list
         upscale = gr.Dropdown([(text["upscale"], OWN), *UPSCALE_CHOICES], value=OWN, label="Upscale x4",
                               info="with the default upscaler (realesr-animevideov3)")
     with gr.Row():
@@ -106,6 +107,20 @@ def follow(name: str, chosen_sampler: str, chosen_width: int, chosen_height: int
             gr.Slider(maximum=width_max, info=text["size"]), gr.Slider(maximum=height_max, info=text["size"]))
 
 
+def _own_guidance(value: object) -> object:
+    """None (the model's own) for a negative guidance scale; any other value as sent (core checks it).
+
+    Raises:
+        gr.Error: no value at all (None): the page always sends one, and -1 asks for the model's own.
+    """
+    if value is None:
+        raise gr.Error("guidance_scale (Guidance scale (CFG)) must be a number in -1..30 (-1 for the model's own), "
+                       "got None", print_exception=False)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+        return None
+    return value
+
+
 def _side_max(natural: int) -> int:
     """The end of a size slider: the model's largest side, or the side of a square of the host's
     pixels limit when that is smaller (a multiple of SIDE_STEP)."""
@@ -134,6 +149,6 @@ def call_args(negative_prompt, model, scheduler, steps, guidance_scale, width, h
         limits.check_size(width, height, (own.width, own.height))
     upscale_on = upscale == "on" if upscale in UPSCALE_CHOICES else bool(own and own.upscale)
     return {"negative_prompt": negative_prompt, "model": model, "scheduler": scheduler or None,
-            "steps": steps or None, "guidance_scale": None if guidance_scale < 0 else guidance_scale, "width": width or None,
+            "steps": steps or None, "guidance_scale": _own_guidance(guidance_scale), "width": width or None,
             "height": height or None, "seed": seed, "batch_size": batch_size, "batch_count": batch_count,
             "upscale": upscale_on, "loras": pairs}

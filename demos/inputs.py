@@ -31,7 +31,8 @@ def checked(component: gr.components.Component, payload: Any, *, missing_ok: boo
     label = component.label or "a number input"
     low, high = getattr(component, "minimum", None), getattr(component, "maximum", None)
     span = f" in {_text(low)}..{_text(high)}" if low is not None and high is not None else ""
-    if isinstance(payload, bool) or not isinstance(payload, (int, float)) or not math.isfinite(payload):
+    if isinstance(payload, bool) or not isinstance(payload, (int, float)) or (
+            isinstance(payload, float) and not math.isfinite(payload)):
         shown = repr(payload)
         shown = shown if len(shown) <= SHOWN_CHARS else shown[:SHOWN_CHARS - 1] + "…"
         raise gr.Error(f"{label} must be a number{span}, got {shown}", print_exception=False)
@@ -42,7 +43,10 @@ def checked(component: gr.components.Component, payload: Any, *, missing_ok: boo
 
 def _text(number: float) -> str:
     """A number as a person writes it: 4294967295, 0.05, 1e+30."""
-    return str(int(number)) if float(number).is_integer() and abs(number) < 1e16 else f"{number:g}"
+    if isinstance(number, int):
+        text = str(number)
+        return text if len(text) <= SHOWN_CHARS else f"a {len(text)}-digit number"
+    return str(int(number)) if number.is_integer() and abs(number) < 1e16 else f"{number:g}"
 
 
 def slider(*args: Any, **kwargs: Any) -> gr.Slider:

@@ -217,7 +217,7 @@ def _square(tmp_path: Path) -> str:
      "tile must be 64..2048, got 32"),
     ("/upscale", lambda tmp: [handle_file(_square(tmp)), "no-such-model"], "unknown upscaler model 'no-such-model'"),
     ("/text_to_image", lambda tmp: [""], "prompt is empty"),
-    ("/generate_faces", lambda tmp: [100], "greater than maximum value 64"),  # refused by the slider itself
+    ("/generate_faces", lambda tmp: [100], "Number of faces must be in 1..64, got 100"),  # refused by the slider itself
 ])
 def test_bad_input_shows_the_core_message_and_the_server_keeps_serving(client, tmp_path, endpoint, make_args,
                                                                       message):
