@@ -299,6 +299,7 @@ def main(argv: list[str] | None = None) -> None:
         ui.keep_files_s()  # a bad $IMAGEGEN_KEEP_FILES_S stops the start with its message
     except ValueError as err:
         raise SystemExit(f"app.py: {err}") from None
+    options["max_file_size"] = f"{chosen.upload_mb}mb" if chosen.upload_mb else None
     log.info("public mode %s (%s); limits: %s", "on: limits for strangers" if public else "off", why,
              ", ".join(f"{name} {value}" for name, value in vars(chosen).items() if name != "public"))
     prepare_all()  # no-op when the weights exist; builds them on a fresh Space

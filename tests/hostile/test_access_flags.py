@@ -12,6 +12,7 @@ import pytest
 import app
 from core.models import files
 from core.paths import REPO_DIR
+from demos import limits
 
 HOST_ENV = ("GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT", "SPACE_ID", "IMAGEGEN_PUBLIC", "GRADIO_BLOCKED_PATHS")
 
@@ -154,9 +155,13 @@ def test_main_warns_and_says_the_mode_before_serving(monkeypatch, caplog):
 
     monkeypatch.setattr(app, "prepare_all", lambda: None)
     monkeypatch.setattr(app, "build", lambda *a, **k: Hub())
+    monkeypatch.setattr(limits, "_current", limits._current)  # main chooses the preset: restored after
+    monkeypatch.setenv("IMAGEGEN_MAX_OUTPUT_SIDE", "")  # which core then reads: restored (unset) after
     with caplog.at_level(logging.INFO, logger="imagegen-hub"):
         app.main(["--listen"])
     assert launched["server_name"] == "0.0.0.0" and launched["auth"] is None
+    assert limits.current().public and launched["max_file_size"] == f"{limits.PUBLIC.upload_mb}mb"
+    assert os.environ["IMAGEGEN_MAX_OUTPUT_SIDE"] == str(limits.PUBLIC.output_side)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("serving on 0.0.0.0" in w and "no login" in w for w in warnings)
     assert "public mode on: limits for strangers (--listen)" in caplog.text
