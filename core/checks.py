@@ -91,6 +91,13 @@ def check_float(name: str, value: object, low: float, high: float) -> float:
     return number
 
 
+def check_bool(name: str, value: object) -> bool:
+    """Return `value` if it is True or False, else raise InvalidInput: a switch takes no "off", 1 or None."""
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{name} must be True or False, got {shown(value)}")
+    return value
+
+
 def check_text(name: str, value: object, *, max_chars: int | None = None, names: bool = False) -> str:
     """Return `value` if it is text that a field `name` takes, else raise InvalidInput.
 

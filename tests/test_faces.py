@@ -207,7 +207,7 @@ def test_interpolation_without_path_writes_a_temporary_gif():
     (lambda: faces.generate_faces(truncation_psi=2), "truncation_psi must be 0.0..1.0, got 2"),
     (lambda: faces.generate_faces(upscale="yes"), "upscale must be True or False"),
     (lambda: faces.interpolate_faces(1, 2, frames=1), "frames must be 2..120, got 1"),
-    (lambda: faces.interpolate_faces(1, -5), "seed must be -1"),
+    (lambda: faces.interpolate_faces(1, -5), "seed_b must be -1"),
     (lambda: faces.interpolate_faces(1, 2, gif_path="/no/such/folder/x.gif"), "gif_path"),
 ])
 def test_bad_inputs_raise_invalid_input(call, match):

@@ -30,11 +30,12 @@ from core.catalog import (
     STEPS_RANGE,
     STRENGTH_RANGE,
 )
-from core.checks import check_float, check_int, check_prompt
+from core.checks import check_bool, check_float, check_int, check_prompt
+from core.errors import InvalidInput
 from core.generators import enlarge
 from core.generators.progress import Progress, freed_on_failure
 from core.imaging.io import flatten, open_image, to_pil
-from core.models import lora, vae, zerogpu
+from core.models import lora, schedulers, vae, zerogpu
 from core.models.diffusion import DEFAULT_MODEL, DiffusionModel, get, token_warnings
 from core.models.output_checks import bad_values, flat, lost_contrast, redo_in_float32, to_float32
 from core.models.schedulers import make_scheduler
@@ -49,7 +50,7 @@ changes only under this lock; a request lets it go only inside on_step (see `_Tu
 def _settings(m: DiffusionModel, name: str, steps, guidance_scale, width, height, batch_size, batch_count,
               scheduler) -> dict[str, Any]:
     """Check the shared settings and fill the model's defaults; sides not a multiple of 8 are rounded
-    (said in settings["warnings"])."""
+    (said in settings["warnings"]). Steps must also fit the sampler (LCM: at most 50)."""
     settings: dict[str, Any] = {
         "model": name,
         "steps": check_int("steps", m.defaults["steps"] if steps is None else steps, *STEPS_RANGE),
@@ -57,9 +58,13 @@ def _settings(m: DiffusionModel, name: str, steps, guidance_scale, width, height
                                       else guidance_scale, *GUIDANCE_RANGE),
         "batch_size": check_int("batch_size", batch_size, 1, MAX_BATCH),
         "batch_count": check_int("batch_count", batch_count, 1, MAX_BATCH_COUNT),
-        "scheduler": scheduler or m.defaults["scheduler"],
+        "scheduler": m.defaults["scheduler"] if scheduler is None or scheduler == "" else schedulers.check(scheduler),
         "warnings": [],
     }
+    limit = schedulers.max_steps(settings["scheduler"], m.scheduler_config)
+    if settings["steps"] > limit:
+        raise InvalidInput(f"steps must be 1..{limit} with the {settings['scheduler']} sampler, "
+                           f"got {settings['steps']}; lower steps or choose another sampler")
     low, high = m.sizes
     for key, value in (("width", width), ("height", height)):
         value = check_int(key, m.native if value is None else value, low, high)
@@ -203,11 +208,11 @@ def _run(m: DiffusionModel, pipe, settings: dict, seed: int, on_step, upscale: b
          **call) -> Result:
     """Seeds, then everything that runs the model (`_generate`), then the report."""
     seeds = resolve_seeds(seed, settings["batch_size"] * settings["batch_count"])
-    images, warnings = _generate(m, pipe, seeds, settings, loras, on_step, run_steps, bool(upscale), call)
+    images, warnings = _generate(m, pipe, seeds, settings, loras, on_step, run_steps, upscale, call)
     settings["loras"] = [{"file": file, "weight": weight} for file, weight in loras]
     settings["vae_tiling"] = m.has_vae and settings["width"] * settings["height"] > vae.TILE_VAE_ABOVE
     settings["warnings"] += warnings
-    settings["upscale"] = bool(upscale)
+    settings["upscale"] = upscale
     settings["seed"] = seeds[0]
     return Result(images=images, seeds=seeds, parameters=settings)
 
@@ -227,7 +232,8 @@ def text_to_image(prompt: str, *, model: str | None = None, negative_prompt: str
             .ckpt/.pt/.pth) or diffusers folder in the models folder; or a Hub repo id such as
             "stabilityai/sd-turbo" (see core.models.stable_diffusion).
         negative_prompt: what to steer away from ("" for none).
-        steps: denoising steps, 1..100 (default: the model's, e.g. 25; 1 for Turbo models).
+        steps: denoising steps, 1..100, 1..50 with the LCM sampler (default: the model's, e.g. 25; 1 for
+            Turbo models).
         guidance_scale: classifier-free guidance, 0..30; 1 or less turns it off (default: the
             model's, e.g. 5 for emoji, 7 for SD 1.x/2.x, 5 for SDXL, 0 for Turbo).
         width, height: output size in px (default: the model's native size). Emoji: 16..64; Stable
@@ -238,7 +244,7 @@ def text_to_image(prompt: str, *, model: str | None = None, negative_prompt: str
         scheduler: a name from core.models.schedulers.SCHEDULERS (default: the model's).
         loras: LoRA files in the models folder with a weight each, as [(file, weight)] or
             {file: weight}; weights -4..4 (Stable Diffusion models only).
-        upscale: also enlarge each image x4 with the default upscaler (core.upscale).
+        upscale: True to also enlarge each image x4 with the default upscaler (core.upscale); True or False only.
         on_step: called as on_step(done, total) after each denoising step of each pipeline call
             (steps x images on the CPU, where each image runs alone; steps x batch_count on a GPU),
             then, with `upscale`, after each tile of the x4 upscale (tiles per image x images); the
@@ -251,7 +257,8 @@ def text_to_image(prompt: str, *, model: str | None = None, negative_prompt: str
         their seeds, and the applied settings (`parameters["warnings"]` lists anything adjusted).
 
     Raises:
-        InvalidInput: empty prompt, or a setting out of range (the message names it).
+        InvalidInput: empty prompt, a setting out of range or of the wrong type, or a name (model,
+            scheduler, LoRA) that is no name (the message names it).
         ModelNotFound: unknown model, missing weights, or a Hub id not cached while offline.
         UnsafeModelFile: a checkpoint or LoRA that is corrupt, of the wrong kind, or needs unpickling of code.
         ModelError: the model (denoiser, VAE or the x4 upscaler) gave NaN or infinite values even in
@@ -261,6 +268,7 @@ def text_to_image(prompt: str, *, model: str | None = None, negative_prompt: str
     """
     prompt = check_prompt(prompt)
     negative = check_prompt(negative_prompt, name="negative_prompt", required=False)
+    check_bool("upscale", upscale)
     loras = lora.parse_loras(loras)
     m = get(model)
     settings = _settings(m, model or DEFAULT_MODEL, steps, guidance_scale, width, height, batch_size, batch_count,
@@ -287,7 +295,8 @@ def image_to_image(image: Image.Image, prompt: str, *, strength: float = 0.6, mo
         prompt: what the result should show, 1..2000 characters.
         strength: 0.01..1, how much to change: near 0 keeps the picture, 1 ignores it (default 0.6).
             As in diffusers, the last int(strength x steps) steps of the schedule run; when that is
-            under one step, steps are raised to ceil(1 / strength) (a warning says so).
+            under one step, steps are raised to ceil(1 / strength) (a warning says so); when the sampler
+            cannot run that many (LCM: 50), the strength is refused with the least one that it can run.
         model, negative_prompt, steps, guidance_scale, width, height, seed, batch_size, batch_count,
         scheduler, loras, upscale: as in `text_to_image`.
         on_step: as in `text_to_image`, counting the steps that run (int(strength x steps) per call);
@@ -306,12 +315,19 @@ def image_to_image(image: Image.Image, prompt: str, *, strength: float = 0.6, mo
     prompt = check_prompt(prompt)
     negative = check_prompt(negative_prompt, name="negative_prompt", required=False)
     strength = check_float("strength", strength, *STRENGTH_RANGE)
+    check_bool("upscale", upscale)
     loras = lora.parse_loras(loras)
     m = get(model)
     settings = _settings(m, model or DEFAULT_MODEL, steps, guidance_scale, width, height, batch_size, batch_count,
                          scheduler)
     if int(strength * settings["steps"]) < 1:
         raised = math.ceil(1 / strength - 1e-9)
+        limit = schedulers.max_steps(settings["scheduler"], m.scheduler_config)
+        if raised > limit:
+            least = math.ceil(100 / limit) / 100  # in the 0.01 steps of the strength slider
+            raise InvalidInput(f"strength {strength:g} runs no step of {settings['steps']} steps and would need "
+                               f"{raised} steps, but the {settings['scheduler']} sampler runs at most {limit}: "
+                               f"raise strength to at least {least:g}, or choose another sampler")
         settings["warnings"].append(f"steps raised from {settings['steps']} to {raised} so that strength "
                                     f"{strength:g} runs at least one step")
         settings["steps"] = raised

@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from core.catalog import DEFAULT_FACE_MODEL, MAX_FACES, MAX_FRAMES
-from core.checks import check_float, check_int
+from core.checks import check_bool, check_float, check_int
 from core.errors import InvalidInput
 from core.generators import enlarge
 from core.generators.progress import Progress, freed_on_failure
@@ -127,7 +127,7 @@ def interpolate_faces(seed_a: int, seed_b: int, *, frames: int = 16, model: str 
     washed-out; the great-circle arc keeps the norm close to that of the ends.
     """
     # 1. check inputs
-    seed_a, seed_b = resolve_seeds(seed_a, 1)[0], resolve_seeds(seed_b, 1)[0]
+    seed_a, seed_b = resolve_seeds(seed_a, 1, name="seed_a")[0], resolve_seeds(seed_b, 1, name="seed_b")[0]
     frames = check_int("frames", frames, 2, MAX_FRAMES)
     psi, name = _check_common(truncation_psi, upscale, model)
     restore = Restorer(face_restoration, face_weight, find_faces=False)
@@ -171,12 +171,11 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 def _check_common(truncation_psi: float, upscale: bool, model: str | None) -> tuple[float, str]:
     """Check the arguments both functions share; returns (psi, model name)."""
     psi = check_float("truncation_psi", truncation_psi, 0.0, 1.0)
-    if not isinstance(upscale, bool):
-        raise InvalidInput(f"upscale must be True or False, got {upscale!r}")
+    check_bool("upscale", upscale)
     if model is not None and not isinstance(model, str):
         raise InvalidInput(f"model must be a model name (text) or None, got {type(model).__name__}")
     name = model or DEFAULT_FACE_MODEL
-    registry.spec(gans.KIND, name)  # raises ModelNotFound listing the known names
+    registry.spec(gans.KIND, name)  # checks the name; raises ModelNotFound listing the known names
     return psi, name
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from core import catalog
+from core.checks import check_name, shown
 from core.errors import InvalidInput, ModelNotFound, UnsafeModelFile, brief
 from core.models import registry
 from core.models.files import resolve_file, safetensors_header
@@ -128,7 +129,7 @@ def get(model: str | None) -> DiffusionModel:
     version (FileVersion): replaced in place, it loads again.
 
     Raises:
-        InvalidInput: `model` is not text.
+        InvalidInput: `model` is not text, or no name (see `_name`).
         ModelNotFound, UnsafeModelFile: see core.models.stable_diffusion.load.
     """
     name = _name(model)
@@ -155,7 +156,7 @@ def _locate(name: str) -> Path | None:
             return None
         if Path(name).suffix:
             raise
-        raise ModelNotFound(f"unknown model {name!r}; choose one of {', '.join(names())}, a checkpoint in "
+        raise ModelNotFound(f"unknown model {shown(name)}; choose one of {', '.join(names())}, a checkpoint in "
                             "the models folder, or a Hugging Face repo id like stabilityai/sd-turbo") from None
 
 
@@ -191,11 +192,11 @@ def _settings(family: str, defaults: dict[str, Any], native: int, sides: tuple[i
 
 
 def _name(model: object) -> str:
-    if model in (None, ""):
-        return DEFAULT_MODEL
-    if not isinstance(model, str):
+    """The model's name, DEFAULT_MODEL for None or "". Raises InvalidInput for what is no name: not text,
+    over 1024 characters, or holding control characters or invalid Unicode (core.checks.check_name)."""
+    if model is not None and not isinstance(model, str):
         raise InvalidInput(f"model must be a model name, file or Hub id, got {type(model).__name__}")
-    return model
+    return check_name("model", model) or DEFAULT_MODEL
 
 
 def _is_hub_id(text: str) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from core.checks import check_name, shown
 from core.errors import InvalidInput, UnsafeModelFile
 from core.models import files, registry, spandrel_io
 from core.models.registry import FileVersion, ModelKind
@@ -31,16 +32,18 @@ def get_restorer(model: str | os.PathLike):
     inside the allowed folders): spandrel's ImageModelDescriptor on the default device, fp32.
 
     Raises:
-        InvalidInput: `model` is not a path.
+        InvalidInput: `model` is not a path, or no name (core.checks.check_name: too long, control
+            characters, invalid Unicode).
         ModelNotFound: the file is missing or outside the allowed folders.
         UnsafeModelFile: see core.models.spandrel_io.read; or the file is an upscaler, not a face restorer.
     """
     if not isinstance(model, (str, os.PathLike)) or not os.fspath(model):
-        raise InvalidInput(f"face restoration model must be a file name, got {model!r}")
-    if model in registry.names(ModelKind.UPSCALER):
-        raise UnsafeModelFile(f"{model} is an upscaler, not a face-restoration model (GFPGAN, RestoreFormer, ...); "
+        raise InvalidInput(f"face_restoration must be a file name, got {shown(model)}")
+    name = check_name("face_restoration", os.fspath(model))
+    if name in registry.names(ModelKind.UPSCALER):
+        raise UnsafeModelFile(f"{name} is an upscaler, not a face-restoration model (GFPGAN, RestoreFormer, ...); "
                               "put one into the models folder")
-    path = files.resolve_file(os.fspath(model))
+    path = files.resolve_file(name)
     return registry.load_source(KIND, FileVersion.of(path), lambda: _load(path))
 
 

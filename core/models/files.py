@@ -22,6 +22,7 @@ import struct
 from pathlib import Path
 from typing import Any, Iterable
 
+from core.checks import check_name, shown
 from core.errors import InvalidInput, ModelNotFound, UnsafeModelFile
 from core.paths import MODELS_DIR, WEIGHTS_DIR
 
@@ -46,15 +47,15 @@ def resolve_file(path: str | os.PathLike) -> Path:
     repo ids (`org/name`) are no paths: they end in ModelNotFound("not found"), which callers catch.
 
     Raises:
-        InvalidInput: `path` is empty or holds a NUL character.
+        InvalidInput: `path` is empty, over 1024 characters, or holds a control character, a line break
+            or invalid Unicode (core.checks.check_name).
         ModelNotFound: the path has `..`, lies outside those folders, is a link out of its folder, or
             names nothing. The message never shows a server path the user did not give.
     """
     text = os.fspath(path)
     if not text:
         raise InvalidInput(f"model file name is empty; name a file in the models folder ({MODELS_DIR.name}/)")
-    if "\0" in text:
-        raise InvalidInput(f"model file name must not hold NUL characters, got {_short(text)}")
+    check_name("model file name", text)  # no control characters, invalid Unicode or 100,000 characters
     given = Path(text)
     if ".." in given.parts:
         raise ModelNotFound(f"model file {_short(text)} is outside the allowed folders: '..' is not accepted in a "
@@ -131,14 +132,51 @@ def safetensors_header(path: Path) -> dict[str, dict]:
     if not isinstance(header, dict):
         raise UnsafeModelFile(f"{path.name} is not a readable .safetensors file (header is not a table)")
     header.pop("__metadata__", None)
-    try:
-        declared = 8 + size + max((entry["data_offsets"][1] for entry in header.values()), default=0)
-    except (TypeError, KeyError, IndexError):
-        raise UnsafeModelFile(f"{path.name} is not a readable .safetensors file (malformed header)") from None
+    problem = _header_problem(header)
+    if problem:
+        raise UnsafeModelFile(f"{path.name} is not a readable .safetensors file (its header lies: {problem})")
+    declared = 8 + size + max((entry["data_offsets"][1] for entry in header.values()), default=0)
     if declared > path.stat().st_size:
         raise UnsafeModelFile(f"{path.name} is not a readable .safetensors file (truncated: {declared:,} bytes "
                               f"declared, {path.stat().st_size:,} present)")
     return header
+
+
+_DTYPE_BITS = {"BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8, "I16": 16, "U16": 16,
+               "F16": 16, "BF16": 16, "I32": 32, "U32": 32, "F32": 32, "C64": 64, "F64": 64, "I64": 64, "U64": 64,
+               "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6}
+"""Bits per element of safetensors' dtypes; a dtype not listed (a newer format's) skips the size check."""
+
+
+def _header_problem(header: dict) -> str | None:
+    """What is wrong with a safetensors header's tensor table, in a few words, or None. Each entry must
+    have a dtype, a shape of whole numbers and data_offsets [begin, end] that span exactly its
+    elements; no two tensors may share bytes. (The safetensors library checks the same when it loads;
+    diffusers' model detection reads the header alone, so it is checked here first.)"""
+    spans = []
+    for name, entry in header.items():
+        label = shown(name)
+        try:
+            dtype, shape, (begin, end) = entry["dtype"], entry["shape"], entry["data_offsets"]
+        except (TypeError, KeyError, ValueError):
+            return f"tensor {label} lacks dtype, shape or data_offsets"
+        if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
+            return f"tensor {label} has the shape {str(shape)[:40]}"
+        if not (type(begin) is int and type(end) is int and 0 <= begin <= end):
+            return f"tensor {label} has the data_offsets {str(entry['data_offsets'])[:40]}"
+        if dtype in _DTYPE_BITS:
+            count = 1
+            for n in shape:
+                count *= n
+            if end - begin != -(-count * _DTYPE_BITS[dtype] // 8):
+                return f"tensor {label} declares {end - begin:,} bytes for {count:,} {dtype} values"
+        if end > begin:  # an empty tensor takes no bytes
+            spans.append((begin, end, label))
+    spans.sort()
+    for (_, end, first), (begin, _, second) in zip(spans, spans[1:]):
+        if begin < end:
+            return f"tensors {first} and {second} overlap"
+    return None
 
 
 def safetensors_keys(path: Path) -> list[str]:

@@ -13,7 +13,7 @@ import itertools
 from collections.abc import Iterable, Sequence
 
 from core.catalog import LORA_WEIGHT_RANGE
-from core.checks import check_float
+from core.checks import check_float, check_name, shown
 from core.errors import InvalidInput, UnsafeModelFile, brief
 from core.models.files import SAFE_SUFFIX, resolve_file, safetensors_header
 from core.models.registry import FileVersion
@@ -25,30 +25,42 @@ WEIGHT_RANGE = LORA_WEIGHT_RANGE
 def parse_loras(loras: Iterable[Sequence] | dict | None) -> list[tuple[str, float]]:
     """Normalise the `loras` argument to [(file, weight), ...].
 
-    Accepts None, a dict {file: weight}, or pairs (file, weight); rows with an empty file name
-    are skipped (UI rows left blank), and a file named twice gets the sum of its weights (one
-    adapter cannot take two weights at once).
+    Accepts None, a dict {file: weight}, or a list or tuple of pairs (file, weight); rows with an
+    empty file name are skipped (UI rows left blank), and a file named twice gets the sum of its
+    weights (one adapter cannot take two weights at once).
 
     Raises:
-        InvalidInput: a row that is not (file, weight), or a weight outside WEIGHT_RANGE.
+        InvalidInput: `loras` of another type (a number, text, ...), a row that is not (file, weight),
+            a file name that is no name (core.checks.check_name: too long, control characters, invalid
+            Unicode), or a weight outside WEIGHT_RANGE.
     """
-    if not loras:
+    if loras is None:
         return []
+    if not isinstance(loras, (dict, list, tuple)):
+        raise InvalidInput(f"loras must be a list of (file, weight) pairs or a {{file: weight}} table, "
+                           f"got {shown(loras)}")
     rows = loras.items() if isinstance(loras, dict) else loras
     parsed = []
     for row in rows:
         if not isinstance(row, (list, tuple)) or len(row) != 2:
-            raise InvalidInput(f"each LoRA must be (file, weight), got {row!r}")
+            raise InvalidInput(f"each LoRA must be (file, weight), got {shown(row)}")
         name, weight = row
-        if name in (None, ""):
-            continue
-        if not isinstance(name, str):
+        if name is not None and not isinstance(name, str):
             raise InvalidInput(f"a LoRA file must be a file name, got {type(name).__name__}")
-        parsed.append((name, check_float(f"weight of LoRA {name}", weight, *WEIGHT_RANGE)))
+        name = check_name("lora", name)
+        if name is None:
+            continue
+        parsed.append((name, check_float(f"weight of LoRA {_label(name)}", weight, *WEIGHT_RANGE)))
     summed: dict[str, float] = {}
     for name, weight in parsed:
         summed[name] = summed.get(name, 0.0) + weight
-    return [(name, check_float(f"total weight of LoRA {name}", weight, *WEIGHT_RANGE)) for name, weight in summed.items()]
+    return [(name, check_float(f"total weight of LoRA {_label(name)}", weight, *WEIGHT_RANGE))
+            for name, weight in summed.items()]
+
+
+def _label(name: str) -> str:
+    """A LoRA's file name for messages: as given, or quoted and cut when it is long."""
+    return name if len(name) <= 80 else shown(name, 80)
 
 
 _ADAPTER_IDS = itertools.count()

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from core.checks import check_name, shown
 from core.errors import ModelNotFound
 
 
@@ -104,12 +105,19 @@ def names(kind: ModelKind) -> list[str]:
 
 
 def spec(kind: ModelKind, name: str) -> ModelSpec:
-    """The registry entry for (kind, name). Raises ModelNotFound listing the known names."""
+    """The registry entry for (kind, name), the `model=` a user gave.
+
+    Raises:
+        InvalidInput: `name` is no name (not text, too long, control characters, invalid Unicode; see
+            core.checks.check_name).
+        ModelNotFound: no such entry; the message lists the known names.
+    """
     try:
         return _REGISTRY[(ModelKind(kind), name)]
-    except KeyError:
+    except (KeyError, TypeError):  # TypeError: an unhashable `name`
+        check_name("model", name)
         known = ", ".join(names(kind)) or "none"
-        raise ModelNotFound(f"unknown {kind} model {name!r}; known models: {known}") from None
+        raise ModelNotFound(f"unknown {kind} model {shown(name)}; known models: {known}") from None
 
 
 def load(kind: ModelKind, name: str) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.catalog import SAMPLERS
+from core.checks import check_name, shown
 from core.errors import InvalidInput
 
 # name -> (diffusers class name, config overrides)
@@ -25,6 +26,27 @@ if tuple(SCHEDULERS) != SAMPLERS:  # the catalogue lists exactly what this table
     raise ImportError("core.catalog.SAMPLERS and core.models.schedulers.SCHEDULERS differ")
 
 
+def check(name: object) -> str:
+    """Return `name` if it is one of SCHEDULERS, else raise InvalidInput naming `scheduler` (a name that
+    is no name, e.g. with control characters or 100,000 characters long, is refused as such first)."""
+    if not isinstance(name, str) or check_name("scheduler", name) not in SCHEDULERS:
+        raise InvalidInput(f"scheduler must be one of {', '.join(SCHEDULERS)}; got {shown(name)}")
+    return name
+
+
+def max_steps(name: str, base_config: dict[str, Any]) -> int:
+    """The most steps sampler `name` can run on the noise schedule of `base_config`: its training
+    timesteps, and for LCM the `original_inference_steps` (50) of the distillation schedule its steps
+    are picked from (Luo et al. 2023, arXiv:2310.04378).
+
+    Raises:
+        InvalidInput: `name` is not one of SCHEDULERS.
+    """
+    config = make_scheduler(name, base_config).config
+    limit = config.num_train_timesteps
+    return min(limit, config.get("original_inference_steps") or limit)
+
+
 def make_scheduler(name: str, base_config: dict[str, Any], steps: int | None = None):
     """A new scheduler of the named kind on the noise schedule of `base_config` (a scheduler's `.config`).
 
@@ -33,12 +55,12 @@ def make_scheduler(name: str, base_config: dict[str, Any], steps: int | None = N
     bunch up at the noisy end and repeat timesteps, which diffusers' multistep solvers cannot run.
 
     Raises:
-        InvalidInput: `name` is not one of SCHEDULERS, or it cannot take `steps` steps on this schedule.
+        InvalidInput: `name` is not one of SCHEDULERS (see `check`), or it cannot take `steps` steps on this
+            schedule.
     """
     import diffusers
 
-    if name not in SCHEDULERS:
-        raise InvalidInput(f"scheduler must be one of {', '.join(SCHEDULERS)}; got {name!r}")
+    check(name)
     class_name, overrides = SCHEDULERS[name]
     scheduler = getattr(diffusers, class_name).from_config(base_config, **overrides)
     if steps is not None and overrides.get("use_karras_sigmas"):

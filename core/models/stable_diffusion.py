@@ -155,24 +155,56 @@ def checkpoint_family(checkpoint: dict[str, Any], name: str = "checkpoint") -> s
     """"sd1", "sd2" or "sdxl" for an original-layout checkpoint, from diffusers' `infer_diffusers_model_type`.
 
     Raises:
-        UnsafeModelFile: not a Stable Diffusion UNet checkpoint, or a kind we keep no config for
-            (inpainting, refiner, upscaler, ControlNet, SD3, ...).
+        UnsafeModelFile: not a Stable Diffusion UNet checkpoint (or its UNet's shapes are damaged), a kind
+            we keep no config for (inpainting, refiner, upscaler, ControlNet, SD3, ...), or a partial
+            checkpoint: no text encoder or VAE (see `_check_complete`).
     """
     from diffusers.loaders.single_file_utils import infer_diffusers_model_type
 
     if not any(k.startswith("model.diffusion_model.") for k in checkpoint):
         raise UnsafeModelFile(f"{name} holds no Stable Diffusion UNet (no model.diffusion_model.* weights); "
                               "LoRAs go in the LoRA list, upscalers in the super-resolution tab")
-    kind = infer_diffusers_model_type(checkpoint)
+    try:
+        kind = infer_diffusers_model_type(checkpoint)
+    except (IndexError, KeyError, TypeError, ValueError, AttributeError, RuntimeError) as err:  # odd shapes
+        raise UnsafeModelFile(f"{name} holds UNet weights of shapes no Stable Diffusion checkpoint has "
+                              f"({brief(err)}); it is damaged or of another model") from None
     if kind not in FAMILY_OF_TYPE:
         raise UnsafeModelFile(f"{name} is a {kind!r} checkpoint; single files of SD 1.x, SD 2.x and SDXL base "
                               "are supported (use a diffusers folder or Hub id for others)")
-    return FAMILY_OF_TYPE[kind]
+    family = FAMILY_OF_TYPE[kind]
+    _check_complete(checkpoint, family, name)
+    return family
+
+
+_VAE = ("VAE", ("first_stage_model.", "vae."))
+PARTS = {  # family -> (part, the key prefixes that hold it) besides the UNet, as diffusers reads single files
+    "sd1": (("text encoder", ("cond_stage_model.",)), _VAE),
+    "sd2": (("text encoder", ("cond_stage_model.",)), _VAE),
+    "sdxl": (("first text encoder", ("conditioner.embedders.0.",)),
+             ("second text encoder", ("conditioner.embedders.1.",)), _VAE),
+}
+FAMILY_LABELS = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL"}
+
+
+def _check_complete(checkpoint: dict[str, Any], family: str, name: str) -> None:
+    """Refuse, with UnsafeModelFile naming the file and the missing parts, a single file without its text
+    encoder or VAE (e.g. a UNet-only file from ComfyUI's diffusion_models/), for which diffusers raises a
+    SingleFileComponentError that suggests code to write."""
+    parts = PARTS[family]
+    missing = [f"{part} ({keys[0]}*)" for part, keys in parts if not any(k.startswith(keys) for k in checkpoint)]
+    if missing:
+        *others, last = [part for part, _ in parts]
+        full = f"a full {FAMILY_LABELS[family]} checkpoint with the UNet, {', '.join(others)} and {last} is needed"
+        only = len(missing) == len(parts)
+        have = "only the UNet (model.diffusion_model.*)" if only else "no " + ", no ".join(missing)
+        raise UnsafeModelFile(f"{name} has {have}: {full}")
 
 
 def _from_single_file(path: Path):
     """A single-file checkpoint in the original layout, with our local config folder for its family."""
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+    from diffusers.loaders.single_file_utils import SingleFileComponentError
 
     from core.build import sd_configs
 
@@ -182,7 +214,7 @@ def _from_single_file(path: Path):
     try:
         pipe = cls.from_single_file(str(path), config=str(config), local_files_only=True, dtype=_dtype(),
                                     disable_mmap=True)
-    except (OSError, ValueError, KeyError, RuntimeError) as err:
+    except (OSError, ValueError, KeyError, RuntimeError, IndexError, TypeError, SingleFileComponentError) as err:
         raise UnsafeModelFile(f"{path.name} does not fit the {family} architecture: {brief(err)}") from None
     prediction = _sidecar_prediction_type(path)
     if prediction:

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from core.catalog import BUNDLED_UPSCALERS, DEFAULT_UPSCALER
+from core.checks import check_name, shown
 from core.errors import InvalidInput, ModelNotFound, UnsafeModelFile
 from core.models import files, output_checks, registry, spandrel_io
 from core.models.devices import cpu_has_bf16, default_device, default_dtype
@@ -152,22 +153,22 @@ def get_upscaler(model: str | os.PathLike | None = None) -> Upscaler:
     or to the working directory, but must resolve inside the models folder or weights/.
 
     Raises:
-        InvalidInput: `model` is neither text nor a path.
+        InvalidInput: `model` is neither text nor a path, or no name (core.checks.check_name: too long,
+            control characters, invalid Unicode).
         ModelNotFound: an unknown name, a missing file, or a file outside the allowed folders.
         UnsafeModelFile: see `load_upscaler`.
     """
-    model = DEFAULT_MODEL if model is None else model
-    if isinstance(model, str) and model in registry.names(KIND):
-        return registry.load(KIND, model)
-    if not isinstance(model, (str, os.PathLike)):
+    if model is not None and not isinstance(model, (str, os.PathLike)):
         raise InvalidInput(f"model must be an upscaler name or a file path, got {type(model).__name__}")
-    text = os.fspath(model)
+    text = DEFAULT_MODEL if model is None else check_name("model", os.fspath(model)) or ""
+    if text in registry.names(KIND):
+        return registry.load(KIND, text)
     if not Path(text).suffix and "/" not in text and os.sep not in text:
-        raise ModelNotFound(f"unknown upscaler model {text!r}; known models: {', '.join(registry.names(KIND))}; "
+        raise ModelNotFound(f"unknown upscaler model {shown(text)}; known models: {', '.join(registry.names(KIND))}; "
                             f"or give a {' or '.join(SUFFIXES)} file in the models folder")
     path = files.resolve_file(text)
-    shown = path.name if os.path.isabs(text) else text  # what the user gave, never a server path
-    return registry.load_source(KIND, FileVersion.of(path), lambda: load_upscaler(path, shown))
+    label = path.name if os.path.isabs(text) else text  # what the user gave, never a server path
+    return registry.load_source(KIND, FileVersion.of(path), lambda: load_upscaler(path, label))
 
 
 def model_path(model: str) -> Path:

@@ -243,8 +243,6 @@ MODEL_FILE_CASES = [
     *PARTIAL_ROLES.items(),
 ]
 """(case id, the role its file is named as) of every hostile model file."""
-SD_LOADER_OWED = {"lie-overlapping-model", "partial-sd-unet-only", "partial-sd-no-text-encoder"}
-"""Cases core/models/stable_diffusion.py lets escape as diffusers' SingleFileComponentError or an IndexError."""
 
 
 def write_model_files(models: Path, markers: Path) -> dict[str, str]:

@@ -7,8 +7,7 @@ inside the `guard` fixture: afterwards the server is alive (a faces request work
 cache and output folders changed, and no pickle's payload ran.
 
 Cases that fail because of the UI layer or Gradio's preprocessing are marked `ui_owed` (the lead
-wires the fix named in the reason); those whose fix lies in core/models or core/generators `core_owed`.
-Both are expected to fail until then.
+wires the fix named in the reason), expected to fail until then.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ from cases import (
     FAST_SD,
     MODEL_FILE_CASES,
     PICTURES,
-    SD_LOADER_OWED,
     TINY_SD,
     picture_bytes,
 )
@@ -34,10 +32,6 @@ def ui_owed(reason: str):
     return pytest.mark.xfail(reason=f"UI layer (lead): {reason}", strict=False)
 
 
-def core_owed(reason: str):
-    return pytest.mark.xfail(reason=reason, strict=False)
-
-
 OVERFLOW = ui_owed("the checked preprocess of number inputs (demos) lets float() of a 400-digit integer raise "
                    "OverflowError, which ends as {'error': null}; catch OverflowError there like a value out of range")
 SAMPLER_LIST = ui_owed("Gradio's Dropdown refuses a sampler not in its choices with 'Value: X is not in the list of "
@@ -46,9 +40,6 @@ SAMPLER_LIST = ui_owed("Gradio's Dropdown refuses a sampler not in its choices w
 CALL_ARGS = ui_owed("demos/diffusion_settings.call_args compares guidance_scale < 0 before core checks it (TypeError for "
                     "None or text on /image_to_image, whose inputs are not preprocessed: the generic message); "
                     "pass a non-number through for core to refuse")
-NAMES = core_owed("core/models, core/generators: check each name with core.checks.check_name before use")
-SD_LOADER = core_owed("core/models/stable_diffusion.py: diffusers' errors escape for a partial checkpoint")
-SEED_NAMES = core_owed("core/generators/faces.py: pass name='seed_a'/'seed_b' to core.seeds.resolve_seeds")
 PREPROCESSED = ("/text_to_image", "/generate_faces", "/interpolate_faces")
 """The events whose inputs Gradio preprocesses (the others have preprocess=False)."""
 
@@ -162,8 +153,6 @@ def _number_marks(endpoint: str, parameter: str, label: str) -> list:
         return [OVERFLOW]
     if endpoint == "/image_to_image" and parameter == "guidance_scale" and label in ("text", "none"):
         return [CALL_ARGS]
-    if parameter in ("seed_a", "seed_b") and label == "none":  # the Number input lets None through to core
-        return [SEED_NAMES]
     return []
 
 
@@ -209,7 +198,7 @@ def _text_marks(endpoint: str, field: str, label: str) -> list:
         return []
     if field == "scheduler" and endpoint in PREPROCESSED:
         return [SAMPLER_LIST]
-    return [NAMES]
+    return []
 
 
 TEXT_CASES = [
@@ -237,8 +226,7 @@ ROLE_REQUESTS = {  # role -> (endpoint, the inputs that name the file)
 }
 LIVE_LIES = ("lie-header-beyond-file", "lie-overlapping", "lie-dtype-size")
 """The lying headers tried here (all six run against core in test_core_inputs.py)."""
-MODEL_FILE_PARAMS = [pytest.param(case, role, id=case, marks=[SD_LOADER] if case in SD_LOADER_OWED else [])
-                     for case, role in MODEL_FILE_CASES
+MODEL_FILE_PARAMS = [pytest.param(case, role, id=case) for case, role in MODEL_FILE_CASES
                      if not case.startswith("lie-") or case.startswith(LIVE_LIES)]
 
 

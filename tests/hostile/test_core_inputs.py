@@ -4,9 +4,6 @@ Each case must end in a `core.CoreError` whose message names the parameter and s
 one bounded line (no traceback, no library text of 100,000 characters), or, for the few inputs that are
 fine (a picture of 8 x 2048 px), in a result. Pickles must never run (their payload would create a marker
 file). The cases come from `cases.py`; the same kinds run against the live app in test_app_inputs.py.
-
-Cases whose fix lies outside core's input handling (core/models, core/generators) are marked `owed`:
-expected to fail until their owner wires the fix named in the reason (then they pass and the marker goes).
 """
 
 from __future__ import annotations
@@ -21,7 +18,6 @@ from cases import (
     FAST_SD,
     MODEL_FILE_CASES,
     PICTURES,
-    SD_LOADER_OWED,
     picture_bytes,
     says,
     write_model_files,
@@ -37,11 +33,6 @@ MAX_MESSAGE_CHARS = 600
 """A refusal is one readable line: never the 100,000 characters it was sent."""
 SMALL = Image.new("RGB", (16, 16), (200, 40, 40))
 PICTURE_DATA = picture_bytes()
-
-
-def owed(reason: str):
-    """A case that fails until `reason`'s owner wires the fix it names (see the module docstring)."""
-    return pytest.mark.xfail(reason=reason, strict=False)
 
 
 def refusal(call, *names: str, words: tuple = ()) -> str:
@@ -145,10 +136,8 @@ NUMERIC = {  # endpoint -> its numeric parameters; None means "the model's own" 
     "lora": ("weight",),
 }
 NONE_MEANS_DEFAULT = {"steps", "guidance_scale", "width", "height", "scale", "tile"}
-SEED_NAMES = owed("core/generators/faces.py: pass name='seed_a'/'seed_b' to core.seeds.resolve_seeds")
 NUMBER_CASES = [
-    pytest.param(endpoint, parameter, value, id=f"{endpoint}-{parameter}-{label}",
-                 marks=[SEED_NAMES] if parameter in ("seed_a", "seed_b") else [])
+    pytest.param(endpoint, parameter, value, id=f"{endpoint}-{parameter}-{label}")
     for endpoint, parameters in NUMERIC.items() for parameter in parameters
     for label, value in BAD_NUMBERS.items()
     if not (value is None and parameter in NONE_MEANS_DEFAULT)
@@ -162,10 +151,8 @@ def test_bad_numbers_are_refused_by_name(hostile_models, tmp_path, endpoint, par
 
 
 BOOL_CASES = [
-    pytest.param(endpoint, value, id=f"{endpoint}-upscale-{label}",
-                 marks=[owed("core/generators/diffusion.py: check upscale is a bool, as faces.py does")]
-                 if endpoint == "text_to_image" else [])
-    for endpoint in ("text_to_image", "generate_faces", "interpolate_faces")
+    pytest.param(endpoint, value, id=f"{endpoint}-upscale-{label}")
+    for endpoint in ("text_to_image", "image_to_image", "generate_faces", "interpolate_faces")
     for label, value in {"text": "off", "int": 1, "none": None, "nan": float("nan")}.items()
 ]
 
@@ -175,22 +162,30 @@ def test_a_switch_takes_only_true_or_false(tmp_path, endpoint, value):
     refusal(lambda: _call(endpoint, "upscale", value, tmp_path), "upscale", words=("True or False",))
 
 
-@pytest.mark.parametrize("loras", [5, 1.0, True, object()], ids=["int", "float", "bool", "object"])
-@owed("core/models/lora.parse_loras iterates over `loras` unchecked (TypeError): refuse what is no list or dict")
+@pytest.mark.parametrize("loras", [5, 1.0, True, False, "Lora/style.safetensors", b"x", object()],
+                         ids=["int", "float", "true", "false", "text", "bytes", "object"])
 def test_loras_must_be_a_list_of_pairs(hostile_models, loras):
-    refusal(lambda: core.text_to_image("a cat", **FAST_SD, loras=loras), "LoRA", "lora")
+    refusal(lambda: core.text_to_image("a cat", **FAST_SD, loras=loras), "loras", words=("list of (file, weight)",))
 
 
-@owed("core/generators/diffusion.py raises steps to ceil(1 / strength) = 64 for LCM, whose schedule has 50; "
-      "diffusers' ValueError escapes: cap the raise at the sampler's steps or refuse the strength by name")
 def test_a_low_strength_fits_the_sampler():
-    refusal(lambda: core.image_to_image(SMALL, "red apple", strength=0.015625, steps=1, scheduler="LCM"),
-            "strength", "steps")
+    """LCM picks its steps from 50: a strength that needs more (1/64: 64 steps) is refused with the
+    least strength it can run, instead of diffusers' ValueError; a strength that fits is run."""
+    message = refusal(lambda: core.image_to_image(SMALL, "red apple", strength=0.015625, steps=1, scheduler="LCM"),
+                      "strength", words=("64 steps", "at most 50", "at least 0.02"))
+    assert "LCM" in message
+    result = core.image_to_image(SMALL, "red apple", strength=0.02, steps=1, scheduler="LCM", seed=1)
+    assert result.parameters["steps"] == 50 and result.parameters["warnings"]
+
+
+@pytest.mark.parametrize("call", [core.text_to_image, lambda *a, **k: core.image_to_image(SMALL, *a, **k)],
+                         ids=["text_to_image", "image_to_image"])
+def test_steps_fit_the_sampler(call):
+    refusal(lambda: call("red apple", steps=51, scheduler="LCM"), "steps", words=("1..50", "LCM"))
 
 
 # --- text: invalid Unicode, control characters, 100,000 characters -------------------------------
 
-MODELS_WIRE = owed("core/models, core/generators: check each name with core.checks.check_name before use")
 TEXT_FIELDS = {  # (endpoint, parameter) -> the parameter's spellings in a message
     ("text_to_image", "prompt"): ("prompt",),
     ("text_to_image", "negative_prompt"): ("negative_prompt",),
@@ -220,8 +215,7 @@ def _text_call(endpoint: str, parameter: str, text: str, gif_dir):
 
 
 TEXT_CASES = [
-    pytest.param(endpoint, parameter, text, word, id=f"{endpoint}-{parameter}-{label}",
-                 marks=[] if "prompt" in parameter else [MODELS_WIRE])
+    pytest.param(endpoint, parameter, text, word, id=f"{endpoint}-{parameter}-{label}")
     for (endpoint, parameter) in TEXT_FIELDS for label, (text, word) in BAD_TEXTS.items()
 ]
 
@@ -244,16 +238,19 @@ ROLE_CALLS = {
     "upscaler": lambda name: core.upscale(SMALL, model=name),
     "face_restoration": lambda name: core.generate_faces(count=1, face_restoration=name),
 }
-SD_LOADER = owed("core/models/stable_diffusion.py: diffusers' SingleFileComponentError/IndexError escape; "
-                 "wrap them in UnsafeModelFile naming the file and the missing part")
-MODEL_FILE_PARAMS = [pytest.param(case, role, id=case, marks=[SD_LOADER] if case in SD_LOADER_OWED else [])
-                     for case, role in MODEL_FILE_CASES]
+MODEL_FILE_PARAMS = [pytest.param(case, role, id=case) for case, role in MODEL_FILE_CASES]
+PARTS_NAMED = {  # partial checkpoints -> what their refusal must say is missing
+    "partial-sd-unet-only": ("only the UNet", "text encoder and VAE"),
+    "partial-sd-no-text-encoder": ("no text encoder (cond_stage_model.*)",),
+    "lie-overlapping-model": ("overlap",),
+}
 
 
 @pytest.mark.parametrize("case, role", MODEL_FILE_PARAMS)
 def test_hostile_model_files_are_refused_by_name_and_never_unpickled(hostile_models, case, role):
     name = hostile_models.names[case]
-    refusal(lambda: ROLE_CALLS[role](name), name.rsplit("/", 1)[-1])
+    message = refusal(lambda: ROLE_CALLS[role](name), name.rsplit("/", 1)[-1], words=PARTS_NAMED.get(case, ()))
+    assert str(hostile_models.models) not in message, "a server path in the message"
     assert not any(hostile_models.markers.iterdir()), "a pickle's payload ran"
 
 
