@@ -5,9 +5,6 @@ cannot send (NaN, infinities, 400-digit numbers, lone surrogates, bytes that are
 text field go as raw JSON through the queue's join and data routes, as the page does. Each case runs
 inside the `guard` fixture: afterwards the server is alive (a faces request works), no file outside its
 cache and output folders changed, and no pickle's payload ran.
-
-Cases that fail because of the UI layer or Gradio's preprocessing are marked `ui_owed` (the lead
-wires the fix named in the reason), expected to fail until then.
 """
 
 from __future__ import annotations
@@ -28,18 +25,6 @@ from gradio_client import handle_file
 pytestmark = [pytest.mark.usefixtures("guard"), pytest.mark.slow]
 
 
-def ui_owed(reason: str):
-    return pytest.mark.xfail(reason=f"UI layer (lead): {reason}", strict=False)
-
-
-OVERFLOW = ui_owed("the checked preprocess of number inputs (demos) lets float() of a 400-digit integer raise "
-                   "OverflowError, which ends as {'error': null}; catch OverflowError there like a value out of range")
-SAMPLER_LIST = ui_owed("Gradio's Dropdown refuses a sampler not in its choices with 'Value: X is not in the list of "
-                       "choices' (no name, a 100,000-character value echoed whole); give the sampler list "
-                       "allow_custom_value=True so core's check answers, as the model lists do")
-CALL_ARGS = ui_owed("demos/diffusion_settings.call_args compares guidance_scale < 0 before core checks it (TypeError for "
-                    "None or text on /image_to_image, whose inputs are not preprocessed: the generic message); "
-                    "pass a non-number through for core to refuse")
 PREPROCESSED = ("/text_to_image", "/generate_faces", "/interpolate_faces")
 """The events whose inputs Gradio preprocesses (the others have preprocess=False)."""
 
@@ -148,17 +133,8 @@ EXTRA_VALUES = {"huge": 10**30, "negative": -7, "true": True, "list": [1], "inf"
 RAW_LABELS = {*RAW_VALUES, "inf", "-inf", "400-digits"}
 
 
-def _number_marks(endpoint: str, parameter: str, label: str) -> list:
-    if label == "400-digits" and endpoint in PREPROCESSED:
-        return [OVERFLOW]
-    if endpoint == "/image_to_image" and parameter == "guidance_scale" and label in ("text", "none"):
-        return [CALL_ARGS]
-    return []
-
-
 NUMBER_CASES = [
-    pytest.param(endpoint, parameter, label, value, id=f"{endpoint[1:]}-{parameter}-{label}",
-                 marks=_number_marks(endpoint, parameter, label))
+    pytest.param(endpoint, parameter, label, value, id=f"{endpoint[1:]}-{parameter}-{label}")
     for endpoint, parameters in NUMERIC.items()
     for parameter in parameters
     for label, value in {**CLIENT_VALUES, **RAW_VALUES,
@@ -193,17 +169,8 @@ SPELLINGS = {"scheduler": ("scheduler", "sampler"), "lora_1": ("lora_1", "LoRA")
              "face_restoration": ("face_restoration", "face restoration")}
 
 
-def _text_marks(endpoint: str, field: str, label: str) -> list:
-    if "prompt" in field:
-        return []
-    if field == "scheduler" and endpoint in PREPROCESSED:
-        return [SAMPLER_LIST]
-    return []
-
-
 TEXT_CASES = [
-    pytest.param(endpoint, field, text, word, id=f"{endpoint[1:]}-{field}-{label}",
-                 marks=_text_marks(endpoint, field, label))
+    pytest.param(endpoint, field, text, word, id=f"{endpoint[1:]}-{field}-{label}")
     for endpoint, fields in TEXT_FIELDS.items() for field in fields for label, (text, word) in BAD_TEXTS.items()
 ]
 

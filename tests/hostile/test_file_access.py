@@ -263,7 +263,7 @@ def test_a_symlinked_upload_is_neither_served_nor_processed(live):
     for api_name in ("upscale", "image_to_image"):
         _assert_refused(queue_call(live, api_name, {"path": str(link)}))
         _assert_refused(queue_call(live, api_name, {"path": str(link), "meta": {"_type": "gradio.FileData"}}),
-                        words=None)  # Gradio's own refusal, before the event (see the strict xfail below)
+                        words=None)  # Gradio's own refusal, before the event (named: test_gradio_refusals_name_the_input)
 
 
 # --- image payloads through the queue --------------------------------------------------------------
