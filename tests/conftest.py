@@ -59,3 +59,33 @@ def free_memory(monkeypatch):
 
     set_free(64 * 2**30)
     return set_free
+
+
+TINY_EMOJI = "tiny-emoji-for-checks"
+
+
+@pytest.fixture(scope="session", name="tiny_emoji")
+def tiny_emoji_model(tmp_path_factory) -> str:
+    """A random 16-px emoji-style pipeline (seed 0) saved in diffusers layout and registered as
+    TINY_EMOJI, once a session (test_diffusion, test_cancel, test_output_checks)."""
+    import torch
+
+    from core.models import diffusion
+    from core.models import registry as models
+    from core.models.emoji_pipeline import EmojiPipeline
+    from core.models.registry import ModelKind, ModelSpec
+    from core.paths import WEIGHTS_DIR
+    from core.training.train import load_text_encoder
+    from core.training.unet import build_unet, sampling_scheduler, training_scheduler
+
+    if TINY_EMOJI not in models.names(ModelKind.DIFFUSION):
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            tokenizer, text_encoder = load_text_encoder(WEIGHTS_DIR / "emoji-diffusion")
+            pipe = EmojiPipeline(unet=build_unet(16, (32, 32, 32)), scheduler=sampling_scheduler(training_scheduler()),
+                                 text_encoder=text_encoder, tokenizer=tokenizer)
+        folder = tmp_path_factory.mktemp("tiny-emoji") / "pipeline"
+        pipe.save_pretrained(folder, safe_serialization=True)
+        models.register(ModelSpec(ModelKind.DIFFUSION, TINY_EMOJI,
+                                  lambda: diffusion.load_emoji_folder(folder, TINY_EMOJI)))
+    return TINY_EMOJI

@@ -25,11 +25,9 @@ from core.generators import faces
 from core.models import diffusion, stable_diffusion
 from core.models import registry as models
 from core.models.registry import ModelKind, ModelSpec
-from core.paths import WEIGHTS_DIR
 
 pytestmark = pytest.mark.usefixtures("offline", "free_memory")
-TINY = "tiny-emoji-for-checks"
-T2I = {"model": TINY, "steps": 3, "seed": 7, "batch_size": 2, "upscale": True}  # CPU: 2 x 3 steps, then 2 x 1 tile
+T2I = {"model": "tiny-emoji-for-checks", "steps": 3, "seed": 7, "batch_size": 2, "upscale": True}  # CPU: 2 x 3 steps, then 2 x 1 tile
 
 
 class StopAt:
@@ -65,24 +63,6 @@ def assert_stops(run, k: int, reference: core.Result, what: str) -> list[tuple[i
     return stop.calls
 
 
-@pytest.fixture(scope="session", name="tiny_emoji")
-def tiny_emoji_model(tmp_path_factory) -> str:
-    """A random 16-px emoji-style pipeline saved in diffusers layout and registered as TINY (once a session,
-    shared with test_output_checks)."""
-    from core.models.emoji_pipeline import EmojiPipeline
-    from core.training.train import load_text_encoder
-    from core.training.unet import build_unet, sampling_scheduler, training_scheduler
-
-    if TINY not in models.names(ModelKind.DIFFUSION):
-        with torch.random.fork_rng():
-            torch.manual_seed(0)
-            tokenizer, text_encoder = load_text_encoder(WEIGHTS_DIR / "emoji-diffusion")
-            pipe = EmojiPipeline(unet=build_unet(16, (32, 32, 32)), scheduler=sampling_scheduler(training_scheduler()),
-                                 text_encoder=text_encoder, tokenizer=tokenizer)
-        folder = tmp_path_factory.mktemp("tiny-emoji") / "pipeline"
-        pipe.save_pretrained(folder, safe_serialization=True)
-        models.register(ModelSpec(ModelKind.DIFFUSION, TINY, lambda: diffusion.load_emoji_folder(folder, TINY)))
-    return TINY
 
 
 def noise(size=(120, 70), mode="RGB", seed=0) -> Image.Image:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 import core
@@ -25,21 +24,9 @@ def pixels(image: Image.Image) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> str:
-    """A random 16-px emoji-style pipeline saved in diffusers layout and registered as "tiny-random"."""
-    from core.models.emoji_pipeline import EmojiPipeline
-    from core.training.train import load_text_encoder
-    from core.training.unet import build_unet, sampling_scheduler, training_scheduler
-
-    torch.manual_seed(0)
-    tokenizer, text_encoder = load_text_encoder(WEIGHTS_DIR / "emoji-diffusion")
-    pipe = EmojiPipeline(unet=build_unet(16, (32, 32, 32)), scheduler=sampling_scheduler(training_scheduler()),
-                         text_encoder=text_encoder, tokenizer=tokenizer)
-    folder = tmp_path_factory.mktemp("tiny") / "pipeline"
-    pipe.save_pretrained(folder, safe_serialization=True)
-    models.register(models.ModelSpec(ModelKind.DIFFUSION, "tiny-random",
-                                     lambda: diffusion.load_emoji_folder(folder)))
-    return "tiny-random"
+def tiny_model(tiny_emoji) -> str:
+    """A random 16-px emoji-style pipeline saved in diffusers layout (conftest's tiny_emoji)."""
+    return tiny_emoji
 
 
 def test_tiny_model_loads_from_folder_at_its_size(tiny_model):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_cancel import noise, tiny_emoji_model, tiny_sd_model  # noqa: F401  (fixtures tiny_emoji, tiny_sd)
+from test_cancel import noise, tiny_sd_model  # noqa: F401  (fixture tiny_sd)
 
 import core
 from core import ModelError
