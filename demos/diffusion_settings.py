@@ -55,7 +55,8 @@ def panel(tab: gr.Blocks) -> list[gr.components.Component]:
         upscale = gr.Dropdown([(text["upscale"], OWN), *UPSCALE_CHOICES], value=OWN, label="Upscale x4",
                               info="with the default upscaler (realesr-animevideov3)")
     with gr.Row():
-        steps = inputs.slider(0, min(catalog.STEPS_RANGE[1], limit.steps), value=0, step=1, label="Steps", info=text["steps"])
+        steps = inputs.slider(0, min(catalog.STEPS_RANGE[1], limit.steps), value=0, step=1, label="Steps",
+                              limit="steps", info=text["steps"])
         guidance = inputs.slider(OWN_GUIDANCE, catalog.GUIDANCE_RANGE[1], value=OWN_GUIDANCE, step=0.5,
                              label="Guidance scale (CFG)", info=text["guidance"])
     with gr.Row():
@@ -64,8 +65,10 @@ def panel(tab: gr.Blocks) -> list[gr.components.Component]:
                            info=text["size"])
     with gr.Row():
         seed = inputs.number(value=-1, precision=0, minimum=-1, maximum=catalog.MAX_SEED, label="Seed", info="-1 = random")
-        batch = inputs.slider(1, min(catalog.MAX_BATCH, limit.images), value=1, step=1, label="Batch size")
-        count = inputs.slider(1, min(catalog.MAX_BATCH_COUNT, limit.images), value=1, step=1, label="Batch count")
+        batch = inputs.slider(1, min(catalog.MAX_BATCH, limit.images), value=1, step=1, label="Batch size",
+                              limit="images")
+        count = inputs.slider(1, min(catalog.MAX_BATCH_COUNT, limit.images), value=1, step=1, label="Batch count",
+                              limit="images")
     loras: list[gr.components.Component] = []
     with gr.Accordion("LoRA (Stable Diffusion models)", open=False):
         for i in range(LORA_ROWS):

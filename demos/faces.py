@@ -81,7 +81,8 @@ def build() -> gr.Blocks:
     with gr.Blocks(title="Face generation") as tab:
         with gr.Row():
             with gr.Column():
-                count = inputs.slider(1, min(catalog.MAX_FACES, limits.current().images), value=4, step=1, label="Number of faces")
+                count = inputs.slider(1, min(catalog.MAX_FACES, limits.current().images), value=4, step=1, label="Number of faces",
+                                      limit="images")
                 seed = inputs.number(value=-1, precision=0, minimum=-1, maximum=catalog.MAX_SEED, label="Seed",
                                  info="-1 = random; face i uses seed + i")
                 psi = inputs.slider(0.0, 1.0, value=1.0, step=0.05, label="Truncation psi",
@@ -101,7 +102,8 @@ def build() -> gr.Blocks:
                                    info="-1 = random")
                 seed_b = inputs.number(value=-1, precision=0, minimum=-1, maximum=catalog.MAX_SEED, label="Seed B",
                                    info="-1 = random")
-                frames = inputs.slider(2, min(catalog.MAX_FRAMES, limits.current().frames), value=16, step=1, label="Frames")
+                frames = inputs.slider(2, min(catalog.MAX_FRAMES, limits.current().frames), value=16, step=1, label="Frames",
+                                       limit="frames")
                 morph, morph_stop = ui.run_buttons("Interpolate")
             with gr.Column():
                 morph_status = ui.status_line()

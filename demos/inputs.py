@@ -15,13 +15,16 @@ from typing import Any
 
 import gradio as gr
 
+from demos import limits
+
 SHOWN_CHARS = 40
 """At most this many characters of a refused value are repeated in the message."""
 
 
-def checked(component: gr.components.Component, payload: Any, *, missing_ok: bool) -> Any:
+def checked(component: gr.components.Component, payload: Any, *, missing_ok: bool, limit: str | None = None) -> Any:
     """`payload` when it is a finite number (or None where `missing_ok`) within the component's
-    minimum..maximum, else raise gr.Error naming the component's label.
+    minimum..maximum, else raise gr.Error naming the component's label (and, for a value over the
+    maximum where the maximum is the host's `limit`, a field of demos.limits.Limits, its variable).
 
     Raises:
         gr.Error: wrong type, NaN or infinite, or out of range.
@@ -37,7 +40,10 @@ def checked(component: gr.components.Component, payload: Any, *, missing_ok: boo
         shown = shown if len(shown) <= SHOWN_CHARS else shown[:SHOWN_CHARS - 1] + "…"
         raise gr.Error(f"{label} must be a number{span}, got {shown}", print_exception=False)
     if (low is not None and payload < low) or (high is not None and payload > high):
-        raise gr.Error(f"{label} must be{span or ' in range'}, got {_text(payload)}", print_exception=False)
+        why = ""
+        if limit is not None and high is not None and payload > high and getattr(limits.current(), limit) <= high:
+            why = f" ({_text(high)} is this demo's limit, {limits.ENV[limit]})"
+        raise gr.Error(f"{label} must be{span or ' in range'}, got {_text(payload)}{why}", print_exception=False)
     return payload
 
 
@@ -49,11 +55,12 @@ def _text(number: float) -> str:
     return str(int(number)) if number.is_integer() and abs(number) < 1e16 else f"{number:g}"
 
 
-def slider(*args: Any, **kwargs: Any) -> gr.Slider:
-    """gr.Slider(*args, **kwargs) whose refusals name it (see the module docstring)."""
+def slider(*args: Any, limit: str | None = None, **kwargs: Any) -> gr.Slider:
+    """gr.Slider(*args, **kwargs) whose refusals name it (see the module docstring); `limit` names
+    the demos.limits field its maximum comes from, said when a value is over it."""
     component = gr.Slider(*args, **kwargs)
     own = component.preprocess
-    component.preprocess = lambda payload: own(checked(component, payload, missing_ok=False))
+    component.preprocess = lambda payload: own(checked(component, payload, missing_ok=False, limit=limit))
     return component
 
 

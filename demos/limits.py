@@ -14,8 +14,9 @@ an environment variable, which wins over either preset:
 | IMAGEGEN_MAX_FRAMES | interpolation frames | 120 | 48 |
 | IMAGEGEN_MAX_OUTPUT_SIDE | longest side of an upscaled picture (core reads it) | 16384 | 4096 |
 | IMAGEGEN_MAX_PROMPT_CHARS | characters of a prompt or negative prompt | 2000 | 1000 |
-| IMAGEGEN_REQUESTS_PER_MINUTE | requests per session per minute (0 = any) | 0 | 12 |
+| IMAGEGEN_REQUESTS_PER_MINUTE | requests per visitor per minute: per session, and with the public preset per network address (0 = any) | 0 | 12 |
 | IMAGEGEN_WAITING_PER_SESSION | requests a session may have waiting behind its running one | 3 | 2 |
+| IMAGEGEN_MAX_PER_VISITOR | requests in progress from one network address, all its sessions together (0 = any) | 0 | 4 |
 | IMAGEGEN_MAX_UPLOAD_MB | size of one uploaded file, in MB (0 = any; Gradio refuses more) | 0 | 20 |
 
 The sliders of the tabs end at these limits; a request beyond one (e.g. over the API) gets a
@@ -51,19 +52,22 @@ class Limits:
     requests_per_minute: int
     waiting_per_session: int
     upload_mb: int
+    per_visitor: int
     public: bool = False
 
 
 LOCAL = Limits(pixels=catalog.SD_SIDES[1] ** 2, steps=catalog.STEPS_RANGE[1],
                images=catalog.MAX_BATCH * catalog.MAX_BATCH_COUNT, frames=catalog.MAX_FRAMES,
                output_side=16384, prompt_chars=2000, requests_per_minute=0, waiting_per_session=3,
-               upload_mb=0)
+               upload_mb=0, per_visitor=0)
 PUBLIC = Limits(pixels=768 * 768, steps=50, images=16, frames=48, output_side=4096, prompt_chars=1000,
-                requests_per_minute=12, waiting_per_session=2, upload_mb=20, public=True)
+                requests_per_minute=12, waiting_per_session=2, upload_mb=20, per_visitor=4,
+                public=True)
 ENV = {"pixels": "IMAGEGEN_MAX_PIXELS", "steps": "IMAGEGEN_MAX_STEPS", "images": "IMAGEGEN_MAX_IMAGES",
        "frames": "IMAGEGEN_MAX_FRAMES", "output_side": "IMAGEGEN_MAX_OUTPUT_SIDE",
        "prompt_chars": "IMAGEGEN_MAX_PROMPT_CHARS", "requests_per_minute": "IMAGEGEN_REQUESTS_PER_MINUTE",
-       "waiting_per_session": "IMAGEGEN_WAITING_PER_SESSION", "upload_mb": "IMAGEGEN_MAX_UPLOAD_MB"}
+       "waiting_per_session": "IMAGEGEN_WAITING_PER_SESSION", "upload_mb": "IMAGEGEN_MAX_UPLOAD_MB",
+       "per_visitor": "IMAGEGEN_MAX_PER_VISITOR"}
 """The environment variable of each limit."""
 
 _current: Limits | None = None
@@ -86,7 +90,7 @@ def configure(public: bool | None = None) -> Limits:
         text = os.environ.get(variable, "").strip()
         if not text:
             continue
-        lowest = 0 if field in ("requests_per_minute", "waiting_per_session", "upload_mb") else 1
+        lowest = 0 if field in ("requests_per_minute", "waiting_per_session", "upload_mb", "per_visitor") else 1
         if not text.isdigit() or int(text) < lowest:
             raise ValueError(f"${variable} must be a whole number >= {lowest}, got {text!r}")
         values[field] = int(text)

@@ -24,6 +24,7 @@ import collections
 import contextvars
 import functools
 import inspect
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,7 @@ from typing import Any, AsyncIterator, Callable
 
 import gradio as gr
 import pydantic
+from gradio.context import LocalContext
 from gradio.exceptions import InvalidPathError
 
 from core.scheduling import DEVICE, Job
@@ -42,6 +44,8 @@ CURRENT_JOB: contextvars.ContextVar[Job | None] = contextvars.ContextVar("imageg
 LOCAL_SESSION = "local"
 """The session of calls without a Gradio request (a tab function called from Python)."""
 RATE_WINDOW_S = 60.0
+ABANDON_POLL_S = 1.0
+"""How often a running request checks that its page or client is still there."""
 
 _executor = ThreadPoolExecutor(max_workers=limits.MAX_IN_FLIGHT, thread_name_prefix="imagegen-job")
 _lock = threading.Lock()
@@ -56,6 +60,35 @@ def session_of(request: gr.Request | None) -> str:
     return str(getattr(request, "session_hash", None) or LOCAL_SESSION)
 
 
+def visitor_of(request: gr.Request | None) -> str | None:
+    """The network address a request came from: the first address of X-Forwarded-For on a Hugging
+    Face Space (its proxy sets it), else the connecting address; None without a request."""
+    if request is None:
+        return None
+    if os.environ.get("SPACE_ID"):
+        forwarded = (request.headers.get("x-forwarded-for") or "").split(",")[0].strip()
+        if forwarded:
+            return forwarded
+    client = getattr(request, "client", None)
+    return getattr(client, "host", None)
+
+
+async def _cancel_when_abandoned(job: Job, event_id: str | None) -> None:
+    """Cancel `job` once Gradio's queue marks its event as no longer wanted: the page was closed or
+    the client went away (Gradio then sets the event's `alive` to False; gradio/queueing.py
+    `clean_events`). Gradio has no public hook for this, so its queue's `active_jobs` are read with
+    care: if they cannot be read, nothing is cancelled."""
+    blocks = LocalContext.blocks.get(None)
+    queue = getattr(blocks, "_queue", None)
+    while event_id is not None and not job.cancelled:
+        await asyncio.sleep(ABANDON_POLL_S)
+        for running in getattr(queue, "active_jobs", None) or []:
+            for event in running or []:
+                if getattr(event, "_id", None) == event_id and getattr(event, "alive", True) is False:
+                    job.cancel()
+                    return
+
+
 def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap a tab's event function (sync, with a `request: gr.Request = None` parameter) for serving
     as described in the module docstring. The wrapper keeps `fn`'s signature and docstring, which
@@ -66,11 +99,13 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     async def serve(*args: Any, **kwargs: Any) -> Any:
-        session = session_of(signature.bind_partial(*args, **kwargs).arguments.get("request"))
-        async with admitted(session):
+        request = signature.bind_partial(*args, **kwargs).arguments.get("request")
+        session = session_of(request)
+        async with admitted(session, visitor_of(request)):
             job = DEVICE.enter(session)
             context = contextvars.copy_context()  # Gradio's own context (progress, warnings) too
             context.run(CURRENT_JOB.set, job)
+            watcher = asyncio.create_task(_cancel_when_abandoned(job, LocalContext.event_id.get(None)))
             work = asyncio.get_running_loop().run_in_executor(
                 _executor, functools.partial(context.run, fn, *args, **kwargs))
             try:
@@ -78,65 +113,92 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             except asyncio.CancelledError:
                 job.cancel()  # the thread ends at its next step, tile or face
                 raise
+            finally:
+                watcher.cancel()
     return serve
 
 
 @asynccontextmanager
-async def admitted(session: str) -> AsyncIterator[None]:
-    """Admit one request of `session` for the duration of the block, after its earlier one ended.
+async def admitted(session: str, visitor: str | None = None) -> AsyncIterator[None]:
+    """Admit one request of `session`, from the address `visitor`, for the duration of the block,
+    after the session's earlier one ended. With the public preset, the rate and the requests in
+    progress are also counted per address, so a script that opens many sessions gains nothing.
 
     Raises:
         gr.Error: a limit of `demos.limits` is reached; the message names it and when to retry.
     """
     limit = limits.current()
+    who = f"address {visitor}" if limit.public and visitor else session
     now = time.monotonic()
     with _lock:
-        started = _started[session]
+        started = _started[who]
         while started and now - started[0] > RATE_WINDOW_S:
             started.popleft()
         if limit.requests_per_minute and len(started) >= limit.requests_per_minute:
             wait = int(RATE_WINDOW_S - (now - started[0])) + 1
             raise gr.Error(f"Too many requests: this demo takes at most {limit.requests_per_minute} per minute "
-                           f"from each visitor (requests_per_minute). Try again in {wait} s.")
+                           f"from each visitor ({limits.ENV['requests_per_minute']}). Try again in {wait} s.",
+                           print_exception=False)
         if _in_flight[session] >= 1 + limit.waiting_per_session:
             raise gr.Error(f"Busy: you already have {_in_flight[session]} requests running or waiting "
-                           f"(at most 1 running and {limit.waiting_per_session} waiting). Wait for one "
-                           "to finish, or press Stop, then try again.")
-        if sum(_in_flight.values()) >= limits.MAX_IN_FLIGHT:
-            raise gr.Error(f"Busy: the server has {limits.MAX_IN_FLIGHT} requests in progress. Try again in a minute.")
+                           f"(at most 1 running and {limit.waiting_per_session} waiting, "
+                           f"{limits.ENV['waiting_per_session']}). Wait for one to finish, or press Stop, then "
+                           "try again.", print_exception=False)
+        if limit.per_visitor and who != session and _in_flight[who] >= limit.per_visitor:
+            raise gr.Error(f"Busy: {_in_flight[who]} requests from your address are in progress (at most "
+                           f"{limit.per_visitor}, {limits.ENV['per_visitor']}). Wait for one to finish, then "
+                           "try again.", print_exception=False)
+        if sum(n for key, n in _in_flight.items() if not key.startswith("address ")) >= limits.MAX_IN_FLIGHT:
+            raise gr.Error(f"Busy: the server has {limits.MAX_IN_FLIGHT} requests in progress. Try again in a minute.",
+                           print_exception=False)
         started.append(now)
-        _in_flight[session] += 1
+        keys = [session] if who == session else [session, who]
+        for key in keys:
+            _in_flight[key] += 1
         running = _running.setdefault(session, asyncio.Lock())
     try:
         async with running:
             yield
     finally:
         with _lock:
-            _in_flight[session] -= 1
-            if not _in_flight[session]:
-                del _in_flight[session]
+            for key in keys:
+                _in_flight[key] -= 1
+                if not _in_flight[key]:
+                    del _in_flight[key]
+            if session not in _in_flight:
                 _running.pop(session, None)
-            if not _started[session]:
-                del _started[session]
+            if not _started[who]:
+                del _started[who]
+
+
+FILE_INPUTS = (gr.Image, gr.File, gr.ImageEditor, gr.Video, gr.Audio)
 
 
 class Hub(gr.Blocks):
-    """gr.Blocks whose refusals of file inputs name the input.
+    """gr.Blocks whose refusals before an event runs say what is wrong.
 
-    Before an event runs, Gradio checks each file it was sent: a path that was not uploaded to this
-    server, or a bare string instead of a file, is refused there with an error that reaches the
-    caller as a bare "error" with no message. Here that refusal becomes a `gr.Error` naming the
-    event's file inputs and saying to upload the file. Other errors pass unchanged.
+    Before an event runs, Gradio checks what it was sent: the number of inputs, and each file. Too
+    few inputs, a file path that was not uploaded to this server, or a bare string instead of a file
+    are refused there with an error that reaches the caller as a bare "error" with no message, and a
+    URL in place of a file is first downloaded by the server. Here a URL is refused before Gradio
+    fetches it, and those refusals become a `gr.Error` that names the event's file inputs (or the
+    count of inputs) and says what to send. Other errors pass unchanged.
     """
 
     async def preprocess_data(self, block_fn: Any, inputs: list[Any], *args: Any, **kwargs: Any) -> Any:
+        files = [block.label or "file" for block in block_fn.inputs if isinstance(block, FILE_INPUTS)]
+        if isinstance(inputs, list) and len(inputs) < len(block_fn.inputs):
+            raise gr.Error(f"This endpoint takes {len(block_fn.inputs)} inputs and got {len(inputs)}: send them "
+                           "all (gradio_client fills in the ones you leave out)", print_exception=False)
+        if any(_is_url(value) for value in inputs or []):
+            raise gr.Error(f"{' / '.join(files) or 'file'}: a URL is not fetched by this server; download the "
+                           "picture and upload the file (with gradio_client: handle_file(path))",
+                           print_exception=False)
         try:
             return await super().preprocess_data(block_fn, inputs, *args, **kwargs)
         except gr.Error:
             raise
         except (InvalidPathError, pydantic.ValidationError):
-            files = [block.label or "file" for block in block_fn.inputs
-                     if isinstance(block, (gr.Image, gr.File, gr.ImageEditor, gr.Video, gr.Audio))]
             if not files:
                 raise
             raise gr.Error(f"{' / '.join(files)}: only files uploaded to this page are accepted; upload the file "
@@ -144,7 +206,16 @@ class Hub(gr.Blocks):
                            print_exception=False) from None
 
 
+def _is_url(value: Any) -> bool:
+    """True for a file payload (FileData dict) that points at an http(s) address instead of an upload
+    (an upload has a server path; its `url` is this server's own file route)."""
+    if not isinstance(value, dict):
+        return False
+    where = str(value.get("path") or value.get("url") or "").lower()
+    return where.startswith(("http://", "https://"))
+
+
 def in_flight() -> int:
     """Requests admitted now (running or waiting for their session's turn), over all sessions."""
     with _lock:
-        return sum(_in_flight.values())
+        return sum(n for key, n in _in_flight.items() if not key.startswith("address "))

@@ -7,7 +7,7 @@ import math
 import gradio as gr
 import pytest
 
-from demos import inputs
+from demos import inputs, limits
 
 
 @pytest.mark.parametrize("value", ["abc", [1], {"a": 1}, None, True, math.nan, math.inf, -math.inf])
@@ -33,3 +33,14 @@ def test_a_number_box_keeps_none_and_rounds_like_gradio():
 
 def test_they_are_gradios_own_components():
     assert type(inputs.slider(0, 1)) is gr.Slider and type(inputs.number()) is gr.Number
+
+
+def test_a_value_over_a_limit_names_the_limit_and_its_variable(monkeypatch):
+    monkeypatch.setattr(limits, "_current", limits.PUBLIC)
+    steps = inputs.slider(0, limits.PUBLIC.steps, value=0, step=1, label="Steps", limit="steps")
+    with pytest.raises(gr.Error, match=r"Steps must be in 0\.\.50, got 60 \(50 is this demo's limit, IMAGEGEN_MAX_STEPS\)"):
+        steps.preprocess(60)
+    monkeypatch.setattr(limits, "_current", limits.LOCAL)
+    with pytest.raises(gr.Error) as caught:
+        steps.preprocess(60)
+    assert "got 60" in str(caught.value) and "limit" not in str(caught.value)  # 50 is no limit of the host here

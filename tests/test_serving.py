@@ -7,8 +7,11 @@ job's checkpoints: the assertions count steps and tiles, never seconds.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
+import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -159,10 +162,53 @@ def test_requests_per_minute(hub, device, monkeypatch):
     client = Client(hub.local_url, verbose=False)
     for seed in (1, 2):
         client.predict(count=1, seed=seed, upscale=False, api_name="/generate_faces")
-    with pytest.raises(Exception, match=r"at most 2 per minute .*requests_per_minute"):
+    with pytest.raises(Exception, match=r"at most 2 per minute .*IMAGEGEN_REQUESTS_PER_MINUTE"):
         client.predict(count=1, seed=3, upscale=False, api_name="/generate_faces")
     other = Client(hub.local_url, verbose=False)  # another visitor is not counted against this one
     assert other.predict(count=1, seed=4, upscale=False, api_name="/generate_faces")[1] == "4"
+
+
+def test_the_public_preset_counts_one_address_however_many_sessions_it_opens(hub, device, monkeypatch):
+    """A script that opens a session per request gains nothing: with the public preset the rate and
+    the requests in progress are counted per network address (here every client is 127.0.0.1)."""
+    monkeypatch.setattr(limits, "_current", dataclasses.replace(limits.LOCAL, public=True, per_visitor=1,
+                                                                requests_per_minute=0))
+    first = Client(hub.local_url, verbose=False).submit("red apple", steps=100, batch_count=4, upscale="off",
+                                                         seed=1, api_name="/text_to_image")
+    device.wait_until(lambda: device.count("checkpoint") >= 1, "the first request to run")
+    with pytest.raises(Exception, match=r"requests from your address are in progress .*IMAGEGEN_MAX_PER_VISITOR"):
+        Client(hub.local_url, verbose=False).predict(count=1, seed=3, upscale=False, api_name="/generate_faces")
+    first.cancel()
+    monkeypatch.setattr(limits, "_current", dataclasses.replace(limits.LOCAL, public=True, requests_per_minute=2))
+    monkeypatch.setattr(serving, "_started", collections.defaultdict(collections.deque))  # a fresh minute
+    for seed in (1, 2):
+        Client(hub.local_url, verbose=False).predict(count=1, seed=seed, upscale=False, api_name="/generate_faces")
+    with pytest.raises(Exception, match="at most 2 per minute"):
+        Client(hub.local_url, verbose=False).predict(count=1, seed=3, upscale=False, api_name="/generate_faces")
+
+
+ABANDONING_CLIENT = """
+import sys, time
+from gradio_client import Client
+Client(sys.argv[1], verbose=False).submit("red apple", steps=100, batch_count=16, upscale="off", seed=1,
+                                          api_name="/text_to_image")
+time.sleep(600)
+"""
+
+
+def test_a_request_whose_client_went_away_is_stopped(hub, device, tmp_path):
+    """A closed page or a killed client: Gradio marks the event abandoned, and its job is cancelled
+    at its next step instead of computing to its end."""
+    script = tmp_path / "client.py"
+    script.write_text(ABANDONING_CLIENT)
+    client = subprocess.Popen([sys.executable, str(script), hub.local_url])
+    try:
+        device.wait_until(lambda: device.count("checkpoint") >= 3, "the client's request to run")
+    finally:
+        client.kill()
+        client.wait()
+    device.wait_until(lambda: device.count("cancel") == 1 and device.count("end") == 1, "the job to be stopped")
+    assert device.count("checkpoint") < 100 * 16 / 4
 
 
 @pytest.mark.parametrize("endpoint, kwargs, limit", [

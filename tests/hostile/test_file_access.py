@@ -169,14 +169,16 @@ def _get(port: int, target: str) -> tuple[int, bytes]:
         connection.close()
 
 
-def queue_call(live: Live, api_name: str, image) -> dict:
-    """Send `image` as the first input of `api_name` (the others at their defaults) through Gradio's
-    queue as a browser does: POST /gradio_api/queue/join, then read /gradio_api/queue/data (server-sent
-    events) up to the event's `process_completed` message, which is returned."""
+def queue_call(live: Live, api_name: str, image, inputs: int | None = None) -> dict:
+    """Send `image` as the first input of `api_name` (the others at their defaults; only the first
+    `inputs` of them when given) through Gradio's queue as a browser does: POST /gradio_api/queue/join,
+    then read /gradio_api/queue/data (server-sent events) up to the event's `process_completed`
+    message, which is returned."""
     dependency = next(d for d in live.config["dependencies"] if d.get("api_name") == api_name)
     values = {c["id"]: c.get("props", {}).get("value") for c in live.config["components"]}
     data = [values.get(component) for component in dependency["inputs"]]
     data[0] = image
+    data = data[:inputs]
     session = uuid.uuid4().hex[:12]
     body = json.dumps({"data": data, "fn_index": dependency["id"], "session_hash": session,
                        "trigger_id": None, "event_data": None})
@@ -291,7 +293,8 @@ def test_image_payloads_naming_server_files_are_refused_with_the_inputs_name(liv
     for case, payload in _payloads(live).items():
         message = queue_call(live, api_name, payload)
         assert message["success"] is False, case
-        assert NOT_AN_UPLOAD in (message["output"].get("error") or ""), (case, message["output"])
+        words = "a URL is not fetched by this server" if "http URL" in case else NOT_AN_UPLOAD
+        assert words in (message["output"].get("error") or ""), (case, message["output"])
         assert str(live.stage.app_canary) not in json.dumps(message), case  # the path is not echoed
 
 
@@ -314,6 +317,20 @@ def test_gradio_refusals_name_the_input(live, api_name, label):
         message = queue_call(live, api_name, payload)
         _assert_refused(message, words=f"{label}: only files uploaded to this page are accepted")
         assert str(live.stage.app_canary) not in json.dumps(message)
+
+
+@pytest.mark.parametrize("api_name, label", [("upscale", "Low-res picture"), ("image_to_image", "Start picture")])
+def test_a_url_in_place_of_a_file_is_refused_before_the_server_fetches_it(live, api_name, label):
+    """gradio_client's handle_file(url) sends the URL as the path; Gradio would download it (and then
+    answer a bare error). demos.serving.Hub refuses it first, by name."""
+    for payload in ({"path": "http://127.0.0.1:9/picture.png", "meta": {"_type": "gradio.FileData"}},
+                    {"path": None, "url": "https://example.invalid/picture.png", "meta": {"_type": "gradio.FileData"}}):
+        _assert_refused(queue_call(live, api_name, payload), words=f"{label}: a URL is not fetched by this server")
+
+
+def test_too_few_inputs_get_the_count_not_a_bare_error(live):
+    message = queue_call(live, "upscale", None, inputs=3)
+    _assert_refused(message, words="This endpoint takes 7 inputs and got 3")
 
 
 def test_data_urls_and_genuine_uploads_still_work(live, small_upload):
