@@ -44,8 +44,6 @@ class Job:
     def __init__(self, device: FairDevice, session: str, order: int) -> None:
         self.device, self.session, self.order = device, session, order
         self._cancelled = threading.Event()
-        self.slices = 0
-        """How many times the job got the device (1 when it never had to hand over)."""
         self.served_s = 0.0
         """Seconds the job held the device in its finished slices."""
 
@@ -140,7 +138,6 @@ class FairDevice:
                 self._lock.notify_all()
                 raise Cancelled("Stopped before it started.")
             self._holder, self._since = job, self._clock()
-            job.slices += 1
 
     def _release(self, job: Job) -> None:
         with self._lock:

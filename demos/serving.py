@@ -9,7 +9,7 @@ into `guarded`, which, per request:
 2. waits (without a thread) for the session's earlier request to finish, so each session has one
    request running;
 3. runs the tab's function in a worker thread; the core call inside it (`ui.call`) takes the device
-   through `core.scheduling.DEVICE`, in slices (one step, tile or face) given least-served session
+   through `core.scheduling.DEVICE`, in slices (one step, tile or face) given to the least-served request
    first, so nobody waits behind another user's long job for more than one slice of it;
 4. on Stop (the tab's Stop button or gradio_client's `job.cancel()`, both of which cancel the
    event's asyncio task), cancels the job, whose next slice then ends it with `core.Cancelled`.
@@ -50,6 +50,7 @@ ABANDON_POLL_S = 1.0
 _executor = ThreadPoolExecutor(max_workers=limits.MAX_IN_FLIGHT, thread_name_prefix="imagegen-job")
 _lock = threading.Lock()
 _in_flight: collections.Counter[str] = collections.Counter()  # session -> admitted requests
+_from_address: collections.Counter[str] = collections.Counter()  # address -> admitted requests (public preset)
 _started: collections.defaultdict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
 _running: dict[str, asyncio.Lock] = {}
 
@@ -144,27 +145,27 @@ async def admitted(session: str, visitor: str | None = None) -> AsyncIterator[No
                            f"(at most 1 running and {limit.waiting_per_session} waiting, "
                            f"{limits.ENV['waiting_per_session']}). Wait for one to finish, or press Stop, then "
                            "try again.", print_exception=False)
-        if limit.per_visitor and who != session and _in_flight[who] >= limit.per_visitor:
-            raise gr.Error(f"Busy: {_in_flight[who]} requests from your address are in progress (at most "
+        if limit.per_visitor and who != session and _from_address[who] >= limit.per_visitor:
+            raise gr.Error(f"Busy: {_from_address[who]} requests from your address are in progress (at most "
                            f"{limit.per_visitor}, {limits.ENV['per_visitor']}). Wait for one to finish, then "
                            "try again.", print_exception=False)
-        if sum(n for key, n in _in_flight.items() if not key.startswith("address ")) >= limits.MAX_IN_FLIGHT:
+        if sum(_in_flight.values()) >= limits.MAX_IN_FLIGHT:
             raise gr.Error(f"Busy: the server has {limits.MAX_IN_FLIGHT} requests in progress. Try again in a minute.",
                            print_exception=False)
         started.append(now)
-        keys = [session] if who == session else [session, who]
-        for key in keys:
-            _in_flight[key] += 1
+        counts = [(_in_flight, session)] + ([(_from_address, who)] if who != session else [])
+        for counter, key in counts:
+            counter[key] += 1
         running = _running.setdefault(session, asyncio.Lock())
     try:
         async with running:
             yield
     finally:
         with _lock:
-            for key in keys:
-                _in_flight[key] -= 1
-                if not _in_flight[key]:
-                    del _in_flight[key]
+            for counter, key in counts:
+                counter[key] -= 1
+                if not counter[key]:
+                    del counter[key]
             if session not in _in_flight:
                 _running.pop(session, None)
             if not _started[who]:
@@ -218,4 +219,4 @@ def _is_url(value: Any) -> bool:
 def in_flight() -> int:
     """Requests admitted now (running or waiting for their session's turn), over all sessions."""
     with _lock:
-        return sum(n for key, n in _in_flight.items() if not key.startswith("address "))
+        return sum(_in_flight.values())

@@ -68,17 +68,21 @@ def call(fn: Callable[..., Result], *args: Any, progress: gr.Progress | None = N
         gr.Error: with the core's message (HTML-escaped) for a CoreError; with GENERIC_ERROR for
             any other exception, whose traceback is logged server-side. The server keeps serving.
     """
-    steps = []
-    if progress is not None and "on_step" in inspect.signature(fn).parameters:
-        steps.append(_throttled(lambda done, total: progress((done, total), unit=unit)))
+    takes_on_step = "on_step" in inspect.signature(fn).parameters
+    steps = [_throttled(lambda done, total: progress((done, total), unit=unit))] if progress is not None else []
     job = serving.CURRENT_JOB.get()
+
+    def run(*more_steps: Callable[[int, int], None]) -> Result:
+        chained = [*steps, *more_steps] if takes_on_step else []
+        return fn(*args, **(kwargs if not chained else {**kwargs, "on_step": _chain(chained)}))
+
     try:
         if job is None:  # called from Python, not through a served event: no turns, no Stop
-            result = fn(*args, **_with_on_step(fn, steps, kwargs))
+            result = run()
         else:
             if progress is not None and job.device.busy():
                 progress(None, desc="Waiting for a turn: another request is running")
-            result = job.device.run(job, lambda job: fn(*args, **_with_on_step(fn, [*steps, job.checkpoint], kwargs)))
+            result = job.device.run(job, lambda job: run(job.checkpoint))
     except CoreError as err:
         raise gr.Error(html.escape(str(err), quote=False), print_exception=False) from None
     except Exception:
@@ -89,16 +93,12 @@ def call(fn: Callable[..., Result], *args: Any, progress: gr.Progress | None = N
     return result
 
 
-def _with_on_step(fn: Callable[..., Any], steps: list[Callable[[int, int], None]],
-                  kwargs: dict[str, Any]) -> dict[str, Any]:
-    """`kwargs` plus an `on_step` that calls each of `steps` in turn, when `fn` takes one."""
-    if not steps or "on_step" not in inspect.signature(fn).parameters:
-        return kwargs
-
+def _chain(steps: list[Callable[[int, int], None]]) -> Callable[[int, int], None]:
+    """One `on_step` that calls each of `steps` in turn."""
     def on_step(done: int, total: int) -> None:
         for step in steps:
             step(done, total)
-    return {**kwargs, "on_step": on_step}
+    return on_step
 
 
 def _throttled(update: Callable[[int, int], Any]) -> Callable[[int, int], None]:

@@ -1,4 +1,4 @@
-"""core.scheduling: jobs take the device in slices, least-served session first; cancel stops a job.
+"""core.scheduling: jobs take the device in slices, least-served first; cancel stops a job.
 
 The jobs here are threads whose "work" is a loop of checkpoints; a fake clock that each slice of
 work advances makes device time exact, so the order of slices is deterministic.
