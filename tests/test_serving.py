@@ -23,6 +23,7 @@ from PIL import Image
 from servers import free_port
 
 import app
+from core import scheduling
 from core.scheduling import FairDevice, Job
 from demos import limits, serving
 
@@ -126,7 +127,10 @@ def test_cancel_stops_the_job_within_one_step_and_the_next_request_runs(hub, dev
     assert faces[1] == "5, 6"
 
 
-def test_a_short_request_waits_for_at_most_one_tile_of_a_long_upscale(hub, device, big_png):
+def test_a_short_request_waits_for_at_most_one_tile_of_a_long_upscale(hub, device, big_png, monkeypatch):
+    # no switch margin: on a fast CPU three 64-px tiles may take less than its 0.05 s, which would
+    # let the upscale keep the device for a few more tiles than the one this test allows
+    monkeypatch.setattr(scheduling, "SWITCH_MARGIN_S", 0.0)
     long_client, short_client = Client(hub.local_url, verbose=False), Client(hub.local_url, verbose=False)
     upscale = long_client.submit(handle_file(big_png), tile=64, overlap=0, api_name="/upscale")
     device.wait_until(lambda: device.count("checkpoint") >= 3, "three tiles")
