@@ -10,15 +10,11 @@ input (its label), its range and the value received. They are Gradio's own compo
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import gradio as gr
 
 from demos import limits
-
-SHOWN_CHARS = 40
-"""At most this many characters of a refused value are repeated in the message."""
 
 
 def checked(component: gr.components.Component, payload: Any, *, missing_ok: bool, limit: str | None = None) -> Any:
@@ -33,26 +29,17 @@ def checked(component: gr.components.Component, payload: Any, *, missing_ok: boo
         return None
     label = component.label or "a number input"
     low, high = getattr(component, "minimum", None), getattr(component, "maximum", None)
-    span = f" in {_text(low)}..{_text(high)}" if low is not None and high is not None else ""
-    if isinstance(payload, bool) or not isinstance(payload, (int, float)) or (
-            isinstance(payload, float) and not math.isfinite(payload)):
+    span = f" in {limits.shown_number(low)}..{limits.shown_number(high)}" if low is not None and high is not None else ""
+    if not limits.finite_number(payload):
         shown = repr(payload)
-        shown = shown if len(shown) <= SHOWN_CHARS else shown[:SHOWN_CHARS - 1] + "…"
+        shown = shown if len(shown) <= limits.SHOWN_CHARS else shown[:limits.SHOWN_CHARS - 1] + "…"
         raise gr.Error(f"{label} must be a number{span}, got {shown}", print_exception=False)
     if (low is not None and payload < low) or (high is not None and payload > high):
         why = ""
         if limit is not None and high is not None and payload > high and getattr(limits.current(), limit) <= high:
-            why = f" ({_text(high)} is this demo's limit, {limits.ENV[limit]})"
-        raise gr.Error(f"{label} must be{span or ' in range'}, got {_text(payload)}{why}", print_exception=False)
+            why = f" ({limits.shown_number(high)} is this demo's limit, {limits.ENV[limit]})"
+        raise gr.Error(f"{label} must be{span or ' in range'}, got {limits.shown_number(payload)}{why}", print_exception=False)
     return payload
-
-
-def _text(number: float) -> str:
-    """A number as a person writes it: 4294967295, 0.05, 1e+30."""
-    if isinstance(number, int):
-        text = str(number)
-        return text if len(text) <= SHOWN_CHARS else f"a {len(text)}-digit number"
-    return str(int(number)) if number.is_integer() and abs(number) < 1e16 else f"{number:g}"
 
 
 def slider(*args: Any, limit: str | None = None, **kwargs: Any) -> gr.Slider:

@@ -35,6 +35,8 @@ from core import catalog
 
 PUBLIC_ENV = "IMAGEGEN_PUBLIC"
 """`1` for the public preset, `0` for the local one, when app.py's flags do not decide."""
+SHOWN_CHARS = 40
+"""At most this many characters of a refused value are repeated in a message."""
 MAX_IN_FLIGHT = 32
 """Requests admitted at once over all sessions (demos.serving); more are told the server is busy."""
 
@@ -112,9 +114,9 @@ def check(name: str, value: object, field: str) -> None:
         gr.Error: naming the input, the limit and its environment variable.
     """
     limit = getattr(current(), field)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= limit:
+    if not finite_number(value) or value <= limit:
         return
-    raise gr.Error(f"{name} is {value:g}, over this demo's limit of {limit} ({ENV[field]}). "
+    raise gr.Error(f"{name} is {shown_number(value)}, over this demo's limit of {limit} ({ENV[field]}). "
                    "Choose less, or run the hub on your own machine for the full range.", print_exception=False)
 
 
@@ -137,9 +139,24 @@ def check_size(width: object, height: object, native: tuple[int, int]) -> None:
         gr.Error: naming the size, the limit and its environment variable.
     """
     sides = [n if isinstance(v, (int, float)) and v == 0 else v for v, n in zip((width, height), native)]
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in sides):
+    if all(finite_number(v) for v in sides):
         limit = current().pixels
         if sides[0] * sides[1] > limit:
-            raise gr.Error(f"width x height is {sides[0]:g} x {sides[1]:g} px, over this demo's limit of {limit} "
+            raise gr.Error(f"width x height is {shown_number(sides[0])} x {shown_number(sides[1])} px, over this demo's limit of {limit} "
                            f"pixels ({ENV['pixels']}, e.g. {math.isqrt(limit)} x {math.isqrt(limit)}). "
                            "Choose a smaller size.", print_exception=False)
+
+
+def finite_number(value: object) -> bool:
+    """True for an int of any size or a finite float; False for bools, NaN, infinities and non-numbers."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+
+
+def shown_number(number: float) -> str:
+    """A number as a person writes it (4294967295, 0.05, 1e+30); an int too long to show, by its digits."""
+    if isinstance(number, int):
+        text = str(number)
+        return text if len(text) <= SHOWN_CHARS else f"a {len(text)}-digit number"
+    return str(int(number)) if number.is_integer() and abs(number) < 1e16 else f"{number:g}"

@@ -44,3 +44,13 @@ def test_a_value_over_a_limit_names_the_limit_and_its_variable(monkeypatch):
     with pytest.raises(gr.Error) as caught:
         steps.preprocess(60)
     assert "got 60" in str(caught.value) and "limit" not in str(caught.value)  # 50 is no limit of the host here
+
+
+@pytest.mark.parametrize("value", [10 ** 400, 1e30])
+def test_the_host_limits_refuse_huge_numbers_by_name(monkeypatch, value):
+    """/image_to_image is not preprocessed: its numbers reach the limit checks as sent."""
+    monkeypatch.setattr(limits, "_current", limits.PUBLIC)
+    with pytest.raises(gr.Error, match=r"steps is (a 401-digit number|1e\+30), over this demo's limit of 50"):
+        limits.check("steps", value, "steps")
+    with pytest.raises(gr.Error, match=r"width x height is .* over this demo's limit"):
+        limits.check_size(value, 64, (512, 512))
