@@ -104,10 +104,10 @@ def _derive(state: dict[str, torch.Tensor], w_dim: int) -> tuple[FourierInput, d
                               f"a 3-channel ToRGB layer L{n}_{resolution}_3")
     # 2. kernel; 3. resampling factors from the filter taps
     kernel = _tensor(state, f"synthesis.{names[0]}.weight", 4).shape[-1]
-    first_down = _tensor(state, f"synthesis.{names[0]}.down_filter", 1).shape[0]
+    first_down = _tensor(state, f"synthesis.{names[-2]}.down_filter", 1).shape[0]  # never radial: critical
     filter_size, odd = divmod(first_down, LRELU_UPSAMPLING)
     if odd or filter_size < 1:
-        raise UnsafeModelFile(f"has synthesis.{names[0]}.down_filter of {first_down} taps, expected a multiple "
+        raise UnsafeModelFile(f"has synthesis.{names[-2]}.down_filter of {first_down} taps, expected a multiple "
                               f"of {LRELU_UPSAMPLING}")
     taps: list[tuple[int, int, bool]] = []  # (up taps, down taps, radial down filter)
     for name in names[:-1]:
