@@ -8,8 +8,8 @@ symbolic link that leads out of its folder is refused, and such a link is left o
 
 A file's kind comes from its tensor names, read from the safetensors header without loading any
 tensor: Stable Diffusion checkpoints hold `model.diffusion_model.*` (the original LDM/SGM layout),
-LoRAs hold `lora_*` keys (kohya/A1111) or `.lora_A.`/`.lora_down.` keys (diffusers/PEFT); anything
-else is taken for an upscaler (spandrel decides when it loads). Pickle-based files (`.ckpt`, `.pt`,
+LoRAs hold `lora_*` keys (kohya/A1111) or `.lora_A.`/`.lora_down.` keys (diffusers/PEFT), StyleGAN
+face generators the keys of `core.models.stylegan.is_style_file`; anything else is taken for an upscaler (spandrel decides when it loads). Pickle-based files (`.ckpt`, `.pt`,
 `.pth`) have no readable header, so their kind comes from the folder they sit in.
 """
 
@@ -28,12 +28,16 @@ from core.paths import MODELS_DIR, WEIGHTS_DIR
 
 SAFE_SUFFIX = ".safetensors"
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth")
-KINDS = ("checkpoint", "lora", "upscaler")
+KINDS = ("checkpoint", "lora", "upscaler", "face")
 _FOLDER_HINTS = {  # lower-case folder name -> kind, for files without a readable header
     "stable-diffusion": "checkpoint", "checkpoints": "checkpoint", "sd": "checkpoint",
     "lora": "lora", "loras": "lora",
     "esrgan": "upscaler", "realesrgan": "upscaler", "upscale_models": "upscaler", "upscalers": "upscaler",
+    "stylegan": "face", "faces": "face", "face_models": "face", "gan": "face",
 }
+NVIDIA_PICKLE_SUFFIX = ".pkl"
+"""NVIDIA's StyleGAN pickles: listed as "face" in the face folders so that choosing one explains how to
+convert it (core.models.stylegan refuses to unpickle them)."""
 
 
 def resolve_file(path: str | os.PathLike) -> Path:
@@ -185,8 +189,9 @@ def safetensors_keys(path: Path) -> list[str]:
 
 
 def kind_of(path: Path) -> str | None:
-    """"checkpoint", "lora", "upscaler" or "diffusers" (a pipeline folder) for a models-folder entry;
-    None for anything else (other suffixes, unreadable files)."""
+    """"checkpoint", "lora", "upscaler", "face" (a StyleGAN generator) or "diffusers" (a pipeline folder)
+    for a models-folder entry; None for anything else (other suffixes, unreadable files). A `.pkl` is
+    "face" in a face folder (`_FOLDER_HINTS`) and None elsewhere; it is never opened."""
     if path.is_dir():
         return "diffusers" if (path / "model_index.json").is_file() else None
     suffix = path.suffix.lower()
@@ -203,16 +208,25 @@ def kind_of(path: Path) -> str | None:
         if names is None:  # torch's legacy format: no cheap look inside
             return "upscaler" if path.stat().st_size < 300 * 2**20 else "checkpoint"
         return _kind_of_names(names)
+    if suffix == NVIDIA_PICKLE_SUFFIX:
+        hinted = next((_FOLDER_HINTS[f.lower()] for f in reversed(path.parent.parts) if f.lower() in _FOLDER_HINTS),
+                      None)  # the innermost hinting folder decides, as for the other pickles
+        return "face" if hinted == "face" else None
     return None
 
 
 def _kind_of_names(names: Iterable[str]) -> str:
-    """"checkpoint" (a UNet's tensors), "lora" (LoRA tensors) or "upscaler" from a file's tensor names."""
+    """"checkpoint" (a UNet's tensors), "lora" (LoRA tensors), "face" (a StyleGAN2/StyleGAN3 generator,
+    core.models.stylegan.is_style_file) or "upscaler" from a file's tensor names."""
+    from core.models.stylegan import is_style_file
+
     names = list(names)
     if any(name.startswith("model.diffusion_model.") for name in names):
         return "checkpoint"
     if any(name.startswith("lora_") or ".lora_" in name or ".lora." in name for name in names):
         return "lora"
+    if is_style_file(names):
+        return "face"
     return "upscaler"
 
 
@@ -237,7 +251,7 @@ def pickled_names(path: Path, limit: int = 64 * 2**20) -> set[str] | None:
 def scan(kind: str, root: Path | None = None) -> list[str]:
     """Paths (relative to the models folder, sorted) of its entries of one kind.
 
-    `kind` is "checkpoint" (single files and diffusers folders), "lora" or "upscaler". A missing
+    `kind` is "checkpoint" (single files and diffusers folders), "lora", "upscaler" or "face". A missing
     models folder gives an empty list. Hidden files and folders are skipped, and so is a symbolic
     link that leads out of the folder (it is not even opened); one that stays inside is listed.
     Linked folders are not walked into (a linked diffusers folder inside is listed).

@@ -83,7 +83,7 @@ def load_style_file(path: str | os.PathLike):
     if path.suffix.lower() == ".pkl":
         raise UnsafeModelFile(f"{path.name} is a pickle. {CONVERT_HOWTO}")
     state, latent_avg = _read_generator_state(path)
-    layout = _layout(set(state))
+    layout = _layout(set(state), ask_stylegan3=True)
     if layout is None:
         raise UnsafeModelFile(f"{path.name} is no StyleGAN2/StyleGAN3 generator: expected the keys of "
                               "stylegan2-pytorch's Generator (style.1.weight, input.input, ...) or of NVIDIA's "
@@ -165,20 +165,24 @@ def _strip_map(flat: dict) -> dict:
     return {k: v for k, v in flat.items() if k != "latent_avg"}
 
 
-def _layout(keys: set[str]) -> str | None:
+def _layout(keys: set[str], ask_stylegan3: bool = False) -> str | None:
     """"nv" (NVIDIA StyleGAN2), "port" (stylegan2-pytorch), "sg3" (StyleGAN3) or None, from key names.
-    Detection order: NVIDIA StyleGAN2, the port, StyleGAN3 (their key sets do not overlap)."""
+    Detection order: NVIDIA StyleGAN2, the port, StyleGAN3 (their key sets do not overlap). StyleGAN3 is
+    told by its `synthesis.L{i}_{size}_{channels}` layers, or, with `ask_stylegan3`, by that module's
+    own `looks_like` (which imports torch; the file scanner does without)."""
     if "mapping.fc0.weight" in keys and any(_NV_SG2.match(k) for k in keys):
         return "nv"
     if {"style.1.weight", "input.input", "to_rgb1.conv.weight"} <= keys:
         return "port"
-    try:
-        from core.models.stylegan import stylegan3
-        if stylegan3.looks_like(keys):
-            return "sg3"
-    except ImportError:  # the StyleGAN3 module is optional
-        if "mapping.fc0.weight" in keys and any(_SG3.match(k) for k in keys):
-            return "sg3"
+    if ask_stylegan3:
+        try:
+            from core.models.stylegan import stylegan3
+        except ImportError:  # the StyleGAN3 module is optional
+            pass
+        else:
+            return "sg3" if stylegan3.looks_like(keys) else None
+    if "mapping.fc0.weight" in keys and any(_SG3.match(k) for k in keys):
+        return "sg3"
     return None
 
 
