@@ -64,9 +64,11 @@ def build() -> gr.Blocks:
         gr.Markdown("# imagegen-hub\nText to image, image to image, faces and super-resolution with small "
                     "embedded models that run offline on a CPU. Each tab's API is listed under "
                     "*Use via API* below.")
-        for label, name, tab in tabs:
-            with gr.Tab(label, id=name, elem_id=f"tab-{name}"):
-                tab.render()
+        with gr.Tabs() as row:
+            for label, name, tab in tabs:
+                with gr.Tab(label, id=name, elem_id=f"tab-{name}"):
+                    tab.render()
+        ui.wire_sends({name: tab for _, name, tab in tabs}, row)
     return calm_queue(hub.queue(max_size=QUEUE_MAX, api_open=False))
 
 

@@ -104,6 +104,7 @@ def build() -> gr.Blocks:
                          [result, download, parameters], api_name="upscale", preprocess=False,
                          show_progress_on=status, **ui.GENERATOR)
         ui.stops(stop, event)
+    tab.receiver = image  # where other tabs' "Send to super-resolution" puts a picture
     return tab
 
 

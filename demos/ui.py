@@ -17,6 +17,7 @@ import shutil
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -128,6 +129,15 @@ def show(result: Result) -> tuple[list[tuple[Image.Image, str]], str, dict[str, 
     return list(zip(images, captions)), ", ".join(str(s) for s in seeds), result.parameters
 
 
+def show_files(result: Result, stem: str) -> tuple[list[tuple[str, str]], str, dict[str, Any]]:
+    """As `show`, but each picture written as a PNG file with its own parameters (its seed) embedded:
+    big pictures are encoded once, at zlib level 1 (core.imaging.io), not again by the gallery."""
+    items, seeds, parameters = show(result)
+    per_seed = len(result.seeds) == len(result.images)
+    return [(png_file(image, {**parameters, **({"seed": result.seeds[i]} if per_seed else {})}, stem), caption)
+            for i, (image, caption) in enumerate(items)], seeds, parameters
+
+
 def face_restoration_controls(how: str) -> tuple[gr.Dropdown, gr.Slider]:
     """A "Face restoration" accordion for the faces and super-resolution tabs: the restorer file
     ("" = none; the models folder's GFPGAN, RestoreFormer, ... files) with a refresh button, and
@@ -186,6 +196,51 @@ def result_panel(label: str = "Result") -> tuple[gr.Gallery, gr.Textbox, gr.JSON
     with gr.Accordion("Parameters applied", open=False):
         parameters = gr.JSON(label="Parameters")
     return gallery, seeds, parameters
+
+
+@dataclass
+class Send:
+    """A "Send to ..." button under a gallery: the picture chosen in `gallery` (by a click, else the
+    first) goes into the `receiver` of the tab whose id is `target`, and that tab opens (app.py wires it)."""
+
+    button: gr.Button
+    gallery: gr.Gallery
+    chosen: gr.State
+    target: str
+
+
+def send_button(gallery: gr.Gallery, target: str, label: str) -> Send:
+    """Place a send-to button (see `Send`) under `gallery`; `target` is a tab id of app.TABS."""
+    chosen = gr.State(0)
+    button = gr.Button(label, size="sm", variant="secondary")
+    gallery.select(_chosen_index, None, chosen, **QUIET)
+    return Send(button, gallery, chosen, target)
+
+
+def _chosen_index(event: gr.SelectData) -> int:
+    return int(event.index) if isinstance(event.index, int) else 0
+
+
+def picked(items: list | None, index: int) -> str:
+    """The file of the gallery item `index` (the last one when the gallery has fewer).
+
+    Raises:
+        gr.Error: the gallery is empty.
+    """
+    if not items:
+        raise gr.Error("Nothing to send yet: make a picture first.")
+    item = items[min(max(int(index or 0), 0), len(items) - 1)]
+    return item[0] if isinstance(item, (tuple, list)) else item
+
+
+def wire_sends(tabs: dict[str, gr.Blocks], row: gr.Tabs) -> None:
+    """Connect every tab's `sends` (a list of Send) to the `receiver` component of its target tab,
+    then switch `row` to that tab. A target without a receiver is a programming error (KeyError)."""
+    for tab in tabs.values():
+        for send in getattr(tab, "sends", []):
+            receiver = tabs[send.target].receiver
+            send.button.click(picked, [send.gallery, send.chosen], receiver, **QUIET).then(
+                lambda target=send.target: gr.Tabs(selected=target), None, row, **QUIET)
 
 
 def output_dir() -> Path:

@@ -178,8 +178,8 @@ class StyleFaces:
             raise InvalidInput(f"mix_layers must be coarse, middle, fine, all, none or a layer range like "
                                f"'0-3' (layers 0..{count - 1}), got {str(layers)[:40]!r}") from None
         if not 0 <= first <= last < count:
-            raise InvalidInput(f"mix_layers must be a range within 0..{count - 1} with first <= last, "
-                               f"got {first}-{last}")
+            raise InvalidInput(f"mix_layers must be a range within 0..{count - 1}, the first no larger than "
+                               f"the last, got {first}-{last}")
         return first, last
 
     def draw(self, ws: np.ndarray) -> tuple[list[Image.Image], list[str]]:

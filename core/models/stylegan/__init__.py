@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Iterable
 
 from core.errors import ModelNotFound, UnsafeModelFile
+from core.models.style_generator import StyleGenerator
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt")
 CONVERT_HOWTO = (
@@ -61,7 +62,7 @@ def describe(path: str | os.PathLike) -> str | None:
             "sg3": f"StyleGAN3{side} (NVIDIA layout)"}[layout]
 
 
-def load_style_file(path: str | os.PathLike):
+def load_style_file(path: str | os.PathLike) -> StyleGenerator:
     """Load a StyleGAN2/StyleGAN3 generator file as a `StyleGenerator` (numpy in and out).
 
     Args:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.models.stylegan.ops import EqualLinear, lrelu, upfirdn2d
+from core.models.stylegan.ops import EqualLinear, lrelu
 
 CONV_CLAMP = 256.0
 """Every layer clamps its output to [-256, 256] (NVIDIA's `conv_clamp`, the same in every released net)."""
@@ -58,6 +58,43 @@ def modulated_conv(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, 
     return x.reshape(n, o, x.shape[2], x.shape[3])  # (N, O, H', W')
 
 
+def _depthwise(f: torch.Tensor, c: int, axis: str) -> torch.Tensor:
+    """Filter `f` (k,) or (k, k) as a depthwise conv weight (C, 1, kh, kw); a 1-D one along `axis` "h" or "w"."""
+    if f.ndim == 2:
+        return f.reshape(1, 1, *f.shape).repeat(c, 1, 1, 1)
+    return f.reshape(1, 1, -1, 1).repeat(c, 1, 1, 1) if axis == "h" else f.reshape(1, 1, 1, -1).repeat(c, 1, 1, 1)
+
+
+def upsample(x: torch.Tensor, f: torch.Tensor, up: int, padding: tuple[int, int]) -> torch.Tensor:
+    """Zero insertion (up-1 zeros after each pixel), pad by `padding` (negative crops), "valid" true
+    convolution with `f` times up^2: one strided transposed conv per axis, which skips the zeros.
+
+    `x` float32 (N, C, H, W); `f` (k,) or (k, k) -> (N, C, H*up + before + after - k + 1, same for W).
+    """
+    c, k = x.shape[1], f.shape[-1]
+    if f.ndim == 1:  # the transposed conv is the true convolution of the zero-inserted signal, unflipped
+        x = F.conv_transpose2d(x, _depthwise(f * up, c, "w"), stride=(1, up), groups=c)
+        x = F.conv_transpose2d(x, _depthwise(f * up, c, "h"), stride=(up, 1), groups=c)
+    else:
+        x = F.conv_transpose2d(x, _depthwise(f * up ** 2, c, "h"), stride=up, groups=c)
+    # the transposed conv covers (H-1)*up + k samples starting k-1 before the padded image's first output
+    before, after = padding[0] - k + 1, padding[1] - k + up
+    return F.pad(x, [before, after, before, after])
+
+
+def downsample(x: torch.Tensor, f: torch.Tensor, down: int) -> torch.Tensor:
+    """"Valid" true convolution with `f` (k,) or (k, k), keeping every `down`-th pixel (a strided conv).
+
+    `x` float32 (N, C, H, W) -> (N, C, (H - k) // down + 1, same for W).
+    """
+    c = x.shape[1]
+    f = f.flip(list(range(f.ndim)))
+    if f.ndim == 2:
+        return F.conv2d(x, _depthwise(f, c, "h"), stride=down, groups=c)
+    x = F.conv2d(x, _depthwise(f, c, "w"), stride=(1, down), groups=c)
+    return F.conv2d(x, _depthwise(f, c, "h"), stride=(down, 1), groups=c)
+
+
 def filtered_lrelu(x: torch.Tensor, bias: torch.Tensor, up_filter: torch.Tensor | None,
                    down_filter: torch.Tensor | None, *, up: int, down: int, padding: tuple[int, int],
                    linear: bool = False) -> torch.Tensor:
@@ -82,9 +119,9 @@ def filtered_lrelu(x: torch.Tensor, bias: torch.Tensor, up_filter: torch.Tensor 
     if up_filter is None:
         x = F.pad(x, [padding[0], padding[1], padding[0], padding[1]])
     else:
-        x = upfirdn2d(x, up_filter, up=up, pad=padding, gain=up ** 2)
+        x = upsample(x, up_filter, up, padding)
     x = x.clamp(-CONV_CLAMP, CONV_CLAMP) if linear else lrelu(x, clamp=CONV_CLAMP)
-    return x if down_filter is None else upfirdn2d(x, down_filter, down=down)
+    return x if down_filter is None else downsample(x, down_filter, down)
 
 
 class FourierInput(nn.Module):
