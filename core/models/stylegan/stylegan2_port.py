@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from core.errors import UnsafeModelFile
-from core.models.stylegan.ops import EqualLinear, lrelu, modulated_conv2d, normalize_2nd_moment, upfirdn2d
+from core.models.stylegan.ops import EqualLinear, lrelu, modulated_conv2d, normalize_2nd_moment, upsample2d
 from core.models.stylegan.torch_side import load_strict, sides_of_skip_generator
 
 _STYLE = re.compile(r"^style\.(\d+)\.weight$")
@@ -90,8 +90,7 @@ class _ToRGB(nn.Module):
         out = self.conv(x, w) + self.bias
         if skip is None:
             return out
-        k = self.upsample.kernel.shape[0]
-        return out + upfirdn2d(skip, self.upsample.kernel, up=2, pad=((k + 1) // 2, (k - 2) // 2))  # (N, 3, 2H, 2W)
+        return out + upsample2d(skip, self.upsample.kernel, gain=1.0)  # (N, 3, 2H, 2W); the kernel sums to 4
 
 
 class PortGenerator(nn.Module):
