@@ -266,23 +266,25 @@ def test_filtered_lrelu_matches_explicit_reference(up, down, padding, radial, li
     assert want.abs().max() > 100
 
 
-@pytest.mark.parametrize("shift", [(0.0, 0.0), (0.3, -0.7)])
-def test_fourier_input_is_sinusoids_of_the_stored_frequencies(shift):
+@pytest.mark.parametrize("angle, shift", [(0.0, (0.0, 0.0)), (0.0, (0.3, -0.7)), (0.6, (0.2, 0.1))])
+def test_fourier_input_is_sinusoids_of_the_stored_frequencies(angle, shift):
     g = torch.Generator().manual_seed(5)
     c, size, rate = 5, 36, 16.0
     source = FourierInput(8, c, size, rate, 2.0)
     with torch.no_grad():
         source.weight.copy_(torch.randn(c, c, generator=g))
         source.affine.weight.zero_()
-        source.affine.bias.copy_(torch.tensor([1.0, 0.0, *shift]))  # no rotation, a translation
+        source.affine.bias.copy_(torch.tensor([math.cos(angle), math.sin(angle), *shift]))  # a turn, a shift
         source.freqs.copy_((torch.rand(c, 2, generator=g) - 0.5) * 2)
         source.phases.copy_(torch.rand(c, generator=g) - 0.5)
         got = source(torch.randn(2, 8, generator=g))
     pos = (np.arange(size) + 0.5 - size / 2) / rate  # pixel centres in image units
     f, phi = source.freqs.double().numpy(), source.phases.double().numpy()
     y, x = np.meshgrid(pos, pos, indexing="ij")
-    waves = np.stack([np.sin(2 * np.pi * (f[i, 0] * (x - shift[0]) + f[i, 1] * (y - shift[1]) + phi[i]))
-                      for i in range(c)])  # (C, H, W), content moved by +shift
+    x, y = x - shift[0], y - shift[1]
+    x, y = math.cos(angle) * x - math.sin(angle) * y, math.sin(angle) * x + math.cos(angle) * y
+    waves = np.stack([np.sin(2 * np.pi * (f[i, 0] * x + f[i, 1] * y + phi[i]))
+                      for i in range(c)])  # (C, H, W) at identity: sin(2 pi (f . p + phase)), phase in cycles
     want = np.einsum("oc,chw->ohw", source.weight.detach().double().numpy() / math.sqrt(c), waves)
     assert got.shape == (2, c, size, size)
     torch.testing.assert_close(got.double(), torch.from_numpy(want)[None].expand(2, -1, -1, -1), rtol=0, atol=1e-5)
