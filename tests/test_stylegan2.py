@@ -325,3 +325,28 @@ def test_importing_and_scanning_loads_no_torch(tmp_path):
             f"assert files.kind_of(Path({str(tmp_path / 'nv.safetensors')!r})) == 'face'; "
             "assert s.is_style_file(['mapping.fc0.weight', 'synthesis.b4.const']); assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1], timeout=60)
+
+
+def test_a_file_in_the_models_folder_makes_faces_mixes_and_morphs(models_dir, tmp_path):
+    """End to end through core: a StyleGAN2 file people bring is listed, draws, mixes and morphs."""
+    from core import UnsafeModelFile as Refused
+    from core import catalog, generate_faces, interpolate_faces
+
+    (models_dir / "stylegan").mkdir()
+    save_file(nv_state(), models_dir / "stylegan" / "ffhq-tiny.safetensors")
+    (models_dir / "stylegan" / "network.pkl").write_bytes(b"\x80\x04K\x01.")
+    labels = dict((model, label) for label, model in catalog.face_models())
+    assert labels["stylegan/ffhq-tiny.safetensors"].endswith("(StyleGAN2 256 px (NVIDIA layout))")
+    model = "stylegan/ffhq-tiny.safetensors"
+    batch = generate_faces(count=2, seed=3, model=model, truncation_psi=0.8)
+    assert [im.size for im in batch.images] == [(256, 256)] * 2 and batch.parameters["layers"] == 14
+    alone = generate_faces(count=1, seed=4, model=model, truncation_psi=0.8)
+    assert np.array_equal(np.asarray(batch.images[1]), np.asarray(alone.images[0]))
+    mixed = generate_faces(count=1, seed=3, model=model, mix_seed=9, mix_layers="all", truncation_psi=0.8)
+    other = generate_faces(count=1, seed=9, model=model, truncation_psi=0.8)
+    assert np.array_equal(np.asarray(mixed.images[0]), np.asarray(other.images[0]))
+    morph = interpolate_faces(3, 9, frames=3, model=model, truncation_psi=0.8, size=128,
+                              gif_path=tmp_path / "m.gif", video_path=tmp_path / "m.mp4")
+    assert len(morph.images) == 3 and morph.images[0].size == (128, 128)
+    with pytest.raises(Refused, match="Convert it once"):
+        generate_faces(count=1, model="stylegan/network.pkl")

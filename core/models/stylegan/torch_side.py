@@ -73,8 +73,14 @@ class TorchStyleGenerator(StyleGenerator):
         self._mean: np.ndarray | None = None
 
     def mapping(self, z: np.ndarray) -> np.ndarray:
-        """`z` float32 (N, z_dim) -> styles float32 (N, w_dim), untruncated. Raises InvalidInput on a bad shape."""
+        """`z` float32 (N, z_dim) -> styles float32 (N, w_dim), untruncated; each row alone (batch 1),
+        as matrix kernels block by batch size and would move a face's style by a rounding error.
+        Raises InvalidInput on a bad shape."""
         z = _check_array("z", z, (self.z_dim,))
+        return np.concatenate([self._map(row[None]) for row in z])
+
+    def _map(self, z: np.ndarray) -> np.ndarray:
+        """The mapping network on a batch `z` float32 (N, z_dim): (N, w_dim)."""
         with torch.inference_mode():
             w = self.net.map(torch.from_numpy(z).to(self.device))
         return w.float().cpu().numpy()
@@ -90,7 +96,7 @@ class TorchStyleGenerator(StyleGenerator):
                                                                            dtype=np.float32)
                 total = np.zeros(self.w_dim, dtype=np.float64)
                 for start in range(0, len(z), 512):  # chunks keep peak memory small
-                    total += self.mapping(z[start:start + 512]).astype(np.float64).sum(axis=0)
+                    total += self._map(z[start:start + 512]).astype(np.float64).sum(axis=0)
                 self._mean = (total / len(z)).astype(np.float32)
         return self._mean.copy()
 
