@@ -9,7 +9,8 @@ both on the same copy (at most DETECT_SIDE px), on:
   from 96..256 px: the one face should be found, and nothing else;
 - 7 face-free scikit-image photos (cat, cup, rocket, motorcycle, brick, grass, gravel), as they
   are and enlarged x3: every face found there is false;
-- 32 faces from our face generator (seed 1, truncation psi 0.7), each enlarged to 256 px: recall.
+- 32 faces from our DCGAN face generator (seed 1, truncation psi 0.7), each enlarged to 256 px: recall
+  (the default MobileStyleGAN's faces: bench/faces_quality.py).
 About a minute on 2 cores. Photos from the scikit-image 0.26.0 wheel (BSD-3-Clause).
 """
 
@@ -23,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from PIL import Image  # noqa: E402
 
 from bench.bench_upscale import photo  # noqa: E402
-from core import generate_faces, upscale  # noqa: E402
+from core import catalog, generate_faces, upscale  # noqa: E402
 from core.imaging import face_detection
 
 FACE_FREE = ("chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png", "brick.png", "grass.png", "gravel.png")
@@ -57,10 +58,10 @@ def main() -> None:
         print(f"{label:56} {str(ours) if len(ours) <= 5 else sum(ours):>26} "
               f"{str(theirs) if len(theirs) <= 5 else sum(theirs):>16}", flush=True)
     faces = [f.resize((256, 256), Image.Resampling.BICUBIC)
-             for f in generate_faces(count=32, seed=1, truncation_psi=0.7).images]
+             for f in generate_faces(count=32, seed=1, truncation_psi=0.7, model=catalog.DCGAN_FACE_MODEL).images]
     ours = sum(bool(face_detection.find_faces(f)) for f in faces)
     theirs = sum(opencv_default(f) > 0 for f in faces)
-    print(f"{'32 generated faces at 256 px: pictures with a face found':56} {ours:>26} {theirs:>16}")
+    print(f"{'32 DCGAN faces at 256 px: pictures with a face found':56} {ours:>26} {theirs:>16}")
 
 
 if __name__ == "__main__":
