@@ -92,8 +92,9 @@ def measure(variant: str, faces: int, size: int) -> dict:
 
 def tab_request(runs: int = 5) -> list[float]:
     """Seconds of the default /generate_faces request (4 faces at 1024 px) through gradio_client."""
-    import app
     from gradio_client import Client
+
+    import app
 
     hub = app.build()
     hub.launch(prevent_thread_lock=True, server_port=7949, quiet=True)
