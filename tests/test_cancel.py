@@ -21,6 +21,7 @@ from test_sd_models import kohya_lora
 
 import core
 from core import Cancelled
+from core.catalog import DCGAN_FACE_MODEL, DEFAULT_FACE_MODEL
 from core.generators import faces
 from core.models import diffusion, stable_diffusion
 from core.models import registry as models
@@ -90,29 +91,38 @@ def test_image_to_image_stops_within_one_step(tiny_emoji):
     assert calls == [(1, 2)]
 
 
-@pytest.mark.parametrize("upscale, k, total", [(False, 2, 3), (True, 3, 6)])  # with upscale: a tile, then the face
-def test_generate_faces_stops_within_one_face_or_tile(upscale, k, total):
-    call = {"count": 3, "seed": 21, "upscale": upscale}
+@pytest.mark.parametrize("model, upscale, k, total", [
+    (DCGAN_FACE_MODEL, False, 2, 3),
+    (DCGAN_FACE_MODEL, True, 3, 6),  # with upscale: a tile, then the face
+    (DEFAULT_FACE_MODEL, False, 2, 3),  # faces drawn a wave at a time: the count still stops at the cancel
+])
+def test_generate_faces_stops_within_one_face_or_tile(model, upscale, k, total):
+    call = {"count": 3, "seed": 21, "upscale": upscale, "model": model}
     reference = faces.generate_faces(**call)
-    calls = assert_stops(lambda **kw: faces.generate_faces(**call, **kw), k, reference, "generate_faces seed 21")
+    calls = assert_stops(lambda **kw: faces.generate_faces(**call, **kw), k, reference, f"generate_faces {model} seed 21")
     assert calls[-1] == (k, total)
 
 
-def test_generate_faces_reports_every_face_without_upscale_or_restoration():
+@pytest.mark.parametrize("model", [DCGAN_FACE_MODEL, DEFAULT_FACE_MODEL])
+def test_generate_faces_reports_every_face_without_upscale_or_restoration(model):
     seen = []
-    faces.generate_faces(count=5, seed=1, on_step=lambda done, total: seen.append((done, total)))
+    faces.generate_faces(count=5, seed=1, model=model, on_step=lambda done, total: seen.append((done, total)))
     assert seen == [(i, 5) for i in range(1, 6)]
 
 
-def test_interpolate_faces_stops_within_one_frame_and_writes_no_gif(tmp_path):
-    gif = tmp_path / "morph.gif"
-    reference = faces.interpolate_faces(4, 5, frames=4, gif_path=tmp_path / "reference.gif")
-    assert_stops(lambda **kw: faces.interpolate_faces(4, 5, frames=4, **({"gif_path": gif} | kw)), 3, reference,
-                 "interpolate_faces seeds 4, 5")
+def test_interpolate_faces_stops_within_one_frame_and_writes_no_gif_nor_video(tmp_path):
+    gif, video = tmp_path / "morph.gif", tmp_path / "morph.mp4"
+    call = {"frames": 4, "model": DCGAN_FACE_MODEL}
+    reference = faces.interpolate_faces(4, 5, **call, gif_path=tmp_path / "reference.gif",
+                                        video_path=tmp_path / "reference.mp4")
+    assert_stops(lambda **kw: faces.interpolate_faces(4, 5, **call, **({"gif_path": gif, "video_path": video} | kw)),
+                 3, reference, "interpolate_faces seeds 4, 5")
     gif.unlink()  # written by the uncancelled run at the end of assert_stops
+    video.unlink()
     with pytest.raises(Cancelled):
-        faces.interpolate_faces(4, 5, frames=4, gif_path=gif, on_step=StopAt(4))
+        faces.interpolate_faces(4, 5, **call, gif_path=gif, video_path=video, on_step=StopAt(4))
     assert not gif.exists(), "a stopped morph still wrote its GIF"
+    assert not video.exists(), "a stopped morph still wrote its video"
 
 
 @pytest.mark.parametrize("k", [1, 6, 8])  # first tile, last colour tile, in the alpha pass

@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 
 import core
 from core import ModelError, UnsafeModelFile
-from core.catalog import DEFAULT_FACE_MODEL
+from core.catalog import DCGAN_FACE_MODEL
 from core.generators import faces
 from core.models import gans
 from core.models import registry as models
@@ -69,11 +69,13 @@ def cached(kind: ModelKind, path: Path) -> bool:
 
 
 def assert_the_others_work(models_dir: Path) -> None:
-    """Another upscaler file, the embedded upscaler, the faces and the text-to-image defaults all still work."""
+    """Another upscaler file, the embedded upscaler, both face models (the default MobileStyleGAN and the
+    DCGAN) and the text-to-image defaults all still work."""
     shutil.copyfile(COMPACT_X4, models_dir / "good.safetensors")
     assert core.upscale(picture(), model="good.safetensors").images[0].size == (160, 120)
     assert core.upscale(picture()).images[0].size == (160, 120)
-    assert faces.generate_faces(count=1, seed=1).images[0].size == (64, 64)
+    assert faces.generate_faces(count=1, seed=1).images[0].size == (1024, 1024)
+    assert faces.generate_faces(count=1, seed=1, model=DCGAN_FACE_MODEL).images[0].size == (64, 64)
     assert core.text_to_image("red apple", steps=1, seed=1).images[0].size == (32, 32)
 
 
@@ -166,8 +168,8 @@ def test_a_broken_face_model_fails_alone_and_works_again_once_fixed(models_dir, 
         fixed = faces.generate_faces(count=1, seed=4, model="other-gan").images[0]
     finally:
         models.forget(ModelKind.FACES, "other-gan")
-    default = faces.generate_faces(count=1, seed=4, model=DEFAULT_FACE_MODEL).images[0]
-    assert np.array_equal(np.asarray(fixed), np.asarray(default)), "seed 4: the fixed file is not used"
+    embedded = faces.generate_faces(count=1, seed=4, model=DCGAN_FACE_MODEL).images[0]
+    assert np.array_equal(np.asarray(fixed), np.asarray(embedded)), "seed 4: the fixed file is not used"
 
 
 # --- diffusion ----------------------------------------------------------------------------------------

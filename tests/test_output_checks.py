@@ -18,7 +18,7 @@ from test_cancel import noise, tiny_sd_model  # noqa: F401  (fixture tiny_sd)
 
 import core
 from core import ModelError
-from core.catalog import DEFAULT_UPSCALER
+from core.catalog import DCGAN_FACE_MODEL, DEFAULT_UPSCALER
 from core.generators import faces, restoration
 from core.models import diffusion, output_checks, upscalers
 from core.models import registry as models
@@ -215,7 +215,8 @@ def test_a_face_gan_that_gives_a_flat_or_nan_picture_is_refused(monkeypatch, fil
             faces.generate_faces(count=2, seed=1, model="broken-gan")
     finally:
         models.forget(ModelKind.FACES, "broken-gan")
-    assert faces.generate_faces(count=2, seed=1).images  # the default face model is untouched
+    assert faces.generate_faces(count=2, seed=1, model=DCGAN_FACE_MODEL).images  # the embedded DCGAN is untouched
+    assert faces.generate_faces(count=2, seed=1).images  # and so is the default face model
 
 
 class FakeRestorer:
@@ -235,4 +236,4 @@ def test_a_face_restorer_that_gives_a_flat_or_nan_face_is_refused(monkeypatch, f
     monkeypatch.setattr(restoration, "get_restorer", lambda model: FakeRestorer(fill))
     with pytest.raises(ModelError, match=f"the face restorer broken.safetensors gave {words}.*try another face "
                                          "restoration model, or none"):
-        faces.generate_faces(count=1, seed=2, face_restoration="models/broken.safetensors")
+        faces.generate_faces(count=1, seed=2, model=DCGAN_FACE_MODEL, face_restoration="models/broken.safetensors")
