@@ -9,7 +9,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from core import InvalidInput, UnsafeModelFile, generate_faces, upscale
-from core.catalog import DEFAULT_UPSCALER
+from core.catalog import DCGAN_FACE_MODEL, DEFAULT_UPSCALER
 from core.generators import restoration as face_restoration
 from core.imaging import face_detection
 from core.imaging.face_detection import Box
@@ -19,7 +19,9 @@ from core.paths import WEIGHTS_DIR
 pytestmark = [pytest.mark.usefixtures("offline", "embedded_weights", "free_memory"), pytest.mark.slow]
 ARCHS = {"gfpgan.safetensors": "GFPGAN", "restoreformer.safetensors": "RestoreFormer"}
 EMBEDDED = [WEIGHTS_DIR / "upscalers" / f"{DEFAULT_UPSCALER}.safetensors",
-            WEIGHTS_DIR / "faces" / gans.DCGAN_FILE]
+            WEIGHTS_DIR / "faces" / gans.DCGAN_FILE,
+            *(WEIGHTS_DIR / "faces" / gans.MOBILESTYLEGAN_FOLDER / f"{net}.{ext}"
+              for net in ("MappingNetwork", "SynthesisNetwork") for ext in ("xml", "bin"))]
 
 
 @pytest.fixture(scope="module")
@@ -171,8 +173,10 @@ def test_upscale_and_faces_take_a_restorer_and_refuse_the_wrong_kind(restorers):
     assert (result.parameters["face_restoration"], result.parameters["face_weight"]) == ("restoreformer.safetensors", 0.5)
     assert result.parameters["faces_restored"] == [] and "found no face" in result.parameters["warnings"][0]
     assert np.array_equal(np.asarray(result.images[0]), np.asarray(upscale(face(size=(32, 24))).images[0]))
-    faces = generate_faces(count=1, seed=3, face_restoration="gfpgan.safetensors")
+    faces = generate_faces(count=1, seed=3, face_restoration="gfpgan.safetensors")  # a 1024-px MobileStyleGAN face
     assert faces.images[0].size == (512, 512) and faces.parameters["face_restoration"] == "gfpgan.safetensors"
+    small = generate_faces(count=1, seed=3, model=DCGAN_FACE_MODEL, face_restoration="gfpgan.safetensors")
+    assert small.images[0].size == (512, 512) and small.parameters["model"] == DCGAN_FACE_MODEL
     with pytest.raises(UnsafeModelFile, match="face-restoration model, not an upscaler"):
         upscale(face(), model="gfpgan.safetensors")
     (restorers / "compact.safetensors").write_bytes((WEIGHTS_DIR / "upscalers" / f"{DEFAULT_UPSCALER}.safetensors")
