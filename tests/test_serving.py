@@ -24,6 +24,7 @@ from servers import free_port
 
 import app
 from core import scheduling
+from core.catalog import DCGAN_FACE_MODEL as DCGAN  # fast faces, for the tests of serving itself
 from core.scheduling import FairDevice, Job
 from demos import limits, serving
 
@@ -123,7 +124,8 @@ def test_cancel_stops_the_job_within_one_step_and_the_next_request_runs(hub, dev
     assert len(after) <= 1, device.log[cancelled_at:]  # at most the step that was under way
     assert device.count("checkpoint") < 100 * 16 / 4
     assert not device.busy()
-    faces = Client(hub.local_url, verbose=False).predict(count=2, seed=5, upscale=False, api_name="/generate_faces")
+    faces = Client(hub.local_url, verbose=False).predict(count=2, seed=5, upscale=False, model=DCGAN,
+                                                          api_name="/generate_faces")
     assert faces[1] == "5, 6"
 
 
@@ -135,7 +137,7 @@ def test_a_short_request_waits_for_at_most_one_tile_of_a_long_upscale(hub, devic
     upscale = long_client.submit(handle_file(big_png), tile=64, overlap=0, api_name="/upscale")
     device.wait_until(lambda: device.count("checkpoint") >= 3, "three tiles")
     long_session = session_of(device)
-    faces = short_client.predict(count=3, seed=11, upscale=False, api_name="/generate_faces")
+    faces = short_client.predict(count=3, seed=11, upscale=False, model=DCGAN, api_name="/generate_faces")
     assert faces[1] == "11, 12, 13"
     short_session = next(s for w, s in device.log if w == "arrive" and s != long_session)
     arrived, ended = device.log.index(("arrive", short_session)), device.log.index(("end", short_session))
@@ -151,9 +153,9 @@ def test_one_running_request_per_session_and_a_few_waiting(hub, device, monkeypa
     first = client.submit("red apple", steps=100, batch_count=4, upscale="off", seed=1, api_name="/text_to_image")
     device.wait_until(lambda: device.count("checkpoint") >= 1, "the first request to run")
     # (another endpoint: Gradio cancels every request of a session to the cancelled one's endpoint)
-    second = client.submit(count=1, seed=2, upscale=False, api_name="/generate_faces")
+    second = client.submit(count=1, seed=2, upscale=False, model=DCGAN, api_name="/generate_faces")
     device.wait_until(lambda: serving.in_flight() == 2, "the second request to be admitted")
-    third = client.submit(1, 2, frames=2, upscale=False, api_name="/interpolate_faces")
+    third = client.submit(1, 2, frames=2, upscale=False, more_seeds="", model=DCGAN, api_name="/interpolate_faces")
     with pytest.raises(Exception, match="Busy: you already have 2 requests"):
         third.result(timeout=WAIT_S)
     assert not device.count("end")  # the second waits for the first: it never took the device alongside
@@ -165,11 +167,11 @@ def test_requests_per_minute(hub, device, monkeypatch):
     monkeypatch.setattr(limits, "_current", dataclasses.replace(limits.current(), requests_per_minute=2))
     client = Client(hub.local_url, verbose=False)
     for seed in (1, 2):
-        client.predict(count=1, seed=seed, upscale=False, api_name="/generate_faces")
+        client.predict(count=1, seed=seed, upscale=False, model=DCGAN, api_name="/generate_faces")
     with pytest.raises(Exception, match=r"at most 2 per minute .*IMAGEGEN_REQUESTS_PER_MINUTE"):
-        client.predict(count=1, seed=3, upscale=False, api_name="/generate_faces")
+        client.predict(count=1, seed=3, upscale=False, model=DCGAN, api_name="/generate_faces")
     other = Client(hub.local_url, verbose=False)  # another visitor is not counted against this one
-    assert other.predict(count=1, seed=4, upscale=False, api_name="/generate_faces")[1] == "4"
+    assert other.predict(count=1, seed=4, upscale=False, model=DCGAN, api_name="/generate_faces")[1] == "4"
 
 
 def test_the_public_preset_counts_one_address_however_many_sessions_it_opens(hub, device, monkeypatch):
@@ -181,14 +183,17 @@ def test_the_public_preset_counts_one_address_however_many_sessions_it_opens(hub
                                                          seed=1, api_name="/text_to_image")
     device.wait_until(lambda: device.count("checkpoint") >= 1, "the first request to run")
     with pytest.raises(Exception, match=r"requests from your address are in progress .*IMAGEGEN_MAX_PER_VISITOR"):
-        Client(hub.local_url, verbose=False).predict(count=1, seed=3, upscale=False, api_name="/generate_faces")
+        Client(hub.local_url, verbose=False).predict(count=1, seed=3, upscale=False, model=DCGAN,
+                                                     api_name="/generate_faces")
     first.cancel()
     monkeypatch.setattr(limits, "_current", dataclasses.replace(limits.LOCAL, public=True, requests_per_minute=2))
     monkeypatch.setattr(serving, "_started", collections.defaultdict(collections.deque))  # a fresh minute
     for seed in (1, 2):
-        Client(hub.local_url, verbose=False).predict(count=1, seed=seed, upscale=False, api_name="/generate_faces")
+        Client(hub.local_url, verbose=False).predict(count=1, seed=seed, upscale=False, model=DCGAN,
+                                                     api_name="/generate_faces")
     with pytest.raises(Exception, match="at most 2 per minute"):
-        Client(hub.local_url, verbose=False).predict(count=1, seed=3, upscale=False, api_name="/generate_faces")
+        Client(hub.local_url, verbose=False).predict(count=1, seed=3, upscale=False, model=DCGAN,
+                                                     api_name="/generate_faces")
 
 
 ABANDONING_CLIENT = """
@@ -221,7 +226,7 @@ def test_a_request_whose_client_went_away_is_stopped(hub, device, tmp_path):
     ("/text_to_image", {"prompt": "x" * 1500}, "IMAGEGEN_MAX_PROMPT_CHARS"),
     ("/text_to_image", {"prompt": "red apple", "negative_prompt": "x" * 1500}, "IMAGEGEN_MAX_PROMPT_CHARS"),
     ("/generate_faces", {"count": 40}, "IMAGEGEN_MAX_IMAGES"),
-    ("/interpolate_faces", {"seed_a": 1, "seed_b": 2, "frames": 100}, "IMAGEGEN_MAX_FRAMES"),
+    ("/interpolate_faces", {"seed_a": 1, "seed_b": 2, "frames": 100, "more_seeds": ""}, "IMAGEGEN_MAX_FRAMES"),
 ])
 def test_the_public_preset_refuses_what_is_over_a_limit_and_names_it(hub, monkeypatch, endpoint, kwargs, limit):
     monkeypatch.setattr(limits, "_current", limits.PUBLIC)
