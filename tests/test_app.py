@@ -152,18 +152,54 @@ def test_each_endpoint_requires_only_the_core_functions_own_inputs(client):
 
 @pytest.mark.slow  # loads a model on first use
 def test_generate_faces_with_no_inputs(client):
-    gallery, seeds, parameters = client.predict(api_name="/generate_faces")
+    gallery, seeds, parameters, grid = client.predict(api_name="/generate_faces")
     assert len(gallery) == 4
-    assert Image.open(gallery[0]["image"]).size == (256, 256)  # 64 px faces, "Upscale x4" on by default
+    face = Image.open(gallery[0]["image"])
+    assert face.size == (1024, 1024)  # MobileStyleGAN's own size; "Upscale x4" off by default
+    assert json.loads(face.text["parameters"])["seed"] == int(seeds.split(", ")[0])  # each file keeps its seed
     assert [f"seed {s}" for s in seeds.split(", ")] == [item["caption"] for item in gallery]
-    assert parameters["upscale"] is True and parameters["count"] == 4
+    assert parameters["model"] == catalog.DEFAULT_FACE_MODEL and parameters["upscale"] is False
+    assert parameters["count"] == 4 and parameters["truncation_psi"] == 0.7 and parameters["mix_seed"] is None
+    assert grid is None  # only when asked
 
 
-def test_interpolate_faces_returns_frames_and_a_gif(client):
-    frames, gif, seeds, parameters = client.predict(7, 8, 3, 1.0, False, api_name="/interpolate_faces")
+@pytest.mark.slow  # loads a model on first use
+def test_generate_faces_mixes_styles_resizes_and_makes_a_grid(client):
+    gallery, seeds, parameters, grid = client.predict(2, 5, 0.7, False, "", 1.0, catalog.DEFAULT_FACE_MODEL, 256,
+                                                      9, "coarse", True, api_name="/generate_faces")
+    assert seeds == "5, 6" and [Image.open(item["image"]).size for item in gallery] == [(256, 256)] * 2
+    assert parameters["mix_seed"] == 9 and parameters["mix_layers"][0] == 0 and parameters["size"] == [256, 256]
+    assert Image.open(grid).size[0] >= 2 * 256
+
+
+def test_the_dcgan_stays_selectable(client):
+    gallery, seeds, parameters, _ = client.predict(2, 5, 1.0, True, model=catalog.DCGAN_FACE_MODEL,
+                                                   api_name="/generate_faces")
+    assert seeds == "5, 6" and Image.open(gallery[0]["image"]).size == (256, 256)  # 64 px, x4
+    assert parameters["model"] == catalog.DCGAN_FACE_MODEL and parameters["upscale"] is True
+
+
+def test_interpolate_faces_returns_frames_a_gif_and_a_video(client):
+    frames, gif, video, seeds, parameters = client.predict(7, 8, 3, 1.0, False, "", 1.0, "",
+                                                           model=catalog.DCGAN_FACE_MODEL, size=0,
+                                                           api_name="/interpolate_faces")
     assert len(frames) == 3 and seeds == "7, 8"
     animation = Image.open(gif)
     assert animation.format == "GIF" and animation.n_frames == 3 and animation.size == (64, 64)
+    assert Path(video["video"] if isinstance(video, dict) else video).read_bytes()[4:8] == b"ftyp"  # an MP4
+    assert parameters["space"] == "latent" and "gif_path" not in parameters and "video_path" not in parameters
+
+
+@pytest.mark.slow  # loads a model on first use
+def test_interpolate_faces_through_more_seeds_with_the_default_model(client):
+    frames, gif, video, seeds, parameters = client.predict(7, 8, 5, 0.7, False, "", 1.0, "9", 10, True,
+                                                           api_name="/interpolate_faces")
+    assert len(frames) == 5 and seeds == "7, 8, 9"
+    assert Image.open(frames[0]["image"]).size == (256, 256)  # the tab's frame size
+    assert Image.open(gif).n_frames == 5
+    assert Path(video["video"] if isinstance(video, dict) else video).read_bytes()[4:8] == b"ftyp"
+    assert (parameters["model"], parameters["space"], parameters["loop"], parameters["fps"]) == (
+        catalog.DEFAULT_FACE_MODEL, "style", True, 10)
 
 
 def test_upscale_with_only_an_image(client, small_png):
@@ -218,13 +254,16 @@ def _square(tmp_path: Path) -> str:
     ("/upscale", lambda tmp: [handle_file(_square(tmp)), "no-such-model"], "unknown upscaler model 'no-such-model'"),
     ("/text_to_image", lambda tmp: [""], "prompt is empty"),
     ("/generate_faces", lambda tmp: [100], "Number of faces must be in 1..64, got 100"),  # refused by the slider itself
+    ("/generate_faces", lambda tmp: [1, 5, 1.0, False, "", 1.0, catalog.DCGAN_FACE_MODEL, 0, 3, "coarse"],
+     "style mixing needs a style-based model"),
+    ("/interpolate_faces", lambda tmp: [1, 2, 4, 1.0, False, "", 1.0, "9, x"], "More seeds: write whole numbers"),
 ])
 def test_bad_input_shows_the_core_message_and_the_server_keeps_serving(client, tmp_path, endpoint, make_args,
                                                                       message):
     with pytest.raises(Exception) as caught:
         client.predict(*make_args(tmp_path), api_name=endpoint)
     assert message in str(caught.value)
-    gallery, _, _ = client.predict(1, 5, 1.0, False, api_name="/generate_faces")
+    gallery, _, _, _ = client.predict(1, 5, 1.0, False, model=catalog.DCGAN_FACE_MODEL, api_name="/generate_faces")
     assert len(gallery) == 1
 
 
@@ -304,7 +343,9 @@ def test_image_source_reads_what_gradio_sends_unprocessed(tmp_path, monkeypatch)
 def test_files_added_after_launch_can_be_named_over_the_api(client, small_png):
     """The lists are read at launch; a later file must reach core (which checks it), not be refused
     by Gradio as "not in the list of choices"."""
-    for call in (lambda: client.predict(face_restoration="added-later.safetensors", api_name="/generate_faces"),
+    for call in (lambda: client.predict(face_restoration="added-later.safetensors", model=catalog.DCGAN_FACE_MODEL,
+                                        api_name="/generate_faces"),
+                 lambda: client.predict(model="added-later.safetensors", api_name="/generate_faces"),
                  lambda: client.predict(handle_file(small_png), "added-later.safetensors", api_name="/upscale")):
         with pytest.raises(Exception, match="added-later.safetensors not found"):
             call()
