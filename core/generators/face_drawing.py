@@ -46,13 +46,6 @@ class Finish:
     size: int | None
     warnings: list[str] = field(default_factory=list)
 
-    def side_before_resize(self, native: int) -> int:
-        """The side a face has before the final resize: native, x4 when upscaled, 512 when restored."""
-        from core.generators.restoration import FACE_SIDE
-
-        side = native * 4 if self.upscale else native
-        return FACE_SIDE if self.restore.model else side
-
     def tiles(self, native: int) -> int:
         """Upscale tiles per face (0 without upscale)."""
         return enlarge.x4_tiles((native, native)) if self.upscale else 0
@@ -165,7 +158,8 @@ class StyleFaces:
         a (first, last) pair of layer indices; returns the inclusive range (first > last: none).
 
         Raises:
-            InvalidInput: anything else, or indices outside 0..layers-1, or first > last given explicitly.
+            InvalidInput: anything else, indices outside 0..layers-1, or a range whose first index is larger
+                than its last.
         """
         count = self.net.num_layers
         named = {**self.groups, "all": (0, count - 1), "none": (count, count - 1)}

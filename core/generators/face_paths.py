@@ -19,8 +19,7 @@ def keyframe_positions(keys: int, frames: int, *, loop: bool) -> list[tuple[int,
 
     Args:
         keys: number of keyframes, >= 2.
-        frames: total frames, ends included; at least keys (loop) or keys (no loop: the last key is
-            its own frame), so every key appears.
+        frames: total frames, ends included; at least `keys`, so every key is a frame.
         loop: close the path back to the first key (its repeat at the end is left out).
 
     Returns:

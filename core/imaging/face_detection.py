@@ -2,8 +2,9 @@
 
 The detector is OpenCV's Haar cascade for upright frontal faces (Viola & Jones, "Rapid object
 detection using a boosted cascade of simple features", CVPR 2001; Lienhart & Maydt, ICIP 2002),
-run by `cv2.CascadeClassifier`, and each face it marks must show an eye to OpenCV's eye cascade.
-Both trained cascades (haarcascade_frontalface_alt2.xml, haarcascade_eye.xml) ship inside the
+run by `cv2.CascadeClassifier`, and each face it marks must show an eye to OpenCV's eye cascade or
+to its eye cascade for eyes behind glasses. The trained cascades (haarcascade_frontalface_alt2.xml,
+haarcascade_eye.xml, haarcascade_eye_tree_eyeglasses.xml) ship inside the
 opencv-python-headless wheel (Intel License Agreement, BSD-style); OpenCV 5 dropped them, hence
 `opencv-python-headless<5` in requirements.txt. It finds faces looking roughly at the camera, from
 MIN_FACE_PX wide in the copy it looks at (see DETECT_SIDE); profiles and strongly tilted faces are
@@ -15,7 +16,9 @@ missed one, since the restorer would paint a face onto a badge or a helmet. On s
 astronaut.png resized to 256..4096 px, on it upscaled x4 from 96..256 px, and on 7 face-free
 photos at two sizes, OpenCV's "default" cascade (3 neighbours) found her face, plus 14 false
 faces; "alt2" with 5 neighbours and the eye check found her face alone every time and no false
-face, and 22 of 32 faces from our face generator upscaled to 256 px (25 for "default").
+face. The eye cascade alone missed eyes behind glasses and squinting in a smile: the faces of 7 of
+100 MobileStyleGAN faces at 256 px (bench/faces_quality.py) were found but refused; with the
+eyeglasses cascade as a second chance, 5 (still no false face on the photos above).
 """
 
 from __future__ import annotations
@@ -54,7 +57,8 @@ class Box(NamedTuple):
 
 @functools.cache
 def detector():
-    """OpenCV's frontal-face and eye cascades, loaded once (`cv2.CascadeClassifier`), as a pair.
+    """OpenCV's frontal-face cascade and its two eye cascades (eyes; eyes behind glasses), loaded once
+    (`cv2.CascadeClassifier`), as a tuple (faces, eyes, eyes behind glasses).
 
     Raises:
         ModelNotFound: OpenCV is not installed, or is a version without the cascade files.
@@ -65,7 +69,8 @@ def detector():
         raise ModelNotFound("face detection needs OpenCV: pip install 'opencv-python-headless<5'") from None
     folder = getattr(getattr(cv2, "data", None), "haarcascades", "")
     cascades = tuple(cv2.CascadeClassifier(folder + name)
-                     for name in ("haarcascade_frontalface_alt2.xml", "haarcascade_eye.xml"))
+                     for name in ("haarcascade_frontalface_alt2.xml", "haarcascade_eye.xml",
+                                  "haarcascade_eye_tree_eyeglasses.xml"))
     if any(cascade.empty() for cascade in cascades):
         raise ModelNotFound(f"OpenCV {cv2.__version__} ships no face cascades (OpenCV 5 dropped them): "
                             "pip install 'opencv-python-headless<5'")
@@ -96,7 +101,7 @@ def find_faces(image: Image.Image) -> list[Box]:
     Raises:
         ModelNotFound: OpenCV, or its face cascade, is not installed.
     """
-    faces, eyes = detector()
+    faces, *eye_cascades = detector()
     import cv2  # present: detector() checked
     pixels, shrink = detection_copy(image)
     # scale step 1.1 is OpenCV's default; 5 neighbours (default 3) and the eye check keep false faces away
@@ -104,7 +109,8 @@ def find_faces(image: Image.Image) -> list[Box]:
     kept = []
     for x, y, w, h in np.asarray(found, dtype=int).reshape(-1, 4):
         upper = cv2.resize(pixels[y:y + h * 6 // 10, x:x + w], EYE_CHECK, interpolation=cv2.INTER_LINEAR)
-        if len(eyes.detectMultiScale(upper, scaleFactor=1.1, minNeighbors=3, minSize=(16, 16))):
+        if any(len(eyes.detectMultiScale(upper, scaleFactor=1.1, minNeighbors=3, minSize=(16, 16)))
+               for eyes in eye_cascades):
             kept.append((x, y, w, h))
     kept = sorted(kept, key=lambda box: box[2] * box[3], reverse=True)[:MAX_FACES]
     return [Box(round(x / shrink), round(y / shrink), round((x + w) / shrink), round((y + h) / shrink))

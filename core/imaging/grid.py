@@ -18,7 +18,8 @@ def image_grid(images: Sequence[Image.Image], *, columns: int | None = None, gap
     """Lay `images` out row by row in a grid of equal cells; returns one RGB picture.
 
     Args:
-        images: at least one picture; each is fitted into a cell the size of the largest one.
+        images: at least one picture; each is resized (Lanczos) to a cell the size of the largest one
+            (pictures of one size, as a batch is, are pasted as they are).
         columns: cells per row; None picks ceil(sqrt(n)), so 4 pictures make 2x2 and 6 make 3x2.
         gap: px between cells, 0..64.
         background: RGB of the gaps and of empty cells.
