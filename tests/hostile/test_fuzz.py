@@ -133,29 +133,56 @@ def test_image_to_image_only_refuses_with_core_errors(args):
 
 
 FACES = {
-    "model": st.sampled_from([None, "dcgan-digiface-64"]),
+    "model": st.sampled_from([None, "dcgan-digiface-64", "mobilestylegan-ffhq-1024"]),
     "truncation_psi": st.floats(0, 1),
+    "size": st.sampled_from([None, 64, 128, 256]),
     "upscale": st.booleans(),
     "face_restoration": st.sampled_from([None, ""]),
     "face_weight": st.floats(0, 1),
 }
-FACES_HOSTILE = {"model": model_names, "face_restoration": model_names}
+FACES_HOSTILE = {"model": model_names, "face_restoration": model_names,
+                 "size": st.one_of(st.sampled_from([100, 2048, "1024", True, 0]), junk)}
+MIXING = {"mix_seed": st.one_of(st.none(), st.integers(-1, 2**32 - 1)),
+          "mix_layers": st.sampled_from(["coarse", "middle", "fine", "all", "none", "0-3", (2, 5)])}
+MIXING_HOSTILE = {"mix_seed": st.one_of(st.sampled_from([-5, 2**40]), junk),
+                  "mix_layers": st.one_of(st.sampled_from(["40-70", "3-1", "x", [1, 2, 3], "-"]), text, junk)}
+PATHS = {"fps": st.floats(1, 60), "loop": st.booleans(), "space": st.sampled_from([None, "latent", "style"]),
+         "more_seeds": st.lists(st.integers(-1, 2**32 - 1), max_size=2)}
+PATHS_HOSTILE = {"fps": st.one_of(st.sampled_from([0, 61, float("nan")]), junk),
+                 "loop": st.one_of(st.just("yes"), junk), "space": st.one_of(st.just("pixel"), text, junk),
+                 "more_seeds": st.one_of(st.lists(junk, min_size=1, max_size=3), st.just(list(range(15))))}
+
+
+def _no_big_upscale(args: dict) -> dict:
+    """The x4 upscale only for the 64-px DCGAN: a 1024-px style-model face takes tens of seconds to upscale
+    on a CPU (that path is in test_cancel.py and test_zerogpu.py), too long for a fuzz example."""
+    if args.get("upscale") is True and args.get("model") in (None, "mobilestylegan-ffhq-1024"):
+        args["upscale"] = False
+    return args
 
 
 @FUZZ
-@given(args=arguments({"count": st.integers(1, 3), "seed": st.integers(-1, 2**32 - 1), **FACES}, FACES_HOSTILE))
+@given(args=arguments({"count": st.integers(1, 3), "seed": st.integers(-1, 2**32 - 1), **FACES, **MIXING},
+                      {**FACES_HOSTILE, **MIXING_HOSTILE}))
 def test_generate_faces_only_refuses_with_core_errors(args):
-    returns_or_refuses(lambda: core.generate_faces(**args))
+    returns_or_refuses(lambda: core.generate_faces(**_no_big_upscale(args)))
 
 
 @FUZZ
 @given(args=arguments({"seed_a": st.integers(-1, 2**32 - 1), "seed_b": st.integers(-1, 2**32 - 1),
-                       "frames": st.integers(2, 4), "gif": st.sampled_from(["none", "here"]), **FACES},
-                      {"gif": st.sampled_from(["missing-folder", "junk"]), **FACES_HOSTILE}))
+                       "frames": st.integers(2, 4), "gif": st.sampled_from(["none", "here"]),
+                       "video": st.sampled_from(["none", "here"]), **FACES, **PATHS},
+                      {"gif": st.sampled_from(["missing-folder", "junk"]),
+                       "video": st.sampled_from(["missing-folder", "junk"]), **FACES_HOSTILE, **PATHS_HOSTILE}))
 def test_interpolate_faces_only_refuses_with_core_errors(tmp_path, args):
-    gif_path = {"none": None, "here": tmp_path / "morph.gif", "missing-folder": tmp_path / "no" / "morph.gif",
-                "junk": 42}.get(args.pop("gif"), 42)  # never a relative path: it would be written into the working directory
-    returns_or_refuses(lambda: core.interpolate_faces(args.pop("seed_a"), args.pop("seed_b"), gif_path=gif_path, **args))
+    # never a relative path: it would be written into the working directory
+    paths = {name: {"none": None, "here": tmp_path / f"morph.{suffix}", "missing-folder": tmp_path / "no" / f"morph.{suffix}",
+                    "junk": 42}.get(args.pop(key), 42) for key, name, suffix in (("gif", "gif_path", "gif"),
+                                                                                 ("video", "video_path", "mp4"))}
+    more = args.pop("more_seeds")
+    more = more if isinstance(more, list) else [more]
+    returns_or_refuses(lambda: core.interpolate_faces(args.pop("seed_a"), args.pop("seed_b"), *more, **paths,
+                                                      **_no_big_upscale(args)))
 
 
 @FUZZ
