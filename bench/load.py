@@ -4,7 +4,7 @@ The hub runs as `python app.py --port N --no-public` in a subprocess (127.0.0.1 
 HF_HUB_OFFLINE=1, IMAGEGEN_PUBLIC=0, IMAGEGEN_REQUESTS_PER_MINUTE=0, and its own GRADIO_TEMP_DIR and
 TMPDIR (so its output folder, `ui.output_dir()`, lies where this bench counts it); or `--url` names a
 running one (load only). Requests are small: a 4-step 32-px emoji, a 4-step image to image of a
-demos/examples photo, one 64-px face, a 2-frame morph, x4 of a 24-px noise picture.
+demos/examples photo, one 64-px DCGAN face, a 2-frame morph (GIF and MP4), x4 of a 24-px noise picture.
 
 Load (--clients, default 20; --requests, default 200): request i goes to endpoint i mod 5
 (/text_to_image, /image_to_image, /generate_faces, /interpolate_faces, /upscale) with its own seed
@@ -70,6 +70,8 @@ from PIL import Image, ImageSequence
 
 ENDPOINTS = ("/text_to_image", "/image_to_image", "/generate_faces", "/interpolate_faces", "/upscale")
 PROMPTS = ("red apple", "grinning face", "rocket", "slice of pizza")
+FACE_MODEL = "dcgan-digiface-64"
+"""The faces requests name the 64-px DCGAN: the bench measures serving many clients, not a face model."""
 PHOTOS = tuple(sorted((REPO / "demos" / "examples").glob("*.png")))
 UPSCALE_SIDE = 24
 START_LIMIT_S = 300.0
@@ -126,8 +128,9 @@ def make_requests(count: int, first_seed: int, folder: Path) -> list[Request]:
             "/text_to_image": {"prompt": prompt, "steps": 4, "upscale": "off", "seed": seed},
             "/image_to_image": {"image": str(PHOTOS[i % len(PHOTOS)]), "prompt": prompt, "strength": 0.6,
                                 "steps": 4, "upscale": "off", "seed": seed},
-            "/generate_faces": {"count": 1, "seed": seed, "upscale": False},
-            "/interpolate_faces": {"seed_a": seed, "seed_b": seed + 1, "frames": 2, "upscale": False},
+            "/generate_faces": {"count": 1, "seed": seed, "upscale": False, "model": FACE_MODEL, "size": 0},
+            "/interpolate_faces": {"seed_a": seed, "seed_b": seed + 1, "frames": 2, "upscale": False,
+                                   "more_seeds": "", "model": FACE_MODEL, "size": 0},
             "/upscale": {"image": None},
         }[endpoint]
         if endpoint == "/upscale":
@@ -202,8 +205,18 @@ def result_files(value: Any, downloads: Path) -> list[Path]:
 
 
 def pixels_digest(path: Path) -> str:
-    """sha256 of every frame's mode, size and decoded pixels (palette frames as RGBA)."""
+    """sha256 of every frame's mode, size and decoded pixels (palette frames as RGBA; an MP4's frames
+    decoded to RGB with PyAV)."""
     digest = hashlib.sha256()
+    if Path(path).suffix.lower() == ".mp4":
+        import av
+
+        with av.open(str(path)) as video:
+            for frame in video.decode(video=0):
+                array = frame.to_ndarray(format="rgb24")
+                digest.update(f"RGB{array.shape}".encode())
+                digest.update(array.tobytes())
+        return digest.hexdigest()
     with Image.open(path) as image:
         for frame in ImageSequence.Iterator(image):
             frame = frame.convert("RGBA") if frame.mode in ("P", "PA") else frame
@@ -214,7 +227,7 @@ def pixels_digest(path: Path) -> str:
 
 def seeds_of(outcome: Outcome) -> str | None:
     """The "Seeds used" text of a result (None for /upscale)."""
-    where = {"/interpolate_faces": 2, "/upscale": None}.get(outcome.request.endpoint, 1)
+    where = {"/interpolate_faces": 3, "/upscale": None}.get(outcome.request.endpoint, 1)
     return None if where is None else outcome.result[where]
 
 
