@@ -372,23 +372,39 @@ def test_image_to_image_keeps_result_after_error(page):
 
 # --- faces ------------------------------------------------------------------------------------
 
+FACE = (1024, 1024)
+"""MobileStyleGAN's own size, the faces tab's default (no upscale)."""
+
+
 def test_faces(page):
     panel = open_tab(page, "faces")
     faces, frames = block(panel, "Faces"), block(panel, "Frames")
     go = panel.get_by_role("button", name="Generate", exact=True)
 
-    # no input needed: 4 faces, random seed, upscaled to 256 px
-    send(go, partial(wait_seeds, panel, r"\d+(, \d+){3}", "default request"), faces, 4, (256, 256))
+    # no input needed: 4 MobileStyleGAN faces, random seed, 1024 px
+    send(go, partial(wait_seeds, panel, r"\d+(, \d+){3}", "default request"), faces, 4, FACE)
 
     set_numbers(panel, {"Number of faces": 2, "Seed": 42})
-    send(go, partial(wait_seeds, panel, "42, 43", "2 faces from seed 42"), faces, 2, (256, 256))
+    send(go, partial(wait_seeds, panel, "42, 43", "2 faces from seed 42"), faces, 2, FACE)
 
     set_numbers(panel, {"Seed A": 42, "Seed B": 43, "Frames": 4})
     send(panel.get_by_role("button", name="Interpolate", exact=True),
          partial(wait_seeds, panel, "42, 43", "interpolation 42 -> 43, 4 frames", index=1), frames, 4, (256, 256))
     assert_pictures(block(panel, "Animation (GIF)"), 1, (256, 256))
+    video = block(panel, "Video (MP4)").locator("video")
+    expect(video).to_have_count(1, timeout=WAIT_MS)
+    page.wait_for_function("v => v.readyState >= 1 && v.videoWidth === 256 && v.videoHeight === 256",
+                           arg=video.element_handle(), timeout=WAIT_MS)  # the MP4 was served and decoded
     screenshot(page, "faces")
 
+    # "Send to super-resolution": the first face goes into that tab's input, and the tab opens
+    panel.get_by_role("button", name="Send to super-resolution", exact=True).click()
+    target = page.locator("#tab-super_resolution")
+    expect(target).to_be_visible(timeout=WAIT_MS)
+    expect(panel).to_be_hidden()
+    assert_pictures(block(target, "Low-res picture"), 1, FACE)
+
+    panel = open_tab(page, "faces")
     panel.get_by_role("button", name=re.compile(r"^\s*Face restoration")).click()
     restorer = panel.get_by_label("Face restoration model", exact=True)
     restorer.fill("missing-restorer.pth")  # a file that is not in models/
@@ -397,7 +413,7 @@ def test_faces(page):
 
 
 def test_faces_keeps_result_after_error(page):
-    panel = assert_result_kept(page, "faces", "Faces", 2, (256, 256))
+    panel = assert_result_kept(page, "faces", "Faces", 2, FACE)
     expect(seeds(panel, 0)).to_have_value("42, 43")
 
 
