@@ -107,8 +107,9 @@ def interpolate(seed_a: int, seed_b: int, frames: int, truncation_psi: float, up
 def _seeds(text: str) -> list[int]:
     """Seeds typed as "9, 10 11" -> [9, 10, 11]; gr.Error naming the field otherwise."""
     text = (text or "").replace(",", " ").split()
-    if len(text) > catalog.MAX_KEYFRAMES:
-        raise gr.Error(f"More seeds: at most {catalog.MAX_KEYFRAMES} seeds in all")
+    if 2 + len(text) > catalog.MAX_KEYFRAMES:
+        raise gr.Error(f"More seeds: at most {catalog.MAX_KEYFRAMES} seeds in all, Seed A and Seed B included; "
+                       f"got {len(text)} more")
     try:
         return [int(word) for word in text]
     except ValueError:
@@ -137,7 +138,7 @@ def build() -> gr.Blocks:
                                      info="-1 = random; face i uses seed + i")
                 psi = inputs.slider(0.0, 1.0, value=0.7, step=0.05, label="Truncation psi",
                                     info="lower = more typical faces, 0 = the mean face; 1 = the model untouched")
-                size = gr.Radio(SIZES, value=0, label="Output size", info="resized with Lanczos")
+                size = inputs.radio(SIZES, value=0, label="Output size", info="resized with Lanczos")
                 with gr.Accordion("Style mixing", open=False):
                     mix_layers = gr.Dropdown(MIX_LAYERS, value="none", label="Layers taken from the mix seed",
                                              allow_custom_value=True,
@@ -164,15 +165,15 @@ def build() -> gr.Blocks:
                                        info="-1 = random")
                 seed_b = inputs.number(value=-1, precision=0, minimum=-1, maximum=catalog.MAX_SEED, label="Seed B",
                                        info="-1 = random")
-                more_seeds = gr.Textbox(label="More seeds", placeholder="e.g. 9, 10", max_length=400,
+                more_seeds = gr.Textbox(value="", label="More seeds", placeholder="e.g. 9, 10", max_length=400,
                                         info=f"passed through in order (up to {catalog.MAX_KEYFRAMES} seeds in all)")
                 frames = inputs.slider(2, min(catalog.MAX_FRAMES, limits.current().frames), value=16, step=1,
                                        label="Frames", limit="frames", info="in all, each seed's face included")
                 fps = inputs.slider(*catalog.FPS_RANGE, value=12, step=1, label="Frames per second")
                 loop = gr.Checkbox(value=False, label="Loop", info="end back on the first face; the GIF repeats")
-                space = gr.Radio([("model's own", ""), ("style (linear)", "style"), ("latent (slerp)", "latent")],
-                                 value="", label="Path through")
-                morph_size = gr.Radio(SIZES, value=256, label="Frame size")
+                space = inputs.radio([("model's own", ""), ("style (linear)", "style"), ("latent (slerp)", "latent")],
+                                     value="", label="Path through")
+                morph_size = inputs.radio(SIZES, value=256, label="Frame size")
                 morph, morph_stop = ui.run_buttons("Interpolate")
             with gr.Column():
                 morph_status = ui.status_line()

@@ -1,4 +1,4 @@
-"""Number inputs whose refusals name the input: `slider` and `number` make Gradio's own.
+"""Inputs whose refusals name the input: `slider`, `number` and `radio` make Gradio's own.
 
 Gradio checks a slider's or number box's value before the event's function runs; a value of the
 wrong type sent over the API (a string, a list, null, NaN) makes that check fail with a TypeError,
@@ -56,4 +56,23 @@ def number(*args: Any, **kwargs: Any) -> gr.Number:
     component = gr.Number(*args, **kwargs)
     own = component.preprocess
     component.preprocess = lambda payload: own(checked(component, payload, missing_ok=True))
+    return component
+
+
+def radio(choices: list, **kwargs: Any) -> gr.Radio:
+    """gr.Radio(choices, **kwargs) whose refusal of a value not among its choices names it (its label)
+    and lists the choices, instead of Gradio's "Value: ... is not in the list of choices"."""
+    component = gr.Radio(choices, **kwargs)
+    own = component.preprocess
+    values = [value for _, value in component.choices]
+
+    def preprocess(payload: Any) -> Any:
+        if payload not in values or isinstance(payload, bool) != any(isinstance(v, bool) for v in values):
+            shown = repr(payload)
+            shown = shown if len(shown) <= limits.SHOWN_CHARS else shown[:limits.SHOWN_CHARS - 1] + "…"
+            listed = ", ".join(repr(v) for v in values)
+            raise gr.Error(f"{component.label or 'a choice'} must be one of {listed}, got {shown}", print_exception=False)
+        return own(payload)
+
+    component.preprocess = preprocess
     return component

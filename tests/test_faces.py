@@ -212,7 +212,7 @@ def test_interpolation_without_path_writes_a_temporary_gif():
     (lambda: generate(truncation_psi=2), "truncation_psi must be 0.0..1.0, got 2"),
     (lambda: generate(upscale="yes"), "upscale must be True or False"),
     (lambda: interpolate(1, 2, frames=1), "frames must be 2..120, got 1"),
-    (lambda: interpolate(1, -5), "seed 2 must be -1"),
+    (lambda: interpolate(1, -5), "seed_b must be -1"),
     (lambda: interpolate(1, 2, space="style"), "no style space"),
     (lambda: generate(count=1, mix_seed=3), "style mixing needs a style-based model"),
     (lambda: generate(count=1, size=100), "size must be one of 1024, 512, 256, 128, 64"),

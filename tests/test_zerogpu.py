@@ -80,8 +80,6 @@ def test_the_gan_the_upscaler_and_the_pipeline_run_inside_spaces_gpu(fake_spaces
     assert fake_spaces["inside"] == 0 and fake_spaces["durations"], "no function was decorated"
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: MobileStyleGAN (OpenVINO, CPU) calls face_drawing.draw_all "
-                   "directly, so the torch x4 upscale and face restoration of its faces run outside spaces.GPU")
 def test_the_upscale_of_the_default_face_model_runs_inside_spaces_gpu(fake_spaces, monkeypatch):
     """MobileStyleGAN itself runs on OpenVINO's CPU plugin, but its faces' x4 upscale is a torch net:
     on ZeroGPU that needs the borrowed GPU too. The net's call is replaced by a nearest-pixel x4 (the

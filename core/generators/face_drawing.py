@@ -63,6 +63,15 @@ class Finish:
             image = image.resize((self.size, self.size), Image.Resampling.LANCZOS)
         return image
 
+    @property
+    def on_torch(self) -> bool:
+        """Whether finishing runs a torch net (the upscaler or the restorer)."""
+        return self.upscale or bool(self.restore.model)
+
+    def bare(self) -> "Finish":
+        """The same finish with nothing to do (no upscale, restoration or resize)."""
+        return Finish(upscale=False, restore=Restorer(None, 1.0, find_faces=False), size=None)
+
     def warn(self, *messages: str) -> None:
         """Note each message once."""
         self.warnings += [m for m in messages if m not in self.warnings]
@@ -215,6 +224,22 @@ def draw_all(model: DCGANFaces | StyleFaces, codes: np.ndarray, finish: Finish,
         return images, finish.warnings
 
 
+def finish_all(images: list[Image.Image], finish: Finish, on_step: Callable[[int, int], None] | None
+               ) -> tuple[list[Image.Image], list[str]]:
+    """Upscale, restore and resize drawn faces (all of one side); returns (pictures, warnings) and
+    changes none of its arguments. on_step counts each finished face and each upscale tile."""
+    finish = replace(finish, warnings=[])
+    with freed_on_failure():
+        progress = Progress(on_step, len(images) * (1 + finish.tiles(images[0].width)))
+        finished = []
+        for image in images:
+            finished.append(finish.apply(image, progress))
+            progress.step()
+        return finished, finish.warnings
+
+
 draw_on_gpu = zerogpu.gpu(duration=120)(draw_all)
-"""`draw_all` holding a borrowed GPU on a ZeroGPU Space (the same function anywhere else): for the
-PyTorch nets. MobileStyleGAN runs on OpenVINO's CPU plugin and calls `draw_all` directly."""
+finish_on_gpu = zerogpu.gpu(duration=120)(finish_all)
+"""`draw_all` and `finish_all` holding a borrowed GPU on a ZeroGPU Space (the same functions anywhere
+else). The PyTorch nets draw on the GPU; MobileStyleGAN draws on OpenVINO's CPU plugin in this
+process (`draw_all`), and only its faces' upscale and restoration, torch nets, borrow the GPU."""

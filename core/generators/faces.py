@@ -22,8 +22,9 @@ from PIL import Image
 from core.catalog import FACE_SIZES, FPS_RANGE, MAX_FACES, MAX_FRAMES, MAX_KEYFRAMES
 from core.checks import check_bool, check_float, check_int
 from core.errors import InvalidInput
-from core.generators.face_drawing import DCGANFaces, Finish, StyleFaces, draw_all, draw_on_gpu
+from core.generators.face_drawing import DCGANFaces, Finish, StyleFaces, draw_all, draw_on_gpu, finish_on_gpu
 from core.generators.face_paths import keyframe_positions, lerp, slerp
+from core.generators.progress import Progress
 from core.generators.restoration import Restorer
 from core.imaging.io import save_gif
 from core.imaging.video import save_mp4
@@ -35,7 +36,7 @@ SPACES = ("style", "latent")
 
 
 def generate_faces(*, count: int = 4, seed: int = -1, model: str | None = None, truncation_psi: float = 1.0,
-                   size: int | None = None, mix_seed: int | None = None, mix_layers: str | tuple[int, int] = "coarse",
+                   size: int | None = None, mix_seed: int | None = None, mix_layers: str | tuple[int, int] | None = None,
                    upscale: bool = False, face_restoration: str | None = None, face_weight: float = 1.0,
                    on_step: Callable[[int, int], None] | None = None) -> Result:
     """Make `count` random faces with a GAN, each reproducible from its own seed.
@@ -53,9 +54,10 @@ def generate_faces(*, count: int = 4, seed: int = -1, model: str | None = None, 
             above what the model made is allowed and said in a warning.
         mix_seed: None, or a seed (-1 random, 0..2**32-1) whose styles the `mix_layers` of every face
             take (style mixing; style models only).
-        mix_layers: which layers take mix_seed's style: "coarse" (pose, face shape, hair style),
-            "middle" (features, expression), "fine" (colours, skin), "all", "none", a range "first-last"
-            or a (first, last) pair of layer indices (inclusive; layers 0..n-1, n: see parameters).
+        mix_layers: which layers take mix_seed's style: "coarse" (pose, face shape, hair style; the
+            default with a mix_seed), "middle" (features, expression), "fine" (colours, skin), "all",
+            "none", a range "first-last" or a (first, last) pair of layer indices (inclusive; layers
+            0..n-1, n: see parameters); None without a mix_seed.
         upscale: True runs each face through the default x4 upscaler (core.upscale's default model).
         face_restoration: None, or a face-restoration file in the models folder (GFPGAN, RestoreFormer,
             ...; core.generators.restoration): each face is redrawn by it at 512x512.
@@ -73,7 +75,7 @@ def generate_faces(*, count: int = 4, seed: int = -1, model: str | None = None, 
 
     Raises:
         InvalidInput: a count, seed, psi, size, weight or layer range out of range, upscale not a
-            bool, or style mixing asked of the DCGAN.
+            bool, mix_layers without a mix_seed, or style mixing asked of the DCGAN.
         ModelNotFound: `model` is not registered nor a file in the models folder, the embedded weights
             were never built, or the face_restoration file is missing.
         UnsafeModelFile: the file is no face generator we can read (NVIDIA .pkl pickles are refused
@@ -86,11 +88,14 @@ def generate_faces(*, count: int = 4, seed: int = -1, model: str | None = None, 
     face_model, psi, finish = _setup(model, truncation_psi, size, upscale, face_restoration, face_weight)
     codes = face_model.codes(face_model.latents(seeds), psi)
     mixing = None
+    if mix_seed is None and mix_layers is not None:
+        raise InvalidInput("mix_layers needs a mix_seed, the seed whose styles those layers take")
     if mix_seed is not None:
         if not face_model.style_based:
             raise InvalidInput(f"style mixing needs a style-based model; {face_model.name} has no per-layer styles")
         mix_seed = resolve_seeds(mix_seed, 1, name="mix_seed")[0]
-        mixing = (face_model.codes(face_model.latents([mix_seed]), psi)[0], face_model.layer_range(mix_layers))
+        layers = face_model.layer_range("coarse" if mix_layers is None else mix_layers)
+        mixing = (face_model.codes(face_model.latents([mix_seed]), psi)[0], layers)
     if face_model.style_based:
         codes = face_model.layered(codes, mixing)
     images, warnings = _draw(face_model, codes, finish, on_step)
@@ -140,7 +145,8 @@ def interpolate_faces(seed_a: int, seed_b: int, *more_seeds: int, frames: int = 
     keys = [seed_a, seed_b, *more_seeds]
     if len(keys) > MAX_KEYFRAMES:
         raise InvalidInput(f"an interpolation takes at most {MAX_KEYFRAMES} seeds, got {len(keys)}")
-    seeds = [resolve_seeds(s, 1, name=f"seed {i + 1}")[0] for i, s in enumerate(keys)]
+    names = ["seed_a", "seed_b", *(f"more_seeds[{i}]" for i in range(len(more_seeds)))]
+    seeds = [resolve_seeds(s, 1, name=name)[0] for s, name in zip(keys, names)]
     frames = check_int("frames", frames, 2, MAX_FRAMES)
     fps = check_float("fps", fps, *FPS_RANGE)
     loop = check_bool("loop", loop)
@@ -193,9 +199,16 @@ def _check_space(space: str | None, face_model: DCGANFaces | StyleFaces) -> str:
 
 def _draw(face_model: DCGANFaces | StyleFaces, codes: np.ndarray, finish: Finish,
           on_step: Callable[[int, int], None] | None) -> tuple[list[Image.Image], list[str]]:
-    """draw_all, on a borrowed GPU (ZeroGPU) for the PyTorch nets."""
-    on_cpu_runtime = face_model.style_based and not gans.is_torch(face_model.net)
-    return (draw_all if on_cpu_runtime else draw_on_gpu)(face_model, codes, finish, on_step)
+    """Draw and finish the faces, the torch work on a borrowed GPU (ZeroGPU): the whole of it for the
+    PyTorch nets; for MobileStyleGAN (OpenVINO, CPU) only the upscale and restoration, after it drew."""
+    if gans.is_torch(face_model.net):
+        return draw_on_gpu(face_model, codes, finish, on_step)
+    if not finish.on_torch:
+        return draw_all(face_model, codes, finish, on_step)
+    progress = Progress(on_step, len(codes) * (2 + finish.tiles(face_model.side)))
+    drawn, warnings = draw_all(face_model, codes, finish.bare(), progress.part(len(codes)))
+    images, more = finish_on_gpu(drawn, finish, progress.part(len(codes) * (1 + finish.tiles(face_model.side))))
+    return images, [*warnings, *(w for w in more if w not in warnings)]
 
 
 def _described(face_model: DCGANFaces | StyleFaces, finish: Finish) -> dict:

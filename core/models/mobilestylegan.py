@@ -24,6 +24,7 @@ a face has the same pixels alone or in a batch.
 from __future__ import annotations
 
 import re
+import sys
 import threading
 from pathlib import Path
 
@@ -51,7 +52,7 @@ class MobileStyleGAN(StyleGenerator):
               "from PyPI random-face 2021.7.21.1 (Apache-2.0 code; FFHQ-derived weights: non-commercial)")
 
     def __init__(self, folder: str | Path) -> None:
-        import openvino as ov
+        ov = openvino()
 
         folder = Path(folder)
         for name in (MAPPING, SYNTHESIS):
@@ -103,7 +104,7 @@ class MobileStyleGAN(StyleGenerator):
     def synthesis(self, ws: np.ndarray) -> np.ndarray:
         """ws float32 (N, 23, 512) -> pictures float32 (N, 3, 1024, 1024) in about [-1, 1]; one face
         on the latency-hinted model, several in flight on the throughput-hinted one."""
-        import openvino as ov
+        ov = openvino()
 
         ws = np.ascontiguousarray(ws, dtype=np.float32)
         feeds = [{f"style{i}": face[i][None] for i in range(self.num_layers)} for face in ws]
@@ -119,6 +120,22 @@ class MobileStyleGAN(StyleGenerator):
             return out
 
 
+def openvino():
+    """The `openvino` module, imported without its telemetry.
+
+    `import openvino` imports its model converter, which imports PyPI `openvino-telemetry` when it is
+    installed (a dependency of `openvino`); that writes a client id and stats under ~/intel. Marking
+    `openvino_telemetry` as absent before the first import makes the converter take its own
+    fallback, `openvino.tools.ovc.telemetry_stub` (no files, no network). Nothing here uses the
+    converter; a server should not write to its user's home folder or reach out on its own.
+    """
+    if "openvino" not in sys.modules:
+        sys.modules.setdefault("openvino_telemetry", None)
+    import openvino as ov
+
+    return ov
+
+
 def _per_layer_styles(model) -> tuple[int, ...]:
     """Give each modulation MatMul of the synthesis `model` its own input `style{i}` (in place) and
     return the feature side each one modulates, in layer order.
@@ -129,7 +146,7 @@ def _per_layer_styles(model) -> tuple[int, ...]:
     Raises:
         UnsafeModelFile: `style` feeds no MatMul, or a MatMul's layer has no convolution after it.
     """
-    import openvino as ov
+    ov = openvino()
 
     style = model.get_parameters()[0]
     readers = list(style.output(0).get_target_inputs())

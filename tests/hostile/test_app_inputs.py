@@ -139,11 +139,8 @@ EXTRA_VALUES = {"huge": 10**30, "negative": -7, "true": True, "list": [1], "inf"
 RAW_LABELS = {*RAW_VALUES, "inf", "-inf", "400-digits"}
 
 
-SEED_NAMED_BY_PLACE = pytest.mark.xfail(strict=True, reason="product bug: interpolate_faces names seed_a and seed_b "
-                                       "'seed 1' and 'seed 2' in its refusals (the tab says Seed A, Seed B)")
 NUMBER_CASES = [
-    pytest.param(endpoint, parameter, label, value, id=f"{endpoint[1:]}-{parameter}-{label}",
-                 marks=[SEED_NAMED_BY_PLACE] if parameter in ("seed_a", "seed_b") and value is None else [])
+    pytest.param(endpoint, parameter, label, value, id=f"{endpoint[1:]}-{parameter}-{label}")
     for endpoint, parameters in NUMERIC.items()
     for parameter in parameters
     for label, value in {**CLIENT_VALUES, **RAW_VALUES,
@@ -167,11 +164,8 @@ def test_bad_numbers(live_app, client, api, sample, endpoint, parameter, label, 
 
 # --- the faces tab's own inputs ------------------------------------------------------------------
 
-RADIO_REFUSAL = pytest.mark.xfail(strict=True, reason="product bug: Gradio's Radio refuses a value outside its choices "
-                                  "with 'Value: 100 ... is not in the list of choices', naming no input")
 FACE_CASES = [
-    pytest.param(f"/{endpoint}", parameter, label, value, id=f"{endpoint}-{parameter}-{label}",
-                 marks=[RADIO_REFUSAL] if parameter in ("size", "space") else [])
+    pytest.param(f"/{endpoint}", parameter, label, value, id=f"{endpoint}-{parameter}-{label}")
     for parameter, values in BAD_FACE_INPUTS.items() for endpoint in FACE_ENDPOINTS[parameter]
     for label, value in values.items()
 ]
