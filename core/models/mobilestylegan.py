@@ -16,9 +16,10 @@ MatMul names (`Gemm_11` ... `Gemm_743`), which is the order the layers run in.
 
 Speed (bench/bench_faces.py): inference in f32 (the precision the model was made in; OpenVINO's
 default bf16 on CPUs with AVX512-BF16 moved pixels by up to 0.69 of the [-1, 1] range and was no
-faster without AMX), one compiled model per use: a latency-hinted one for a single face, and a
-throughput-hinted one with several infer requests in flight for waves of faces. Both run batch 1, so
-a face has the same pixels alone or in a batch.
+faster without AMX), one compiled model per use: a throughput-hinted one with several infer requests
+in flight for waves of faces, and a latency-hinted one, compiled the first time a single face is
+asked for (each compiled model holds about 600 MB). Both run batch 1, so a face has the same pixels
+alone or in a batch.
 """
 
 from __future__ import annotations
@@ -69,9 +70,10 @@ class MobileStyleGAN(StyleGenerator):
         self._check_io(mapping, "var", "style")
         self._check_io(synthesis, "style", "img")
         self.layer_sides = _per_layer_styles(synthesis)
+        self._synthesis = synthesis
         self._mapping = self._core.compile_model(mapping, "CPU", F32)
-        self._latency = self._core.compile_model(synthesis, "CPU", {**F32, "PERFORMANCE_HINT": "LATENCY"})
         self._throughput = self._core.compile_model(synthesis, "CPU", {**F32, "PERFORMANCE_HINT": "THROUGHPUT"})
+        self._latency = None  # compiled when a single face is first asked for (about 600 MB more)
         self._requests = max(1, int(self._throughput.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
         self.wave = self._requests
         self._mean: np.ndarray | None = None
@@ -110,6 +112,9 @@ class MobileStyleGAN(StyleGenerator):
         feeds = [{f"style{i}": face[i][None] for i in range(self.num_layers)} for face in ws]
         with self._lock:
             if len(feeds) == 1:
+                if self._latency is None:
+                    self._latency = self._core.compile_model(self._synthesis, "CPU",
+                                                             {**F32, "PERFORMANCE_HINT": "LATENCY"})
                 return self._latency(feeds[0])[self._latency.output(0)].copy()
             out = np.empty((len(feeds), 3, RESOLUTION, RESOLUTION), np.float32)
             queue = ov.AsyncInferQueue(self._throughput, min(self._requests, len(feeds)))
