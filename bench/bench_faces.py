@@ -112,6 +112,32 @@ def tab_request(runs: int = 5) -> list[float]:
         hub.close()
 
 
+def precision_gap(seed: int = 0) -> str:
+    """How far OpenVINO's default inference precision on this CPU moves a face from f32 (ours), in
+    8-bit levels: the same seed's 1024-px face drawn both ways, max and mean absolute difference."""
+    import numpy as np
+    import openvino as ov
+
+    import core
+    from core.models.gans import MOBILESTYLEGAN_FOLDER
+    from core.paths import WEIGHTS_DIR
+
+    ours = np.asarray(core.generate_faces(count=1, seed=seed, truncation_psi=PSI).images[0], dtype=np.int16)
+    folder = WEIGHTS_DIR / "faces" / MOBILESTYLEGAN_FOLDER
+    synthesis = ov.Core().compile_model(folder / "SynthesisNetwork.xml", "CPU")
+    from core import catalog
+    from core.models import gans, registry
+
+    net = registry.load(gans.KIND, catalog.DEFAULT_FACE_MODEL)
+    mean = net.mean_style()
+    style = mean + PSI * (net.mapping(np.random.RandomState(seed).randn(1, 512).astype(np.float32)) - mean)
+    img = synthesis({"style": style.astype(np.float32)})["img"][0]
+    plain = np.clip(img * 127.5 + 128.0, 0, 255).astype(np.uint8).transpose(1, 2, 0).astype(np.int16)
+    gap = np.abs(ours - plain)
+    return (f"default precision here: {synthesis.get_property('INFERENCE_PRECISION_HINT')}; seed {seed} drawn in it "
+            f"differs from f32 by up to {gap.max()} 8-bit levels (mean {gap.mean():.2f})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--faces", type=int, default=8)
@@ -119,7 +145,16 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 512, 256])
     parser.add_argument("--child", choices=["ours", "plain"])
     parser.add_argument("--log", type=Path)
+    parser.add_argument("--precision-only", action="store_true",
+                        help="only compare the default precision's pixels with f32 (no timing), appended to --log")
     args = parser.parse_args()
+    if args.precision_only:
+        line = precision_gap()
+        print(line)
+        if args.log:
+            with open(args.log, "a") as log:
+                log.write(f"$ .venv/bin/python bench/bench_faces.py {' '.join(sys.argv[1:])}\n{line}\n")
+        return
     if args.child:
         child(args.child, args.faces, args.sizes[0])
         return
@@ -138,6 +173,8 @@ def main() -> None:
                      f"{statistics.median(ratios):>8.2f} ({min(ratios):.2f}-{max(ratios):.2f}) "
                      f"{max(o['peak_rss_mib'] for o in ours):>13.0f} {max(p['peak_rss_mib'] for p in plain):>14.0f}")
         print(lines[-1], flush=True)
+    lines.append(precision_gap())
+    print(lines[-1], flush=True)
     times = tab_request()
     lines.append(f"default tab request (/generate_faces, 4 faces at 1024 px, PNG files) through gradio_client: "
                  f"median {statistics.median(times):.2f} s (min {min(times):.2f}, max {max(times):.2f}, 5 runs)")

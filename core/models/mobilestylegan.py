@@ -15,8 +15,8 @@ API, so each layer can take another face's style (style mixing). Layer order is 
 MatMul names (`Gemm_11` ... `Gemm_743`), which is the order the layers run in.
 
 Speed (bench/bench_faces.py): inference in f32 (the precision the model was made in; OpenVINO's
-default bf16 on CPUs with AVX512-BF16 moved pixels by up to 0.69 of the [-1, 1] range and was no
-faster without AMX), one compiled model per use: a throughput-hinted one with several infer requests
+default bf16 on CPUs with AVX512-BF16 moved a face's pixels by up to 19 8-bit levels, and without
+AMX it was slower), one compiled model per use: a throughput-hinted one with several infer requests
 in flight for waves of faces, and a latency-hinted one, compiled the first time a single face is
 asked for (each compiled model holds about 600 MB). Both run batch 1, so a face has the same pixels
 alone or in a batch.
