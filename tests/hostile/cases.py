@@ -175,7 +175,7 @@ BAD_TEXTS = {
 
 STYLE_FACE_MODEL, DCGAN_FACE_MODEL = "mobilestylegan-ffhq-1024", "dcgan-digiface-64"
 BAD_FACE_INPUTS = {  # parameter -> {label: value}; each must be refused naming the parameter
-    "size": {"100": 100, "2048": 2048, "text": "1024", "true": True},
+    "size": {"100": 100, "2048": 2048, "text": "1000", "true": True},
     "mix_layers": {"beyond": "40-70", "backwards": "3-1", "word": "x", "three": [1, 2, 3]},
     "mix_seed": {"negative": -5, "2**40": 2**40},
     "fps": {"0": 0, "61": 61, "nan": float("nan")},
