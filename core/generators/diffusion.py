@@ -35,7 +35,7 @@ from core.errors import InvalidInput
 from core.generators import enlarge
 from core.generators.progress import Progress, freed_on_failure
 from core.imaging.io import flatten, open_image, to_pil
-from core.models import lora, schedulers, vae, zerogpu
+from core.models import latent_preview, lora, schedulers, vae, zerogpu
 from core.models.diffusion import DEFAULT_MODEL, DiffusionModel, get, token_warnings
 from core.models.output_checks import bad_values, flat, lost_contrast, redo_in_float32, to_float32
 from core.models.schedulers import make_scheduler
@@ -125,20 +125,23 @@ class _Turn:
 
     holder: "_Turn | None" = None  # the request whose LoRAs are on now
 
-    def __init__(self, m: DiffusionModel, loras: list[tuple[str, float]], progress: Progress) -> None:
-        self.m, self.loras, self.progress, self.loaded = m, loras, progress, []
+    def __init__(self, m: DiffusionModel, loras: list[tuple[str, float]], progress: Progress,
+                 preview: "_Previews") -> None:
+        self.m, self.loras, self.progress, self.preview, self.loaded = m, loras, progress, preview, []
 
     def begin(self) -> None:
         """Put this request's LoRAs on (under the lock)."""
         _, self.loaded = lora.apply(self.m, self.loras)
         _Turn.holder = self
 
-    def step(self, _pipe, _i, _t, kwargs: dict) -> dict:
-        """diffusers' callback_on_step_end: report the step with the lock let go; whatever on_step
-        raises (core.Cancelled) goes out unchanged, with the lock held again."""
+    def step(self, _pipe, i, _t, kwargs: dict) -> dict:
+        """diffusers' callback_on_step_end: report the step (and a preview when one is due) with the
+        lock let go; whatever on_step or on_preview raises (core.Cancelled) goes out unchanged, with
+        the lock held again."""
         _RUN_LOCK.release()
         try:
             self.progress.step()
+            self.preview.after(i, kwargs)
         finally:
             _RUN_LOCK.acquire()
         if _Turn.holder is not self:
@@ -158,9 +161,33 @@ class _Turn:
             pipe.maybe_free_model_hooks()
 
 
+class _Previews:
+    """Previews for `on_preview(images)` after every `every` steps of a pipeline call (not after its
+    last step, whose result comes anyway), made by core.models.latent_preview: Stable Diffusion
+    latents through a linear latent-to-RGB map, the emoji model's own clean-picture prediction."""
+
+    def __init__(self, on_preview: Callable[[list[Image.Image]], None] | None, every: int, run_steps: int,
+                 pixel_space: bool) -> None:
+        self.on_preview, self.every, self.run_steps, self.pixel_space = on_preview, every, run_steps, pixel_space
+
+    def after(self, i: int, kwargs: dict) -> None:
+        """Called after step i (0-based) of a call with the pipeline's callback kwargs."""
+        if self.on_preview is None or (i + 1) % self.every or i + 1 >= self.run_steps:
+            return
+        if self.pixel_space:
+            picture = kwargs.get("denoised")
+            picture = kwargs.get("latents") if picture is None else picture
+            images = latent_preview.pixels_to_rgb(picture) if picture is not None else []
+        else:
+            images = latent_preview.latents_to_rgb(kwargs["latents"]) if "latents" in kwargs else []
+        if images:
+            self.on_preview(images)
+
+
 @zerogpu.gpu(duration=120)
 def _generate(m: DiffusionModel, pipe, seeds: list[int], settings: dict, loras: list[tuple[str, float]], on_step,
-              run_steps: int, upscale: bool, call: dict) -> tuple[list[Image.Image], list[str]]:
+              run_steps: int, upscale: bool, call: dict, on_preview=None, preview_every: int = 5
+              ) -> tuple[list[Image.Image], list[str]]:
     """Sampler, LoRAs, every pipeline call of a request, the output checks, then the optional x4
     upscale: the GPU-bound part, so on ZeroGPU one borrowed GPU does all of it. One call per
     `batch_size` seeds, or per seed on the CPU (see the module docstring). Returns (images, warnings);
@@ -177,7 +204,7 @@ def _generate(m: DiffusionModel, pipe, seeds: list[int], settings: dict, loras: 
         with _RUN_LOCK, torch.inference_mode():
             own = copy.copy(pipe)
             own.scheduler = make_scheduler(settings["scheduler"], m.scheduler_config, settings["steps"])
-            turn = _Turn(m, loras, progress)
+            turn = _Turn(m, loras, progress, _Previews(on_preview, preview_every, run_steps, not m.has_vae))
             try:
                 turn.begin()
                 for group in groups:
@@ -205,10 +232,10 @@ def _flat(image: Image.Image, start: list[Image.Image] | None) -> bool:
 
 
 def _run(m: DiffusionModel, pipe, settings: dict, seed: int, on_step, upscale: bool, loras, run_steps: int,
-         **call) -> Result:
+         previews: tuple, **call) -> Result:
     """Seeds, then everything that runs the model (`_generate`), then the report."""
     seeds = resolve_seeds(seed, settings["batch_size"] * settings["batch_count"])
-    images, warnings = _generate(m, pipe, seeds, settings, loras, on_step, run_steps, upscale, call)
+    images, warnings = _generate(m, pipe, seeds, settings, loras, on_step, run_steps, upscale, call, *previews)
     settings["loras"] = [{"file": file, "weight": weight} for file, weight in loras]
     settings["vae_tiling"] = m.has_vae and settings["width"] * settings["height"] > vae.TILE_VAE_ABOVE
     settings["warnings"] += warnings
@@ -221,7 +248,8 @@ def text_to_image(prompt: str, *, model: str | None = None, negative_prompt: str
                   guidance_scale: float | None = None, width: int | None = None, height: int | None = None,
                   seed: int = -1, batch_size: int = 1, batch_count: int = 1, scheduler: str | None = None,
                   loras: list[tuple[str, float]] | dict[str, float] | None = None, upscale: bool = False,
-                  on_step: Callable[[int, int], None] | None = None) -> Result:
+                  on_step: Callable[[int, int], None] | None = None,
+                  on_preview: Callable[[list[Image.Image]], None] | None = None, preview_every: int = 5) -> Result:
     """Generate images from a text prompt.
 
     Args:
@@ -251,6 +279,13 @@ def text_to_image(prompt: str, *, model: str | None = None, negative_prompt: str
             total grows by the steps of a call redone in float32. Core never imports gradio.
             Raising core.Cancelled from on_step stops the work within one step/tile/face: it goes
             out unchanged, LoRAs loaded for the request are taken off again and its memory is let go.
+        on_preview: called as on_preview(images) every `preview_every` steps of each pipeline call
+            (not after its last), with one small RGB preview per image of that call: for Stable
+            Diffusion the current latents through a linear latent-to-RGB map (1/8 of the size; see
+            core.models.latent_preview), for the emoji model the sampler's prediction of the clean
+            picture (full size; DDIM, Euler, Euler a, LCM; the current sample for the others).
+            Whatever it raises (core.Cancelled) goes out as from on_step.
+        preview_every: steps between previews, 1..100.
 
     Returns:
         Result with batch_size x batch_count RGB images of (width, height) px (x4 when `upscale`),
@@ -277,7 +312,7 @@ def text_to_image(prompt: str, *, model: str | None = None, negative_prompt: str
     settings["warnings"] += token_warnings(m, prompt=prompt, negative_prompt=negative)
     n = settings["batch_size"]
     return _run(m, m.text_to_image, settings, seed, on_step, upscale, loras, settings["steps"],
-                prompt=[prompt] * n, negative_prompt=[negative] * n, height=settings["height"],
+                _check_previews(on_preview, preview_every), prompt=[prompt] * n, negative_prompt=[negative] * n, height=settings["height"],
                 width=settings["width"])
 
 
@@ -286,7 +321,8 @@ def image_to_image(image: Image.Image, prompt: str, *, strength: float = 0.6, mo
                    width: int | None = None, height: int | None = None, seed: int = -1, batch_size: int = 1,
                    batch_count: int = 1, scheduler: str | None = None,
                    loras: list[tuple[str, float]] | dict[str, float] | None = None, upscale: bool = False,
-                   on_step: Callable[[int, int], None] | None = None) -> Result:
+                   on_step: Callable[[int, int], None] | None = None,
+                   on_preview: Callable[[list[Image.Image]], None] | None = None, preview_every: int = 5) -> Result:
     """Redraw a picture to match a prompt (SDEdit: noise it to `strength`, then denoise).
 
     Args:
@@ -301,6 +337,7 @@ def image_to_image(image: Image.Image, prompt: str, *, strength: float = 0.6, mo
         scheduler, loras, upscale: as in `text_to_image`.
         on_step: as in `text_to_image`, counting the steps that run (int(strength x steps) per call);
             raising core.Cancelled from on_step stops the work within one step/tile/face.
+        on_preview, preview_every: as in `text_to_image`, counting the steps that run.
 
     Returns:
         Result with batch_size x batch_count RGB images of (width, height) px (x4 when `upscale`).
@@ -337,5 +374,12 @@ def image_to_image(image: Image.Image, prompt: str, *, strength: float = 0.6, mo
     start = flatten(picture).resize((settings["width"], settings["height"]), Image.LANCZOS)
     n = settings["batch_size"]
     return _run(m, m.image_to_image, settings, seed, on_step, upscale, loras,
-                min(int(strength * settings["steps"]), settings["steps"]),
+                min(int(strength * settings["steps"]), settings["steps"]), _check_previews(on_preview, preview_every),
                 prompt=[prompt] * n, negative_prompt=[negative] * n, image=[start] * n, strength=strength)
+
+
+def _check_previews(on_preview: object, preview_every: object) -> tuple:
+    """(on_preview, preview_every) checked: a callable or None, and 1..100 steps."""
+    if on_preview is not None and not callable(on_preview):
+        raise InvalidInput(f"on_preview must be a function or None, got {type(on_preview).__name__}")
+    return on_preview, check_int("preview_every", preview_every, 1, STEPS_RANGE[1])

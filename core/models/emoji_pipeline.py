@@ -74,8 +74,9 @@ class EmojiPipeline(DiffusionPipeline):
         """Run the scheduler loop from `sample` `(N, 3, H, W)` over `timesteps`; returns `(N, 3, H, W)` in [0, 1].
 
         Ancestral samplers (Euler a, LCM) draw fresh noise each step from `generator` (one per image),
-        so their output depends on the seeds only. `callback_on_step_end(pipe, i, t, {})` is called
-        after each step, as in diffusers' pipelines.
+        so their output depends on the seeds only. `callback_on_step_end(pipe, i, t, kwargs)` is called
+        after each step, as in diffusers' pipelines, with kwargs {"latents": the sample after the step,
+        "denoised": the sampler's prediction of the clean picture in [-1, 1], or None where it gives none}.
         """
         step_kwargs = {"generator": generator} if "generator" in inspect.signature(self.scheduler.step).parameters else {}
         for i, t in enumerate(timesteps):
@@ -85,9 +86,13 @@ class EmojiPipeline(DiffusionPipeline):
             if guidance_scale > 1:
                 uncond, text = out.chunk(2)
                 out = uncond + guidance_scale * (text - uncond)
-            sample = self.scheduler.step(out, t, sample, **step_kwargs).prev_sample
+            stepped = self.scheduler.step(out, t, sample, **step_kwargs)
+            sample = stepped.prev_sample
             if callback_on_step_end is not None:
-                callback_on_step_end(self, i, t, {})
+                # the sampler's own guess of the clean picture, where it gives one (DDIM, Euler, LCM)
+                denoised = getattr(stepped, "pred_original_sample", None)
+                denoised = getattr(stepped, "denoised", None) if denoised is None else denoised
+                callback_on_step_end(self, i, t, {"latents": sample, "denoised": denoised})
         return (sample / 2 + 0.5).clamp(0, 1)
 
     @staticmethod
