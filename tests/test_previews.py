@@ -8,8 +8,8 @@ import torch
 
 import core
 from core import Cancelled, InvalidInput
-from core.models import latent_preview, registry
 from core.models import files as model_files
+from core.models import latent_preview, registry
 from tests import sd_fixtures
 
 
