@@ -50,9 +50,13 @@ def max_steps(name: str, base_config: dict[str, Any]) -> int:
 def make_scheduler(name: str, base_config: dict[str, Any], steps: int | None = None):
     """A new scheduler of the named kind on the noise schedule of `base_config` (a scheduler's `.config`).
 
-    With `steps`, the sampler's timesteps for that many steps are checked first: Karras sigmas
-    (Karras et al. 2022, arXiv:2206.00364) on a cosine noise schedule, like our emoji model's,
-    bunch up at the noisy end and repeat timesteps, which diffusers' multistep solvers cannot run.
+    With `steps`, the sampler's timesteps for that many steps are checked first. Karras sigmas (Karras
+    et al. 2022, arXiv:2206.00364) become whole timesteps for the UNet, and neighbouring sigmas can share
+    one. At the quiet end of SD's scaled-linear schedule that is diffusers' own schedule (..., 2, 1, 1, 0
+    at 50 steps, each step with its own sigma), which its multistep solvers run by counting steps. At the
+    noisy end, as on a cosine schedule like our emoji model's, the *first* timestep repeats: diffusers
+    finds the first step by its timestep, takes the later one, starts a sigma late and steps past the end
+    (diffusers issue 12771), so that is refused.
 
     Raises:
         InvalidInput: `name` is not one of SCHEDULERS (see `check`), or it cannot take `steps` steps on this
@@ -66,8 +70,9 @@ def make_scheduler(name: str, base_config: dict[str, Any], steps: int | None = N
     if steps is not None and overrides.get("use_karras_sigmas"):
         scheduler.set_timesteps(steps)
         timesteps = scheduler.timesteps.tolist()
-        if len(set(timesteps)) < len(timesteps):
+        if timesteps.count(timesteps[0]) > 1:
             raise InvalidInput(f"{name} does not suit this model's noise schedule "
-                               f"({base_config.get('beta_schedule', 'unknown')}): its steps repeat; "
+                               f"({base_config.get('beta_schedule', 'unknown')}) at {steps} steps: its first "
+                               f"{timesteps.count(timesteps[0])} steps fall on one timestep; "
                                f"choose {name.replace(' Karras', '')} or another sampler")
     return scheduler
