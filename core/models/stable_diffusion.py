@@ -198,7 +198,9 @@ def _check_complete(checkpoint: dict[str, Any], family: str, name: str) -> None:
         full = f"a full {FAMILY_LABELS[family]} checkpoint with the UNet, {', '.join(others)} and {last} is needed"
         only = len(missing) == len(parts)
         have = "only the UNet (model.diffusion_model.*)" if only else "no " + ", no ".join(missing)
-        raise UnsafeModelFile(f"{name} has {have}: {full}")
+        fix = ("use the full checkpoint (most trainers export one beside the UNet-only file), or a diffusers "
+               "folder or Hub id of the model")
+        raise UnsafeModelFile(f"{name} has {have}: {full}; {fix}")
 
 
 def _from_single_file(path: Path):
