@@ -5,7 +5,7 @@
 Importing `core` is cheap: torch, diffusers and the weights load on first use of a generator.
 Every function returns a `core.Result`; every deliberate failure is a `core.CoreError`.
 What a UI lists and offers (models, defaults, ranges, samplers) is in `core.catalog`; the image
-helpers a UI needs (`open_image`, `save_png`, `to_8bit`) are exported here too.
+helpers a UI needs (`open_image`, `save_png`, `to_8bit`, `read_parameters`) are exported here too.
 
 Packages: `core.generators` (the public functions: orchestration), `core.models` (registry,
 cache, loaders per model kind), `core.imaging` (pixels: I/O, tiling, face detection),
@@ -29,6 +29,7 @@ _LAZY = {
     "open_image": "core.imaging.io",
     "save_png": "core.imaging.io",
     "to_8bit": "core.imaging.io",
+    "read_parameters": "core.imaging.parameters",
 }
 
 __all__ = [
@@ -41,6 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from core.generators.faces import generate_faces, interpolate_faces  # noqa: F401
     from core.generators.super_resolution import upscale  # noqa: F401
     from core.imaging.io import open_image, save_png, to_8bit  # noqa: F401
+    from core.imaging.parameters import read_parameters  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

@@ -338,7 +338,7 @@ def test_big_pngs_are_written_fast_and_stay_lossless(tmp_path, monkeypatch):
     fast = imageio.save_png(picture, tmp_path / "fast.png", {"scale": 4})
     assert fast.stat().st_size != normal  # zlib level 1, not 6
     again = Image.open(fast)
-    assert np.array_equal(np.asarray(again), np.asarray(picture)) and json.loads(again.text["parameters"]) == {"scale": 4}
+    assert np.array_equal(np.asarray(again), np.asarray(picture)) and json.loads(again.text["imagegen"]) == {"scale": 4}
 
 
 def test_the_tile_follows_the_free_memory(free_memory):

@@ -1,0 +1,320 @@
+"""Generation parameters inside pictures: written into our PNGs, read back from ours and other tools'.
+
+A PNG from this hub carries two text chunks:
+    "parameters": AUTOMATIC1111's infotext, so A1111, Forge, Civitai and PNG-info readers show it:
+        red apple
+        Negative prompt: blurry
+        Steps: 25, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7.0, Seed: 1, Size: 512x512, ...
+    "imagegen": our JSON, every applied parameter (`Result.parameters`) as it is.
+
+The infotext's last line is `Key: value` pairs joined by ", "; a value holding a comma, colon, quote,
+line break or outer space (or an empty one) is written as a JSON string, which A1111's reader unquotes.
+A1111's reader strips each prompt line and ends the prompt at a line starting with "Negative prompt:";
+a prompt that would not come back exactly that way is also written, quoted, as the fields "Prompt" and
+"Negative prompt" of the last line (A1111 then shows them as extra fields; `parse_infotext` uses them).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import struct
+import zlib
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, PngImagePlugin
+
+A1111_KEY, IMAGEGEN_KEY, COMFYUI_KEYS = "parameters", "imagegen", ("prompt", "workflow")
+PROMPT, NEGATIVE = "Prompt", "Negative prompt"
+VERSION = "imagegen-hub 0.1.0"
+MAX_TEXT = 8 * 2**20
+"""A text chunk inflating beyond this many bytes is skipped (Pillow's own cap is 1 MB, MAX_TEXT_CHUNK)."""
+MAX_FILE = 256 * 2**20
+"""A file or bytes beyond this size gives no parameters rather than being read into memory."""
+SCHEDULE_TYPES = {"DPM++ 2M Karras": ("DPM++ 2M", "Karras")}
+"""Our sampler names that A1111 (1.9+) writes as Sampler + Schedule type; the others are the Sampler alone."""
+_FIELD = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+"""One `Key: value` of the last line, as A1111's reader matches it (a quoted value is a JSON string)."""
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_EXIF_IFD, _USER_COMMENT = 0x8769, 0x9286
+
+
+# 1. writing ----------------------------------------------------------------------------------------------
+
+def png_info(parameters: dict[str, Any] | None, size: tuple[int, int]) -> PngImagePlugin.PngInfo:
+    """The PNG text chunks for a picture of `size` (width, height) px made with `parameters`:
+    A1111's infotext under "parameters" (tEXt when Latin-1, else UTF-8 iTXt) and our JSON under
+    "imagegen" (ASCII tEXt). No parameters, no chunks."""
+    info = PngImagePlugin.PngInfo()
+    if parameters:
+        text = infotext(parameters, size)
+        if _latin1(text):
+            info.add_text(A1111_KEY, text)
+        else:
+            info.add_itxt(A1111_KEY, text)
+        info.add_text(IMAGEGEN_KEY, json.dumps(parameters, sort_keys=True))
+    return info
+
+
+def infotext(parameters: dict[str, Any], size: tuple[int, int]) -> str:
+    """AUTOMATIC1111's text for our `parameters` (see a1111_fields)."""
+    return format_infotext(a1111_fields(parameters, size))
+
+
+def a1111_fields(parameters: dict[str, Any], size: tuple[int, int]) -> dict[str, str]:
+    """Our parameters under A1111's names, in A1111's order, as text; what has no A1111 name stays in
+    our JSON only. "Size" is the generation's width x height, else the picture's `size`; "Model hash"
+    (sha256[:10]) and "Lora hashes" (name: sha256[:12]) only where a sha256 was recorded."""
+    p = parameters
+    fields: dict[str, Any] = {PROMPT: p.get("prompt", ""), NEGATIVE: p.get("negative_prompt", "")}
+    fields["Steps"] = p.get("steps")
+    if p.get("scheduler"):
+        fields["Sampler"], fields["Schedule type"] = SCHEDULE_TYPES.get(p["scheduler"], (p["scheduler"], None))
+    fields["CFG scale"] = p.get("guidance_scale")
+    fields["Seed"] = p.get("seed")
+    width, height = (p["width"], p["height"]) if "width" in p and "height" in p else size
+    fields["Size"] = f"{width}x{height}"
+    upscaler = "model_scale" in p  # core.upscale's parameters: the model is an upscaler, not a checkpoint
+    sha = p.get("model_sha256")
+    fields["Model hash"] = sha[:10] if isinstance(sha, str) and not upscaler else None
+    fields["Model"] = None if upscaler else p.get("model")
+    fields["Denoising strength"] = p.get("strength")
+    hashes = [f"{Path(str(lo.get('file', ''))).stem}: {lo['sha256'][:12]}" for lo in p.get("loras") or []
+              if isinstance(lo, dict) and isinstance(lo.get("sha256"), str)]
+    fields["Lora hashes"] = ", ".join(hashes) or None
+    if upscaler:
+        fields["Postprocess upscale by"], fields["Postprocess upscaler"] = p.get("scale"), p.get("model")
+    fields["Version"] = VERSION
+    return {key: str(value) for key, value in fields.items() if value is not None}
+
+
+def format_infotext(fields: dict[str, str]) -> str:
+    """A1111's text: the "Prompt" line(s), "Negative prompt: ..." when not empty, then the other fields
+    as `Key: value` joined by ", " on the last line (at least three of them, or A1111 reads that line
+    as prompt). Keys match A1111's `\\w[\\w \\-/]+`; values are quoted where needed (see the module)."""
+    prompt, negative = fields.get(PROMPT, ""), fields.get(NEGATIVE, "")
+    rest = {key: value for key, value in fields.items() if key not in (PROMPT, NEGATIVE)}
+    head = prompt + (f"\nNegative prompt: {negative}" if negative else "")
+    text = _join(head, rest).strip()
+    back = parse_infotext(text)
+    if (back[PROMPT], back[NEGATIVE]) != (prompt, negative):  # A1111 would not get them back from the lines
+        text = _join(head, {**rest, PROMPT: prompt, NEGATIVE: negative}).strip()
+    return text
+
+
+def _join(head: str, fields: dict[str, str]) -> str:
+    return head + "\n" + ", ".join(f"{key}: {_quote(value)}" for key, value in fields.items())
+
+
+def _quote(value: str) -> str:
+    """`value` as A1111's last line holds it: as it is, or as a JSON string when it is empty or holds
+    what would end or hide it there (comma, colon, quote, line break, outer space, control characters)."""
+    if value and value == value.strip() and not re.search(r'[,:"\\\x00-\x1f\x7f\u2028\u2029\x85]', value):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+# 2. parsing A1111's text ---------------------------------------------------------------------------------
+
+def parse_infotext(text: str) -> dict[str, str]:
+    """A1111's text as {"Prompt", "Negative prompt", then each field of the last line} (all text;
+    "Size" stays "WxH"). As A1111 reads it: the last line holds the fields when it has three or more,
+    else it is prompt too; exact "Prompt"/"Negative prompt" fields there win over the lines above."""
+    *lines, last = text.strip().split("\n")
+    found = _FIELD.findall(last)
+    if len(found) < 3:
+        lines, found = [*lines, last], []
+    prompt, negative = _split_prompts(lines)
+    fields = {PROMPT: prompt, NEGATIVE: negative}
+    for key, value in found:
+        fields[key] = _unquote(value)
+    return fields
+
+
+def _split_prompts(lines: list[str]) -> tuple[str, str]:
+    prompt: list[str] = []
+    negative: list[str] | None = None
+    for line in lines:
+        line = line.strip()
+        if negative is None and line.startswith("Negative prompt:"):
+            negative, line = [], line[len("Negative prompt:"):].strip()
+        (prompt if negative is None else negative).append(line)
+    return "\n".join(prompt), "\n".join(negative or [])
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        try:
+            unquoted = json.loads(value)
+        except ValueError:
+            return value
+        return unquoted if isinstance(unquoted, str) else value
+    return value
+
+
+def to_settings(fields: dict[str, str]) -> dict[str, Any]:
+    """A1111's fields (parse_infotext) as our generators' keyword arguments, where they map: prompt,
+    negative_prompt, steps, scheduler, guidance_scale, seed, width, height, model, strength. A field
+    that does not read as its type is left out."""
+    settings: dict[str, Any] = {"prompt": fields.get(PROMPT, ""), "negative_prompt": fields.get(NEGATIVE, "")}
+    for name, key, kind in (("steps", "Steps", int), ("guidance_scale", "CFG scale", float), ("seed", "Seed", int),
+                            ("strength", "Denoising strength", float), ("model", "Model", str)):
+        if key in fields:
+            try:
+                settings[name] = kind(fields[key])
+            except ValueError:
+                pass
+    sampler, schedule = fields.get("Sampler"), fields.get("Schedule type")
+    if sampler:
+        ours = {pair: name for name, pair in SCHEDULE_TYPES.items()}
+        settings["scheduler"] = ours.get((sampler, schedule), sampler)
+    size = re.fullmatch(r"(\d+)x(\d+)", fields.get("Size", ""))
+    if size:
+        settings["width"], settings["height"] = int(size.group(1)), int(size.group(2))
+    return settings
+
+
+# 3. reading pictures -------------------------------------------------------------------------------------
+
+def read_parameters(image: Any) -> dict[str, Any]:
+    """The generation parameters a picture carries: ours, AUTOMATIC1111's and ComfyUI's.
+
+    Args:
+        image: a PIL image, a path (str or Path) or the file's bytes: PNG (tEXt, zTXt and iTXt chunks,
+            compressed or not, any language tag), or JPEG/WebP with A1111's EXIF UserComment.
+
+    Returns:
+        {"a1111": A1111's fields (parse_infotext) or None, "imagegen": our JSON (a dict) or None,
+         "comfyui": {"prompt": raw text, "workflow": raw text} (those present) or None,
+         "text": the raw "parameters" text or None,
+         "settings": our keyword arguments (our JSON's, else to_settings of A1111's; {} for none)}.
+        A PNG from before the "imagegen" chunk (our JSON under "parameters") reads as ours.
+        Never raises: an unreadable picture or a malformed chunk (truncated, bad CRC or compression,
+        iTXt not UTF-8, bad JSON) counts as absent.
+    """
+    try:
+        chunks = _text_chunks(image)
+    except Exception:  # noqa: BLE001 - whatever a hostile file makes a decoder raise: no parameters
+        chunks = {}
+    text = chunks.get(A1111_KEY)
+    ours = _json_dict(chunks.get(IMAGEGEN_KEY))
+    a1111 = None
+    if text is not None and text.lstrip().startswith("{") and _json_dict(text) is not None:
+        ours = ours if ours is not None else _json_dict(text)  # our layout before the "imagegen" chunk
+    elif text is not None and text.strip():
+        a1111 = parse_infotext(text)
+    comfyui = {key: chunks[key] for key in COMFYUI_KEYS if key in chunks} or None
+    settings = dict(ours) if ours is not None else to_settings(a1111) if a1111 is not None else {}
+    return {"a1111": a1111, "imagegen": ours, "comfyui": comfyui, "text": text, "settings": settings}
+
+
+def _json_dict(text: str | None) -> dict | None:
+    try:
+        value = json.loads(text) if text is not None else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _text_chunks(image: Any) -> dict[str, str]:
+    """{keyword: text} of a picture's PNG text chunks or EXIF UserComment (as "parameters")."""
+    if isinstance(image, Image.Image):
+        text = getattr(image, "text", None) if image.format == "PNG" else None  # PNG: also chunks after IDAT
+        found = {k: str(v) for k, v in {**image.info, **(text or {})}.items()
+                 if isinstance(k, str) and isinstance(v, str)}
+        return found if A1111_KEY in found else {**_exif_text(image), **found}
+    if isinstance(image, (str, os.PathLike)):
+        path = Path(image)
+        if path.stat().st_size > MAX_FILE:
+            return {}
+        image = path.read_bytes()
+    if not isinstance(image, (bytes, bytearray, memoryview)) or len(image) > MAX_FILE:
+        return {}
+    data = bytes(image)
+    if data.startswith(_PNG_SIGNATURE):
+        return png_text_chunks(data)
+    Image.init()  # Image.open loads only the commonest plugins before trying the formats it is given
+    formats = [f for f in ("JPEG", "MPO", "WEBP") if f in Image.OPEN]
+    with Image.open(io.BytesIO(data), formats=formats) as img:  # header only, no pixels
+        return _exif_text(img)
+
+
+def png_text_chunks(data: bytes) -> dict[str, str]:
+    """{keyword: text} of the tEXt, zTXt and iTXt chunks of PNG `data` (the first of each keyword),
+    read chunk by chunk without decoding pixels; a chunk that is truncated, fails its CRC, uses an
+    unknown compression or inflates beyond MAX_TEXT, or an iTXt that is not UTF-8, is skipped."""
+    found: dict[str, str] = {}
+    at = len(_PNG_SIGNATURE)
+    while at + 12 <= len(data):
+        length, kind = struct.unpack(">I4s", data[at:at + 8])
+        body = data[at + 8:at + 8 + length]
+        crc = data[at + 8 + length:at + 12 + length]
+        at += 12 + length
+        if len(body) != length or len(crc) != 4:
+            break  # truncated
+        if kind not in (b"tEXt", b"zTXt", b"iTXt") or zlib.crc32(kind + body) != struct.unpack(">I", crc)[0]:
+            if kind == b"IEND":
+                break
+            continue
+        parsed = _text_chunk(kind, body)
+        if parsed is not None and parsed[0] not in found:
+            found[parsed[0]] = parsed[1]
+    return found
+
+
+def _text_chunk(kind: bytes, body: bytes) -> tuple[str, str] | None:
+    keyword, sep, rest = body.partition(b"\0")
+    if not sep or not 1 <= len(keyword) <= 79:
+        return None
+    try:
+        if kind == b"tEXt":
+            value = rest.decode("latin-1")
+        elif kind == b"zTXt":
+            value = _inflate(rest[1:]).decode("latin-1") if rest[:1] == b"\0" else None
+        else:  # iTXt: flag, method, language\0, translated keyword\0, UTF-8 text
+            flag, method, rest = rest[:1], rest[1:2], rest[2:]
+            _language, _, rest = rest.partition(b"\0")
+            _translated, sep, text = rest.partition(b"\0")
+            if not sep or flag not in (b"\0", b"\1") or method != b"\0":
+                return None
+            value = (_inflate(text) if flag == b"\1" else text).decode("utf-8")
+    except (zlib.error, ValueError):  # UnicodeDecodeError is a ValueError
+        return None
+    return (keyword.decode("latin-1"), value) if value is not None else None
+
+
+def _inflate(data: bytes) -> bytes:
+    inflater = zlib.decompressobj()
+    out = inflater.decompress(data, MAX_TEXT)
+    if inflater.unconsumed_tail or not inflater.eof:
+        raise ValueError("text chunk too big or truncated")
+    return out
+
+
+def _exif_text(image: Image.Image) -> dict[str, str]:
+    """A1111's text from the EXIF UserComment of a JPEG or WebP ("parameters"), or {}."""
+    comment = image.getexif().get_ifd(_EXIF_IFD).get(_USER_COMMENT)
+    if isinstance(comment, str):
+        return {A1111_KEY: comment} if comment else {}
+    if not isinstance(comment, bytes) or len(comment) < 8:
+        return {}
+    prefix, body = comment[:8], comment[8:]
+    if prefix == b"UNICODE\0":  # UTF-16: big-endian as piexif writes it, little-endian from some tools
+        text = body.decode("utf-16-be" if body[:1] == b"\0" else "utf-16-le", errors="strict")
+    elif prefix in (b"ASCII\0\0\0", b"\0" * 8):
+        text = body.decode("utf-8", errors="strict")
+    else:
+        return {}
+    text = text.rstrip("\0")
+    return {A1111_KEY: text} if text else {}
