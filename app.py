@@ -26,13 +26,14 @@ import gradio as gr
 from core.build.prepare import prepare_all
 from core.models import files as model_files
 from core.paths import REPO_DIR
-from demos import faces, image_to_image, limits, serving, super_resolution, text_to_image, ui
+from demos import faces, image_to_image, limits, png_info, serving, super_resolution, text_to_image, ui
 
 TABS = (
     ("Text to image", text_to_image),
     ("Image to image", image_to_image),
     ("Faces", faces),
     ("Super-resolution", super_resolution),
+    ("PNG Info", png_info),
 )
 LOCAL, EVERYWHERE = "127.0.0.1", "0.0.0.0"
 DEFAULT_PORT = 7860

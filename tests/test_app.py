@@ -156,7 +156,8 @@ def test_generate_faces_with_no_inputs(client):
     assert len(gallery) == 4
     face = Image.open(gallery[0]["image"])
     assert face.size == (1024, 1024)  # MobileStyleGAN's own size; "Upscale x4" off by default
-    assert json.loads(face.text["parameters"])["seed"] == int(seeds.split(", ")[0])  # each file keeps its seed
+    assert json.loads(face.text["imagegen"])["seed"] == int(seeds.split(", ")[0])  # each file keeps its seed
+    assert f"Seed: {seeds.split(', ')[0]}, Size: 1024x1024" in face.text["parameters"]  # AUTOMATIC1111's text
     assert [f"seed {s}" for s in seeds.split(", ")] == [item["caption"] for item in gallery]
     assert parameters["model"] == catalog.DEFAULT_FACE_MODEL and parameters["upscale"] is False
     assert parameters["count"] == 4 and parameters["truncation_psi"] == 0.7 and parameters["mix_seed"] is None
@@ -213,7 +214,8 @@ def test_upscale_with_only_an_image(client, small_png):
     (before, after), download, parameters = client.predict(handle_file(small_png), api_name="/upscale")
     assert Image.open(before).size == Image.open(after).size == (64, 48)  # bicubic | model, for the slider
     saved = Image.open(download)
-    assert saved.format == "PNG" and json.loads(saved.text["parameters"])["scale"] == 4
+    assert saved.format == "PNG" and json.loads(saved.text["imagegen"])["scale"] == 4
+    assert "Postprocess upscale by: 4" in saved.text["parameters"]  # AUTOMATIC1111's text
     assert parameters["model"] == "realesr-animevideov3-x4"
 
 
