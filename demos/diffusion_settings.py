@@ -3,7 +3,8 @@ batches, LoRAs, upscale; the model list's refresh button; controls that follow t
 
 A control left at "the model's own" (steps 0, size 0, guidance -1, sampler and upscale "the
 model's own") takes the chosen model's setting, and its label says which; a value the user set is
-sent as it is, never replaced. API calls that leave a setting out get the model's own the same way.
+sent as it is, never replaced, even when it equals some model's own. API calls that leave a setting
+out get the model's own the same way; upscale also takes true and false, as core does.
 No model logic: choices, defaults and ranges come from core.catalog.
 """
 
@@ -22,6 +23,7 @@ OWN = ""
 OWN_GUIDANCE = -1.0
 """The guidance value that means "the model's own" (0 is a real choice: Turbo models run without)."""
 UPSCALE_CHOICES = ("on", "off")
+UPSCALE_LABEL = "Upscale x4"
 
 
 def _labels(s: catalog.DiffusionSettings) -> dict[str, str]:
@@ -52,8 +54,8 @@ def panel(tab: gr.Blocks) -> list[gr.components.Component]:
     with gr.Row():
         sampler = gr.Dropdown([(text["sampler"], OWN), *catalog.SAMPLERS], value=OWN, label="Sampler",
                               allow_custom_value=True)  # core names what it refuses, with the sampler list
-        upscale = gr.Dropdown([(text["upscale"], OWN), *UPSCALE_CHOICES], value=OWN, label="Upscale x4",
-                              info="with the default upscaler (realesr-animevideov3)")
+        upscale = _upscale_control([(text["upscale"], OWN), *UPSCALE_CHOICES], value=OWN, label=UPSCALE_LABEL,
+                                   info="with the default upscaler (realesr-animevideov3)")
     with gr.Row():
         steps = inputs.slider(0, min(catalog.STEPS_RANGE[1], limit.steps), value=0, step=1, label="Steps",
                               limit="steps", info=text["steps"])
@@ -110,8 +112,36 @@ def follow(name: str, chosen_sampler: str, chosen_width: int, chosen_height: int
             gr.Slider(maximum=width_max, info=text["size"]), gr.Slider(maximum=height_max, info=text["size"]))
 
 
+def _upscale_control(choices: list, **kwargs) -> gr.Dropdown:
+    """The "Upscale x4" list (the model's own, "on", "off"). Through the API it also takes true and
+    false, as core's `upscale` does; any other value is refused by the control's name (see `_upscale`)."""
+    component = gr.Dropdown(choices, **kwargs)
+    own = component.preprocess
+    component.preprocess = lambda payload: own(_upscale_choice(payload))
+    return component
+
+
+def _upscale_choice(value: object) -> object:
+    """"on" / "off" for True / False, OWN for None (no value given); a listed value as it is.
+
+    Raises:
+        gr.Error: any other value, named with the choices (never taken as "the model's own").
+    """
+    if value is None or value == OWN:
+        return OWN
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, str) and value in UPSCALE_CHOICES:
+        return value
+    shown = repr(value)
+    shown = shown if len(shown) <= limits.SHOWN_CHARS else shown[:limits.SHOWN_CHARS - 1] + "…"
+    raise gr.Error(f'upscale ({UPSCALE_LABEL}) must be "on", "off", true, false or "" (the model\'s own), got {shown}',
+                   print_exception=False)
+
+
 def _own_guidance(value: object) -> object:
-    """None (the model's own) for a negative guidance scale; any other value as sent (core checks it).
+    """None (the model's own) for OWN_GUIDANCE (-1); any other value as sent (core checks it and names
+    what it refuses, e.g. -2).
 
     Raises:
         gr.Error: no value at all (None): the page always sends one, and -1 asks for the model's own.
@@ -119,7 +149,7 @@ def _own_guidance(value: object) -> object:
     if value is None:
         raise gr.Error("guidance_scale (Guidance scale (CFG)) must be a number in -1..30 (-1 for the model's own), "
                        "got None", print_exception=False)
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value == OWN_GUIDANCE:
         return None
     return value
 
@@ -134,10 +164,12 @@ def _side_max(natural: int) -> int:
 def call_args(negative_prompt, model, scheduler, steps, guidance_scale, width, height, seed, batch_size,
               batch_count, upscale, *lora_rows) -> dict:
     """The panel's values as core keyword arguments: "the model's own" values become None (core then
-    takes the model's), LoRA rows become [(file, weight), ...]; every other value is passed as set.
+    takes the model's; upscale becomes the model's own True or False), LoRA rows become
+    [(file, weight), ...]; every other value is passed as set, never replaced by a model's default.
 
     Raises:
-        gr.Error: a value is over one of the host's limits (demos.limits), named in the message.
+        gr.Error: a value is over one of the host's limits (demos.limits), or upscale is none of its
+            choices; named in the message.
     """
     limits.check_text("negative prompt", negative_prompt)
     limits.check("steps", steps, "steps")
@@ -150,7 +182,8 @@ def call_args(negative_prompt, model, scheduler, steps, guidance_scale, width, h
         own = None  # core's own call reports what is wrong with the model
     if own is not None:
         limits.check_size(width, height, (own.width, own.height))
-    upscale_on = upscale == "on" if upscale in UPSCALE_CHOICES else bool(own and own.upscale)
+    upscale = _upscale_choice(upscale)  # also here: image to image takes its values unprocessed
+    upscale_on = upscale == "on" if upscale != OWN else bool(own and own.upscale)
     return {"negative_prompt": negative_prompt, "model": model, "scheduler": scheduler or None,
             "steps": steps or None, "guidance_scale": _own_guidance(guidance_scale), "width": width or None,
             "height": height or None, "seed": seed, "batch_size": batch_size, "batch_count": batch_count,

@@ -42,8 +42,8 @@ def generate(prompt: str, negative_prompt: str, model: str, scheduler: str, step
         seed: -1 for random, else 0..4294967295; image i uses seed + i.
         batch_size: pictures per pass, 1..16.
         batch_count: passes in a row, 1..16.
-        upscale: "on" or "off" to enlarge each picture x4 with the default upscaler; "" for the
-            model's own (on for the 32-px emoji model, off for Stable Diffusion).
+        upscale: "on" or "off" (or true / false) to enlarge each picture x4 with the default upscaler;
+            "" for the model's own (on for the 32-px emoji model, off for Stable Diffusion).
         lora_1, lora_2, lora_3: LoRA files in the models folder ("" for none).
         lora_1_weight, lora_2_weight, lora_3_weight: their weights, -4..4.
 
