@@ -228,6 +228,7 @@ def _bad_crc(kind: bytes, body: bytes) -> bytes:
     pytest.param(_png((b"iTXt", b"parameters\0\1\0\0\0" + b"not zlib")), id="iTXt bad zlib"),
     pytest.param(_png((b"iTXt", b"parameters\0\1\7\0\0" + zlib.compress(b"x"))), id="iTXt unknown method"),
     pytest.param(_png((b"zTXt", b"parameters\0\0" + zlib.compress(RECENT.encode())[:-6])), id="zTXt truncated zlib"),
+    pytest.param(_png((b"zTXt", b"parameters\0\0" + zlib.compress(b"a" * (9 * 2**20)))), id="zTXt beyond MAX_TEXT"),
     pytest.param(b"", id="empty"),
     pytest.param(b"\x89PNG\r\n\x1a\n", id="signature only"),
     pytest.param(b"not a picture at all", id="text"),

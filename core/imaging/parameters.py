@@ -243,16 +243,17 @@ def _text_chunks(image: Any) -> dict[str, str]:
         return {}
     data = bytes(image)
     if data.startswith(_PNG_SIGNATURE):
-        return png_text_chunks(data)
+        return png_text_chunks(data, (A1111_KEY, IMAGEGEN_KEY, *COMFYUI_KEYS))
     Image.init()  # Image.open loads only the commonest plugins before trying the formats it is given
     formats = [f for f in ("JPEG", "MPO", "WEBP") if f in Image.OPEN]
     with Image.open(io.BytesIO(data), formats=formats) as img:  # header only, no pixels
         return _exif_text(img)
 
 
-def png_text_chunks(data: bytes) -> dict[str, str]:
-    """{keyword: text} of the tEXt, zTXt and iTXt chunks of PNG `data` (the first of each keyword),
-    read chunk by chunk without decoding pixels; a chunk that is truncated, fails its CRC, uses an
+def png_text_chunks(data: bytes, keys: tuple[str, ...] | None = None) -> dict[str, str]:
+    """{keyword: text} of the tEXt, zTXt and iTXt chunks of PNG `data` (the first of each keyword; only
+    `keys` when given, so a file of many compressed chunks is not inflated chunk after chunk), read
+    chunk by chunk without decoding pixels; a chunk that is truncated, fails its CRC, uses an
     unknown compression or inflates beyond MAX_TEXT, or an iTXt that is not UTF-8, is skipped."""
     found: dict[str, str] = {}
     at = len(_PNG_SIGNATURE)
@@ -267,8 +268,11 @@ def png_text_chunks(data: bytes) -> dict[str, str]:
             if kind == b"IEND":
                 break
             continue
+        keyword = body.partition(b"\0")[0].decode("latin-1")
+        if keyword in found or (keys is not None and keyword not in keys):
+            continue
         parsed = _text_chunk(kind, body)
-        if parsed is not None and parsed[0] not in found:
+        if parsed is not None:
             found[parsed[0]] = parsed[1]
     return found
 
