@@ -155,7 +155,7 @@ def build() -> gr.Blocks:
             with gr.Column():
                 status = ui.status_line()
                 gallery, seeds, parameters = ui.result_panel("Faces")
-                send = ui.send_button(gallery, "super_resolution", "Send to super-resolution")
+                sends = ui.send_buttons(gallery, "super_resolution", "image_to_image", "png_info")
                 grid_image = gr.Image(label="Grid of the batch", type="filepath", height=320)
         gr.Markdown("### Interpolate\nMorph one face into another and on through more seeds: take seeds from "
                     "*Seeds used* above. The model, truncation and face restoration above apply.")
@@ -193,7 +193,7 @@ def build() -> gr.Blocks:
                                api_name="interpolate_faces", show_progress_on=morph_status, **ui.GENERATOR)
         ui.stops(stop, faces)
         ui.stops(morph_stop, morphing)
-    tab.sends = [send]
+    tab.sends = sends
     return tab
 
 

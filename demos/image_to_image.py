@@ -71,8 +71,8 @@ def generate(image: dict | None, prompt: str, strength: float, negative_prompt: 
     limits.check_text("prompt", prompt)
     settings = call_args(negative_prompt, model, scheduler, steps, guidance_scale, width, height, seed, batch_size,
                          batch_count, upscale, lora_1, lora_1_weight, lora_2, lora_2_weight, lora_3, lora_3_weight)
-    return ui.show(ui.call(core.image_to_image, uploads.image_source(image), prompt, progress=progress,
-                           strength=strength, **settings))
+    return ui.show_files(ui.call(core.image_to_image, uploads.image_source(image), prompt, progress=progress,
+                                 strength=strength, **settings), "picture")
 
 
 def build() -> gr.Blocks:
@@ -94,12 +94,17 @@ def build() -> gr.Blocks:
             with gr.Column():
                 status = ui.status_line()
                 outputs = ui.result_panel("Pictures")
+                sends = ui.send_buttons(outputs[0], "image_to_image", "super_resolution", "png_info")
 
         # preprocess=False: the upload reaches core unopened, so a broken file gets core's message
-        event = gr.on([go.click, prompt.submit], serving.guarded(generate), [image, prompt, strength, *settings],
+        # previews stream into the gallery (output 0 of 3) while the model works
+        event = gr.on([go.click, prompt.submit], serving.guarded(generate, preview=(0, 3)),
+                      [image, prompt, strength, *settings],
                       list(outputs), api_name="image_to_image", preprocess=False, show_progress_on=status,
                       **ui.GENERATOR)
         ui.stops(stop, event)
+    tab.sends = sends
+    tab.receiver = image  # where "Send to image to image" puts a picture
     return tab
 
 

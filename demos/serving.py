@@ -41,6 +41,10 @@ from demos import limits
 
 CURRENT_JOB: contextvars.ContextVar[Job | None] = contextvars.ContextVar("imagegen_job", default=None)
 """The device job of the request whose tab function runs in this thread (read by `ui.call`)."""
+PREVIEW: contextvars.ContextVar[Callable[[Any], None] | None] = contextvars.ContextVar("imagegen_preview",
+                                                                                    default=None)
+"""Where the tab function of a streamed event (`guarded(..., preview=...)`) puts a preview picture:
+a function, safe to call from its worker thread, that sends it to the page (read by `ui.call`)."""
 LOCAL_SESSION = "local"
 """The session of calls without a Gradio request (a tab function called from Python)."""
 RATE_WINDOW_S = 60.0
@@ -90,33 +94,66 @@ async def _cancel_when_abandoned(job: Job, event_id: str | None) -> None:
                     return
 
 
-def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
+def guarded(fn: Callable[..., Any], *, preview: tuple[int, int] | None = None) -> Callable[..., Any]:
     """Wrap a tab's event function (sync, with a `request: gr.Request = None` parameter) for serving
     as described in the module docstring. The wrapper keeps `fn`'s signature and docstring, which
-    Gradio reads for the inputs it injects and for the API page."""
+    Gradio reads for the inputs it injects and for the API page.
+
+    `preview` = (index, count): the event streams. `fn` returns `count` outputs, and while it runs
+    every picture it puts through `PREVIEW` is sent to the page as output `index`, the others left
+    as they are (gr.skip()); the last message is `fn`'s own return value. gradio_client's `predict`
+    gets that last value, as for any event.
+    """
     signature = inspect.signature(fn)
     if "request" not in signature.parameters:
         raise TypeError(f"{fn.__name__} needs a `request: gr.Request = None` parameter to be guarded")
 
-    @functools.wraps(fn)
-    async def serve(*args: Any, **kwargs: Any) -> Any:
+    @asynccontextmanager
+    async def running(args: tuple, kwargs: dict, push: Callable[[Any], None] | None) -> AsyncIterator[asyncio.Future]:
         request = signature.bind_partial(*args, **kwargs).arguments.get("request")
         session = session_of(request)
         async with admitted(session, visitor_of(request)):
             job = DEVICE.enter(session)
             context = contextvars.copy_context()  # Gradio's own context (progress, warnings) too
             context.run(CURRENT_JOB.set, job)
+            context.run(PREVIEW.set, push)
             watcher = asyncio.create_task(_cancel_when_abandoned(job, LocalContext.event_id.get(None)))
             work = asyncio.get_running_loop().run_in_executor(
                 _executor, functools.partial(context.run, fn, *args, **kwargs))
             try:
-                return await work
-            except asyncio.CancelledError:
+                yield work
+            except (asyncio.CancelledError, GeneratorExit):  # Stop, or a stream that Gradio closed
                 job.cancel()  # the thread ends at its next step, tile or face
                 raise
             finally:
                 watcher.cancel()
-    return serve
+
+    if preview is None:
+        @functools.wraps(fn)
+        async def serve(*args: Any, **kwargs: Any) -> Any:
+            async with running(args, kwargs, None) as work:
+                return await work
+        return serve
+
+    index, count = preview
+
+    @functools.wraps(fn)
+    async def stream(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        loop, pictures = asyncio.get_running_loop(), asyncio.Queue()
+
+        def push(picture: Any) -> None:
+            loop.call_soon_threadsafe(pictures.put_nowait, picture)
+
+        async with running(args, kwargs, push) as work:
+            while not work.done():
+                waiting = asyncio.ensure_future(pictures.get())
+                await asyncio.wait({work, waiting}, return_when=asyncio.FIRST_COMPLETED)
+                if not waiting.done():
+                    waiting.cancel()
+                    break
+                yield tuple(waiting.result() if i == index else gr.skip() for i in range(count))
+            yield await work
+    return stream
 
 
 @asynccontextmanager

@@ -53,7 +53,7 @@ def generate(prompt: str, negative_prompt: str, model: str, scheduler: str, step
     limits.check_text("prompt", prompt)
     settings = call_args(negative_prompt, model, scheduler, steps, guidance_scale, width, height, seed, batch_size,
                          batch_count, upscale, lora_1, lora_1_weight, lora_2, lora_2_weight, lora_3, lora_3_weight)
-    return ui.show(ui.call(core.text_to_image, prompt, progress=progress, **settings))
+    return ui.show_files(ui.call(core.text_to_image, prompt, progress=progress, **settings), "picture")
 
 
 def build() -> gr.Blocks:
@@ -71,10 +71,14 @@ def build() -> gr.Blocks:
             with gr.Column():
                 status = ui.status_line()
                 outputs = ui.result_panel("Pictures")
+                sends = ui.send_buttons(outputs[0], "image_to_image", "super_resolution", "png_info")
 
-        event = gr.on([go.click, prompt.submit], serving.guarded(generate), [prompt, *settings], list(outputs),
+        # previews stream into the gallery (output 0 of 3) while the model works
+        event = gr.on([go.click, prompt.submit], serving.guarded(generate, preview=(0, 3)), [prompt, *settings],
+                      list(outputs),
                       api_name="text_to_image", show_progress_on=status, **ui.GENERATOR)
         ui.stops(stop, event)
+    tab.sends = sends
     return tab
 
 

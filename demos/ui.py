@@ -39,6 +39,8 @@ QUIET = {"api_visibility": "private", "queue": False, "show_progress": "hidden"}
 FOLLOW = {"api_visibility": "private", "show_progress": "hidden", "concurrency_limit": None}
 """Like QUIET, but through the queue, where gr.Warning reaches the page as a toast (outside it, Gradio
 only logs it); no concurrency limit, so it never waits behind a picture being made."""
+PREVIEW_EVERY_S = 0.5
+"""A live preview goes to the page at most twice a second (each is a picture file Gradio writes and sends)."""
 PROGRESS_EVERY_S = 0.25
 """The progress bar moves at most four times a second (bench/app_overhead.py measured the cost)."""
 KEEP_FILES_S = 3600
@@ -60,6 +62,8 @@ def call(fn: Callable[..., Result], *args: Any, progress: gr.Progress | None = N
     """Run the core function `fn(*args, **kwargs)` for a Gradio event and return its Result; each
     of the result's `parameters["warnings"]` is shown as a gr.Warning toast.
 
+    Inside a streamed event (`serving.guarded(..., preview=...)`) and when `fn` takes `on_preview`,
+    its previews go to the page (enlarged for display, at most every PREVIEW_EVERY_S).
     When `progress` is given and `fn` takes `on_step`, each on_step(done, total) moves the
     Gradio progress bar (`unit` names what is counted: "steps", "tiles"). Inside a served event
     (`serving.guarded`), the call waits for its turn on the device and each on_step is also a
@@ -69,9 +73,13 @@ def call(fn: Callable[..., Result], *args: Any, progress: gr.Progress | None = N
         gr.Error: with the core's message (HTML-escaped) for a CoreError; with GENERIC_ERROR for
             any other exception, whose traceback is logged server-side. The server keeps serving.
     """
-    takes_on_step = "on_step" in inspect.signature(fn).parameters
+    takes = inspect.signature(fn).parameters
+    takes_on_step = "on_step" in takes
     steps = [_throttled(lambda done, total: progress((done, total), unit=unit))] if progress is not None else []
     job = serving.CURRENT_JOB.get()
+    push = serving.PREVIEW.get()
+    if push is not None and "on_preview" in takes:  # a streamed event: the first picture of each preview
+        kwargs = {**kwargs, "on_preview": _every(PREVIEW_EVERY_S, lambda images: push(_for_display(images)))}
 
     def run(*more_steps: Callable[[int, int], None]) -> Result:
         chained = [*steps, *more_steps] if takes_on_step else []
@@ -100,6 +108,33 @@ def _chain(steps: list[Callable[[int, int], None]]) -> Callable[[int, int], None
         for step in steps:
             step(done, total)
     return on_step
+
+
+PREVIEW_SIDE = 256
+"""Previews smaller than this (a latent is 1/8 of the picture) are enlarged to it for display."""
+
+
+def _for_display(images: list[Image.Image]) -> list[Image.Image]:
+    """Preview pictures enlarged (bilinear) so that the longer side is at least PREVIEW_SIDE px."""
+    shown = []
+    for image in images:
+        factor = max(1, PREVIEW_SIDE // max(image.size))
+        shown.append(image.resize((image.width * factor, image.height * factor), Image.Resampling.BILINEAR)
+                     if factor > 1 else image)
+    return shown
+
+
+def _every(seconds: float, send: Callable[[Any], None]) -> Callable[[Any], None]:
+    """`send(value)` at most once per `seconds` (the first value always goes)."""
+    last = -seconds
+
+    def maybe(value: Any) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= seconds:
+            last = now
+            send(value)
+    return maybe
 
 
 def _throttled(update: Callable[[int, int], Any]) -> Callable[[int, int], None]:
@@ -209,12 +244,19 @@ class Send:
     target: str
 
 
-def send_button(gallery: gr.Gallery, target: str, label: str) -> Send:
-    """Place a send-to button (see `Send`) under `gallery`; `target` is a tab id of app.TABS."""
+SEND_TARGETS = {"image_to_image": "Send to image to image", "super_resolution": "Send to super-resolution",
+                "png_info": "Send to PNG Info"}
+"""Tab ids of app.TABS that receive a picture (each tab sets `tab.receiver`), with their button labels."""
+
+
+def send_buttons(gallery: gr.Gallery, *targets: str) -> list[Send]:
+    """A row of send-to buttons (see `Send`) under `gallery`, one per target tab id of SEND_TARGETS;
+    the picture clicked in the gallery (else the first) is the one sent, full size."""
     chosen = gr.State(0)
-    button = gr.Button(label, size="sm", variant="secondary")
     gallery.select(_chosen_index, None, chosen, **QUIET)
-    return Send(button, gallery, chosen, target)
+    with gr.Row():
+        return [Send(gr.Button(SEND_TARGETS[target], size="sm", variant="secondary"), gallery, chosen, target)
+                for target in targets]
 
 
 def _chosen_index(event: gr.SelectData) -> int:

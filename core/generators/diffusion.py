@@ -207,6 +207,7 @@ def _generate(m: DiffusionModel, pipe, seeds: list[int], settings: dict, loras: 
             turn = _Turn(m, loras, progress, _Previews(on_preview, preview_every, run_steps, not m.has_vae))
             try:
                 turn.begin()
+                warnings += [note for note in lora.notes(m, loras) if note not in warnings]
                 for group in groups:
                     pixels, notes, flagged = _denoise(m, own, group, settings, turn.step, call, progress, run_steps)
                     warnings += [w for w in notes if w not in warnings]
