@@ -346,6 +346,23 @@ def test_text_to_image_keeps_result_after_error(page):
     expect(seeds(panel)).to_have_value("7, 8")
 
 
+def test_send_to_png_info_and_image_to_image(page):
+    """A picture's parameters travel with it: "Send to PNG Info" shows them, "Send to image to image"
+    puts the picture into that tab's start picture."""
+    panel = open_tab(page, "text_to_image", after=True)
+    panel.get_by_role("button", name="Send to PNG Info", exact=True).click()
+    target = page.locator("#tab-png_info")
+    expect(target).to_be_visible(timeout=WAIT_MS)
+    text = target.get_by_label("Parameters (AUTOMATIC1111)", exact=True)
+    expect(text).to_have_value(re.compile(r"^red apple\n.*Steps: 15, Sampler: DDIM.*Seed: 7", re.S), timeout=WAIT_MS)
+    screenshot(page, "png_info")
+    panel = open_tab(page, "text_to_image")
+    panel.get_by_role("button", name="Send to image to image", exact=True).click()
+    target = page.locator("#tab-image_to_image")
+    expect(target).to_be_visible(timeout=WAIT_MS)
+    assert_pictures(block(target, "Start picture"), 1, (128, 128))
+
+
 # --- image to image ---------------------------------------------------------------------------
 
 def test_image_to_image(page, pictures):
