@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from machine import cpu_description  # noqa: E402
+from machine import cpu_description, write_log  # noqa: E402
 
 PSI = 0.7
 
@@ -180,7 +180,7 @@ def main() -> None:
                  f"median {statistics.median(times):.2f} s (min {min(times):.2f}, max {max(times):.2f}, 5 runs)")
     print(lines[-1], flush=True)
     if args.log:
-        args.log.write_text("\n".join([f"$ .venv/bin/python bench/bench_faces.py {' '.join(sys.argv[1:])}", *lines]) + "\n")
+        write_log(args.log, lines)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from machine import cpu_description  # noqa: E402
+from machine import cpu_description, write_log  # noqa: E402
 
 from core import catalog, generate_faces  # noqa: E402
 from core.imaging import face_detection  # noqa: E402
@@ -59,8 +59,7 @@ def main() -> None:
                      f"{misses[:20]}{' ...' if len(misses) > 20 else ''}")
         print(lines[-1], flush=True)
     if args.log:
-        args.log.write_text("\n".join([f"$ .venv/bin/python bench/faces_quality.py {' '.join(sys.argv[1:])}",
-                                       *lines]) + "\n")
+        write_log(args.log, lines)
 
 
 if __name__ == "__main__":

@@ -31,3 +31,12 @@ def cpu_description() -> str:
              else "flags unknown (no /proc/cpuinfo)")
     load = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
     return f"CPU {model}, {os.cpu_count()} cores, {shown}; load average {load}"
+
+
+def write_log(path, lines: list[str]) -> None:
+    """Write a bench's log: the command as it was run (`sys.argv`), then its printed `lines`."""
+    import sys
+    from pathlib import Path
+
+    command = f"$ .venv/bin/python bench/{Path(sys.argv[0]).name} {' '.join(sys.argv[1:])}".rstrip()
+    Path(path).write_text("\n".join([command, *lines]) + "\n")

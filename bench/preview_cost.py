@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from machine import cpu_description  # noqa: E402
+from machine import cpu_description, write_log  # noqa: E402
 
 import core  # noqa: E402
 
@@ -56,8 +56,7 @@ def main() -> None:
                      f"(min {min(ratios):.3f}, max {max(ratios):.3f})")
         print(lines[-1], flush=True)
     if args.log:
-        args.log.write_text("\n".join([f"$ .venv/bin/python bench/preview_cost.py {' '.join(sys.argv[1:])}",
-                                       *lines]) + "\n")
+        write_log(args.log, lines)
 
 
 if __name__ == "__main__":
