@@ -8,6 +8,7 @@ tiny configs here).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -154,7 +155,9 @@ def test_lora_changes_the_output_and_weight_zero_does_not(sd_root):
     after = core.text_to_image("a cat", model="tiny-sd1", **FAST)
     seed = FAST["seed"]
     assert np.abs(pixels(styled.images[0]) - plain).mean() > 0.5, f"seed {seed}: the LoRA changed nothing"
-    assert styled.parameters["loras"] == [{"file": "loras/style.safetensors", "weight": 1.0}]
+    lora_sha = hashlib.sha256((sd_root / "models" / "loras" / "style.safetensors").read_bytes()).hexdigest()
+    assert styled.parameters["loras"] == [{"file": "loras/style.safetensors", "weight": 1.0, "sha256": lora_sha}]
+    assert styled.parameters["model_sha256"] is None  # a diffusers folder has no one file to hash
     assert np.abs(pixels(zero.images[0]) - plain).max() <= 1, f"seed {seed}: weight 0 changed the image"
     assert np.array_equal(pixels(after.images[0]), plain), \
         f"seed {seed}: without the LoRA the model's own output did not come back"
@@ -354,3 +357,12 @@ def test_the_ui_gets_each_models_defaults_without_loading_it(sd_root):
         "upscale": False}
     assert catalog.diffusion_settings(None).width == 32
     assert models.cached() == []
+
+
+def test_pictures_of_a_single_file_carry_its_model_hash_as_a1111_writes_it(sd_root):
+    name = "checkpoints/tiny-sd1.safetensors"
+    result = core.text_to_image("a cat", model=name, **FAST)
+    sha = hashlib.sha256((sd_root / "models" / name).read_bytes()).hexdigest()
+    assert result.parameters["model_sha256"] == sha
+    png = core.imaging.io.png_bytes(result.images[0], result.parameters)
+    assert f"Model hash: {sha[:10]}" in core.read_parameters(png)["text"]

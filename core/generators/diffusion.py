@@ -31,11 +31,11 @@ from core.catalog import (
     STRENGTH_RANGE,
 )
 from core.checks import check_bool, check_float, check_int, check_prompt
-from core.errors import InvalidInput
+from core.errors import CoreError, InvalidInput
 from core.generators import enlarge
 from core.generators.progress import Progress, freed_on_failure
 from core.imaging.io import flatten, open_image, to_pil
-from core.models import latent_preview, lora, schedulers, vae, zerogpu
+from core.models import files, hashes, latent_preview, lora, schedulers, vae, zerogpu
 from core.models.diffusion import DEFAULT_MODEL, DiffusionModel, get, token_warnings
 from core.models.output_checks import bad_values, flat, lost_contrast, redo_in_float32, to_float32
 from core.models.schedulers import make_scheduler
@@ -237,7 +237,8 @@ def _run(m: DiffusionModel, pipe, settings: dict, seed: int, on_step, upscale: b
     """Seeds, then everything that runs the model (`_generate`), then the report."""
     seeds = resolve_seeds(seed, settings["batch_size"] * settings["batch_count"])
     images, warnings = _generate(m, pipe, seeds, settings, loras, on_step, run_steps, upscale, call, *previews)
-    settings["loras"] = [{"file": file, "weight": weight} for file, weight in loras]
+    settings["loras"] = [{"file": file, "weight": weight, "sha256": _sha256(file)} for file, weight in loras]
+    settings["model_sha256"] = _sha256(m.name)
     settings["vae_tiling"] = m.has_vae and settings["width"] * settings["height"] > vae.TILE_VAE_ABOVE
     settings["warnings"] += warnings
     settings["upscale"] = upscale
@@ -384,3 +385,13 @@ def _check_previews(on_preview: object, preview_every: object) -> tuple:
     if on_preview is not None and not callable(on_preview):
         raise InvalidInput(f"on_preview must be a function or None, got {type(on_preview).__name__}")
     return on_preview, check_int("preview_every", preview_every, 1, STEPS_RANGE[1])
+
+
+def _sha256(name: str) -> str | None:
+    """The sha256 of a model or LoRA file the user named (cached per file version: core.models.hashes),
+    for the pictures' "Model hash" and "Lora hashes"; None for a registered model, a folder or a Hub id."""
+    try:
+        path = files.resolve_file(name)
+    except CoreError:
+        return None
+    return hashes.file_sha256(path)
