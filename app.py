@@ -26,7 +26,7 @@ import gradio as gr
 from core.build.prepare import prepare_all
 from core.models import files as model_files
 from core.paths import REPO_DIR
-from demos import faces, image_to_image, limits, png_info, serving, super_resolution, text_to_image, ui
+from demos import faces, host, image_to_image, limits, png_info, serving, super_resolution, text_to_image, ui
 
 TABS = (
     ("Text to image", text_to_image),
@@ -300,8 +300,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         chosen = limits.configure(public)
         ui.keep_files_s()  # a bad $IMAGEGEN_KEEP_FILES_S stops the start with its message
+        defaults = host.load()  # a bad $IMAGEGEN_CONFIG file or IMAGEGEN_* model/example variable, too
     except ValueError as err:
         raise SystemExit(f"app.py: {err}") from None
+    log.info("host defaults: %s", host.describe(defaults))
     options["max_file_size"] = f"{chosen.upload_mb}mb" if chosen.upload_mb else None
     log.info("public mode %s (%s); limits: %s", "on: limits for strangers" if public else "off", why,
              ", ".join(f"{name} {value}" for name, value in vars(chosen).items() if name != "public"))

@@ -5,7 +5,8 @@ A control left at "the model's own" (steps 0, size 0, guidance -1, sampler and u
 model's own") takes the chosen model's setting, and its label says which; a value the user set is
 sent as it is, never replaced, even when it equals some model's own. API calls that leave a setting
 out get the model's own the same way; upscale also takes true and false, as core does.
-No model logic: choices, defaults and ranges come from core.catalog.
+No model logic: choices, defaults and ranges come from core.catalog; the model the list opens on
+and the extra models it offers are the host's (demos.host).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import math
 import gradio as gr
 
 from core import CoreError, catalog
-from demos import inputs, limits, ui
+from demos import host, inputs, limits, ui
 
 LORA_ROWS = 3
 OWN = ""
@@ -35,22 +36,25 @@ def _labels(s: catalog.DiffusionSettings) -> dict[str, str]:
             "upscale": f"the model's own ({'on' if s.upscale else 'off'})"}
 
 
-def panel(tab: gr.Blocks) -> list[gr.components.Component]:
-    """Build the settings inside `tab` (the Blocks being built) and wire their events: when the page
+def panel(tab: gr.Blocks, choices: host.TabChoices | None = None) -> list[gr.components.Component]:
+    """Build the settings inside `tab` (the Blocks being built) and wire their events. The model list
+    opens on `choices.default_model` and also offers `choices.models` (None: the embedded model and
+    the catalog's list), and the "model's own" labels are that model's from the start. When the page
     loads and whenever the model changes, ranges, samplers and labels follow the chosen model (the
     API keeps the widest ranges and every sampler, so any model can be called; core checks each
     model's own). Returns the inputs in
     `call_args` order: negative prompt, model, sampler, steps, guidance, width, height, seed,
     batch size, batch count, upscale, then (LoRA file, weight) x LORA_ROWS."""
-    first = catalog.diffusion_settings(None)  # the embedded model's: no file is read
+    choices = choices or host.TabChoices(catalog.DEFAULT_DIFFUSION_MODEL)
+    first = _first_settings(choices.default_model)
     limit = limits.current()
     text = _labels(first)
     negative = gr.Textbox(label="Negative prompt", value="", placeholder="what to steer away from (optional)")
     with gr.Row():
-        model = gr.Dropdown([catalog.DEFAULT_DIFFUSION_MODEL, *catalog.HUB_MODELS], value=catalog.DEFAULT_DIFFUSION_MODEL,
-                            label="Model", scale=4, allow_custom_value=True,
+        model = gr.Dropdown(host.listed([catalog.DEFAULT_DIFFUSION_MODEL, *catalog.HUB_MODELS], choices),
+                            value=choices.default_model, label="Model", scale=4, allow_custom_value=True,
                             info="embedded emoji model, checkpoints in models/, or a Hub id (org/name)")
-        ui.refresh_button(model, lambda: gr.Dropdown(choices=catalog.diffusion_models()))
+        ui.refresh_button(model, lambda: gr.Dropdown(choices=host.listed(catalog.diffusion_models(), choices)))
     with gr.Row():
         sampler = gr.Dropdown([(text["sampler"], OWN), *catalog.SAMPLERS], value=OWN, label="Sampler",
                               allow_custom_value=True)  # core names what it refuses, with the sampler list
@@ -83,6 +87,19 @@ def panel(tab: gr.Blocks) -> list[gr.components.Component]:
     model.change(follow, [model, sampler, width, height], followers, **ui.FOLLOW)
     tab.load(follow, [model, sampler, width, height], followers, **ui.FOLLOW)
     return [negative, model, sampler, steps, guidance, width, height, seed, batch, count, upscale, *loras]
+
+
+def _first_settings(model: str) -> catalog.DiffusionSettings:
+    """The settings the labels show before the page loads: the embedded model's (no file read, no
+    torch) or the host's default model's (its family from the Hub id table, a folder's JSON or a
+    file's header; this loads torch at build, which such a host needs at the first request anyway).
+    A name core cannot place falls back to the embedded model's; the page's load event then warns."""
+    if model == catalog.DEFAULT_DIFFUSION_MODEL:
+        return catalog.diffusion_settings(None)
+    try:
+        return catalog.diffusion_settings(model)
+    except CoreError:
+        return catalog.diffusion_settings(None)
 
 
 def follow(name: str, chosen_sampler: str, chosen_width: int, chosen_height: int) -> tuple:

@@ -16,9 +16,11 @@ import gradio as gr
 import core
 from core import catalog
 from core.imaging.grid import image_grid
-from demos import inputs, limits, serving, ui
+from demos import host, inputs, limits, serving, ui
 
 EXAMPLES = [[4, 42, 0.7], [8, 2024, 0.5], [4, 7, 1.0]]
+"""Rows (count, seed, psi); the host's seeds ([faces] examples, $IMAGEGEN_EXAMPLES_FACES) replace them,
+each as (4, seed, 0.7)."""
 """(number of faces, seed, truncation psi) rows to try."""
 SIZES = [("the model's own", 0), ("1024 px", 1024), ("512 px", 512), ("256 px", 256)]
 MIX_LAYERS = ["none", "coarse", "middle", "fine", "all"]
@@ -116,22 +118,23 @@ def _seeds(text: str) -> list[int]:
         raise gr.Error("More seeds: write whole numbers separated by commas or spaces, e.g. 9, 10") from None
 
 
-def _models():
-    return gr.Dropdown(choices=catalog.face_models())
+def _models(choices: host.TabChoices):
+    return gr.Dropdown(choices=host.listed(catalog.face_models(), choices))
 
 
 def build() -> gr.Blocks:
     """The faces tab; its events are the API endpoints /generate_faces (no input required) and
     /interpolate_faces. `tab.sends` lists its send-to buttons for app.py to wire."""
+    choices = host.load()["faces"]
     with gr.Blocks(title="Face generation") as tab:
         with gr.Row():
             with gr.Column():
                 with gr.Row():
-                    model = gr.Dropdown([catalog.DEFAULT_FACE_MODEL, catalog.DCGAN_FACE_MODEL],
-                                        value=catalog.DEFAULT_FACE_MODEL, label="Face model", scale=4,
+                    model = gr.Dropdown(host.listed([catalog.DEFAULT_FACE_MODEL, catalog.DCGAN_FACE_MODEL], choices),
+                                        value=choices.default_model, label="Face model", scale=4,
                                         allow_custom_value=True,  # API calls may name a file added since launch
                                         info="StyleGAN2/StyleGAN3 files in the models folder are listed too")
-                    ui.refresh_button(model, _models)
+                    ui.refresh_button(model, lambda: _models(choices))
                 count = inputs.slider(1, min(catalog.MAX_FACES, limits.current().images), value=4, step=1,
                                       label="Number of faces", limit="images")
                 seed = inputs.number(value=-1, precision=0, minimum=-1, maximum=catalog.MAX_SEED, label="Seed",
@@ -151,7 +154,8 @@ def build() -> gr.Blocks:
                                       info="for the 64-px DCGAN: 256 px (face restoration, below, makes 512 px)")
                 restorer, weight = ui.face_restoration_controls("each face is redrawn whole at 512 px")
                 go, stop = ui.run_buttons("Generate")
-                gr.Examples(EXAMPLES, [count, seed, psi], label="Seeds to try")
+                gr.Examples([[4, seed, 0.7] for seed in choices.examples] if choices.examples else EXAMPLES,
+                            [count, seed, psi], label="Seeds to try")
             with gr.Column():
                 status = ui.status_line()
                 gallery, seeds, parameters = ui.result_panel("Faces")

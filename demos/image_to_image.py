@@ -15,7 +15,7 @@ import gradio as gr
 from PIL import Image, ImageDraw
 
 import core
-from demos import inputs, limits, serving, ui, uploads
+from demos import host, inputs, limits, serving, ui, uploads
 from demos.diffusion_settings import call_args, panel
 
 SKETCHES = {  # start picture (a flat sketch drawn below) -> prompt
@@ -36,17 +36,20 @@ def sketch(name: str, size: int = 64) -> Image.Image:
     return picture
 
 
-def example_rows() -> list[list[str | float]]:
-    """Rows (start picture file, prompt, strength) for gr.Examples; the sketches are written once per process."""
+def example_rows(prompts: tuple[str, ...] | None = None) -> list[list[str | float]]:
+    """Rows (start picture file, prompt, strength) for gr.Examples; the sketches are written once per process.
+    `prompts` (the host's examples) replace SKETCHES' prompts, each paired with the sketches in turn."""
     folder = ui.output_dir() / "examples"
     folder.mkdir(exist_ok=True)
-    rows = []
-    for name, prompt in SKETCHES.items():
+    paths = []
+    for name in SKETCHES:
         path = folder / f"{name.replace(' ', '-')}.png"
         if not path.is_file():
             sketch(name).save(path)
-        rows.append([str(path), prompt, 0.7])
-    return rows
+        paths.append(str(path))
+    pairs = zip(paths, SKETCHES.values()) if prompts is None else (
+        (paths[i % len(paths)], prompt) for i, prompt in enumerate(prompts))
+    return [[path, prompt, 0.7] for path, prompt in pairs]
 
 
 def generate(image: dict | None, prompt: str, strength: float, negative_prompt: str, model: str, scheduler: str,
@@ -77,6 +80,7 @@ def generate(image: dict | None, prompt: str, strength: float, negative_prompt: 
 
 def build() -> gr.Blocks:
     """The image-to-image tab; its event is the API endpoint /image_to_image (`image` and `prompt` required)."""
+    choices = host.load()["image_to_image"]
     with gr.Blocks(title="Image to image") as tab:
         gr.Markdown("Start from a picture and a prompt. The picture is resized to the output size and "
                     "noised by *Strength*; the model then redraws it toward the prompt.")
@@ -88,9 +92,9 @@ def build() -> gr.Blocks:
                         prompt = gr.Textbox(label="Prompt", placeholder="red apple", lines=2)
                         strength = inputs.slider(0.05, 1.0, value=0.6, step=0.05, label="Strength",
                                              info="low keeps the picture, 1 ignores it")
-                settings = panel(tab)
+                settings = panel(tab, choices)
                 go, stop = ui.run_buttons("Generate")
-                gr.Examples(example_rows(), [image, prompt, strength], label="Sketches to redraw")
+                gr.Examples(example_rows(choices.examples), [image, prompt, strength], label="Sketches to redraw")
             with gr.Column():
                 status = ui.status_line()
                 outputs = ui.result_panel("Pictures")

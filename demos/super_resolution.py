@@ -16,7 +16,7 @@ from PIL import Image
 
 import core
 from core import catalog
-from demos import inputs, serving, ui, uploads
+from demos import host, inputs, serving, ui, uploads
 
 TILE_MAX, TILE_STEP = 2048, 64  # core accepts tiles of 64..2048 input px; 0 here means "automatic"
 EXAMPLES = Path(__file__).resolve().parent / "examples"
@@ -67,15 +67,17 @@ def comparison(source, after: Image.Image) -> tuple[Image.Image, Image.Image]:
 
 def build() -> gr.Blocks:
     """The super-resolution tab; its event is the API endpoint /upscale (only `image` is required)."""
+    choices = host.load()["super_resolution"]
     with gr.Blocks(title="Super-resolution") as tab:
         with gr.Row():
             with gr.Column():
                 image = gr.Image(label="Low-res picture", type="filepath", image_mode=None, height=320)
                 with gr.Row():
-                    model = gr.Dropdown(list(catalog.BUNDLED_UPSCALERS), value=catalog.DEFAULT_UPSCALER,
+                    model = gr.Dropdown(host.listed(list(catalog.BUNDLED_UPSCALERS), choices),
+                                        value=choices.default_model,
                                         label="Model", info="scale and architecture in brackets", scale=4,
                                         allow_custom_value=True)  # API calls may name a file added since launch
-                    ui.refresh_button(model, lambda: gr.Dropdown(choices=catalog.upscalers()))
+                    ui.refresh_button(model, lambda: gr.Dropdown(choices=host.listed(catalog.upscalers(), choices)))
                 scale = inputs.slider(0, catalog.MAX_SCALE, value=0, step=0.5, label="Scale",
                                   info="0 = the model's own; else 1..8: above the model's, two passes; "
                                        "below, a Lanczos resize")

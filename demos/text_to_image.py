@@ -14,11 +14,12 @@ if __package__ in (None, ""):  # run as `python demos/text_to_image.py`: make `c
 import gradio as gr
 
 import core
-from demos import limits, serving, ui
+from demos import host, limits, serving, ui
 from demos.diffusion_settings import call_args, panel
 
 EXAMPLES = ["red apple", "grinning face", "rocket", "japan flag", "slice of pizza", "sun with face"]
-"""Unicode emoji names, as in data/emoji/metadata.jsonl: the words the emoji model was trained on."""
+"""Unicode emoji names, as in data/emoji/metadata.jsonl: the words the emoji model was trained on.
+The host's examples ([text_to_image] examples, $IMAGEGEN_EXAMPLES_TEXT_TO_IMAGE) replace them."""
 
 
 def generate(prompt: str, negative_prompt: str, model: str, scheduler: str, steps: int, guidance_scale: float,
@@ -58,6 +59,7 @@ def generate(prompt: str, negative_prompt: str, model: str, scheduler: str, step
 
 def build() -> gr.Blocks:
     """The text-to-image tab; its event is the API endpoint /text_to_image (only `prompt` is required)."""
+    choices = host.load()["text_to_image"]
     with gr.Blocks(title="Text to image") as tab:
         gr.Markdown("Describe an emoji by its name. The embedded model was trained here on the 1,911 "
                     "Unicode emoji at 32x32 px; *Upscale x4* makes them 128 px. Choose a Stable Diffusion "
@@ -65,9 +67,10 @@ def build() -> gr.Blocks:
         with gr.Row():
             with gr.Column():
                 prompt = gr.Textbox(label="Prompt", placeholder="red apple", lines=2)
-                settings = panel(tab)
+                settings = panel(tab, choices)
                 go, stop = ui.run_buttons("Generate")
-                gr.Examples([[text] for text in EXAMPLES], [prompt], label="Emoji names to try")
+                gr.Examples([[text] for text in choices.examples or EXAMPLES], [prompt],
+                            label="Prompts to try" if choices.examples else "Emoji names to try")
             with gr.Column():
                 status = ui.status_line()
                 outputs = ui.result_panel("Pictures")
