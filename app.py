@@ -70,6 +70,7 @@ def build() -> gr.Blocks:
                 with gr.Tab(label, id=name, elem_id=f"tab-{name}"):
                     tab.render()
         ui.wire_sends({name: tab for _, name, tab in tabs}, row)
+        ui.wire_fills({name: tab for _, name, tab in tabs}, row)
     return calm_queue(hub.queue(max_size=QUEUE_MAX, api_open=False))
 
 

@@ -109,6 +109,7 @@ def build() -> gr.Blocks:
         ui.stops(stop, event)
     tab.sends = sends
     tab.receiver = image  # where "Send to image to image" puts a picture
+    tab.fills = ui.fill_slots(prompt, settings, strength=strength, image=image)  # PNG Info's "Send to ..."
     return tab
 
 

@@ -14,7 +14,7 @@ if __package__ in (None, ""):  # run as `python demos/png_info.py`: make `core` 
 import gradio as gr
 
 import core
-from demos import uploads
+from demos import ui, uploads
 
 
 def read_parameters(image: dict | str | None) -> tuple[str, dict | None, dict | None]:
@@ -38,7 +38,9 @@ def read_parameters(image: dict | str | None) -> tuple[str, dict | None, dict | 
 
 
 def build() -> gr.Blocks:
-    """The PNG Info tab; its event is the API endpoint /read_parameters (only `image` is required)."""
+    """The PNG Info tab; its event is the API endpoint /read_parameters (only `image` is required). Its
+    "Send to ..." buttons fill text to image or image to image with the picture's settings (and the
+    picture), or send the picture to super-resolution (`ui.wire_fills`)."""
     with gr.Blocks(title="PNG Info") as tab:
         with gr.Row():
             with gr.Column():
@@ -51,11 +53,13 @@ def build() -> gr.Blocks:
                     ours = gr.JSON(label="imagegen-hub")
                 with gr.Accordion("ComfyUI prompt and workflow (raw)", open=False):
                     comfyui = gr.JSON(label="ComfyUI")
+                fill_sends = ui.fill_buttons(image, "text_to_image", "image_to_image", "super_resolution")
 
         # preprocess=False: the upload reaches core unopened (uploads.image_source checks it is one)
         image.change(read_parameters, [image], [text, ours, comfyui], api_name="read_parameters",
                      preprocess=False)
     tab.receiver = image  # where other tabs' "Send to PNG Info" puts a picture
+    tab.fill_sends = fill_sends  # "Send to text to image", ...: the picture's settings fill that tab (app.py wires them)
     return tab
 
 

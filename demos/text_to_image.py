@@ -82,6 +82,7 @@ def build() -> gr.Blocks:
                       api_name="text_to_image", show_progress_on=status, **ui.GENERATOR)
         ui.stops(stop, event)
     tab.sends = sends
+    tab.fills = ui.fill_slots(prompt, settings)  # what PNG Info's "Send to text to image" fills
     return tab
 
 

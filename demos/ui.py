@@ -11,8 +11,10 @@ from __future__ import annotations
 import atexit
 import html
 import inspect
+import io
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -24,8 +26,8 @@ from typing import Any, Callable
 import gradio as gr
 from PIL import Image
 
-from core import CoreError, Result, catalog, save_png
-from demos import inputs, serving
+from core import CoreError, Result, catalog, read_parameters, save_png
+from demos import inputs, serving, uploads
 
 log = logging.getLogger("imagegen-hub")
 
@@ -326,3 +328,124 @@ def new_path(suffix: str, stem: str = "imagegen") -> str:
 def png_file(image: Image.Image, parameters: dict[str, Any], stem: str = "imagegen") -> str:
     """Write `image` as a lossless PNG with `parameters` embedded (core.save_png); returns its path."""
     return str(save_png(image, new_path(".png", stem), parameters))
+
+
+# --- "Send to ..." from PNG Info: a picture's settings fill a tab --------------------------------------
+
+FILL_TARGETS = {"text_to_image": "Send to text to image", "image_to_image": "Send to image to image",
+                "super_resolution": "Send to super-resolution"}
+"""Tab ids of app.TABS that PNG Info fills (each sets `tab.fills`, else only its `receiver` gets the picture)."""
+PANEL_KEYS = ("negative_prompt", "model", "scheduler", "steps", "guidance_scale", "width", "height", "seed",
+              "batch_size", "batch_count", "upscale")
+"""The settings names of demos.diffusion_settings.panel's components, in its order; (LoRA file, weight)
+rows follow as lora_1, lora_1_weight, lora_2, ..."""
+PICTURE = "image"
+"""The fill slot that takes the picture itself (a file path)."""
+
+
+@dataclass
+class FillSend:
+    """A "Send to ..." button of PNG Info: the settings the picture in `source` carries (and the picture
+    itself) fill the `fills` of the tab whose id is `target`, and that tab opens (app.py wires it)."""
+
+    button: gr.Button
+    source: gr.components.Component
+    target: str
+
+
+def fill_buttons(source: gr.components.Component, *targets: str) -> list[FillSend]:
+    """A row of buttons (see `FillSend`) for `source`, a picture input received with preprocess=False,
+    one per target tab id of FILL_TARGETS."""
+    with gr.Row():
+        return [FillSend(gr.Button(FILL_TARGETS[target], size="sm", variant="secondary"), source, target)
+                for target in targets]
+
+
+def fill_slots(prompt: gr.components.Component, settings: list[gr.components.Component],
+               **more: gr.components.Component) -> dict[str, gr.components.Component]:
+    """A diffusion tab's `fills`: {settings name: component} for its prompt, the components of
+    diffusion_settings.panel (`settings`, in its order) and `more` (e.g. strength=..., image=...)."""
+    rows = len(settings) - len(PANEL_KEYS)
+    loras = [name for i in range(1, rows // 2 + 1) for name in (f"lora_{i}", f"lora_{i}_weight")]
+    if rows < 0 or rows % 2 or len(loras) != rows:
+        raise ValueError(f"settings must be panel()'s {len(PANEL_KEYS)} components and LoRA pairs, got {len(settings)}")
+    return {"prompt": prompt, **dict(zip((*PANEL_KEYS, *loras), settings)), **more}
+
+
+def fill_values(settings: dict[str, Any], slots: dict[str, gr.components.Component],
+                picture: str | None = None) -> tuple[list[Any], list[str]]:
+    """The values that put `settings` (core keyword names, as core.read_parameters gives them) into
+    `slots` (see `fill_slots`), in the slots' order: batch size and count 1 (the picture's own seed
+    makes it again), upscale as "on"/"off", LoRAs ({"file", "weight"} items) into the LoRA rows with
+    the other rows cleared, `picture` into the "image" slot. A setting the picture lacks, or whose
+    value the component cannot take (out of its range, wrong type), is gr.skip(): the control keeps
+    its value. Returns (values, what was left out and why, for a warning)."""
+    wanted = {**settings, "batch_size": 1, "batch_count": 1, PICTURE: picture}
+    if isinstance(wanted.get("upscale"), bool):
+        wanted["upscale"] = "on" if wanted["upscale"] else "off"
+    loras = wanted.get("loras")
+    rows = sum(1 for name in slots if re.fullmatch(r"lora_\d+", name))
+    if isinstance(loras, list) and rows:
+        items = [item for item in loras if isinstance(item, dict) and isinstance(item.get("file"), str)]
+        for i in range(1, rows + 1):
+            item = items[i - 1] if i <= len(items) else {"file": ""}
+            wanted[f"lora_{i}"] = item["file"]
+            if "weight" in item:
+                wanted[f"lora_{i}_weight"] = item["weight"]
+        skipped = [f"LoRA {item['file']} (only {rows} rows)" for item in items[rows:]]
+    else:
+        skipped = []
+    values = []
+    for name, component in slots.items():
+        value = wanted.get(name)
+        problem = _unfit(component, value) if value is not None else "absent"
+        if problem is None:
+            values.append(value)
+        else:
+            values.append(gr.skip())
+            if problem != "absent":
+                skipped.append(f"{name} {value!r} ({problem})")
+    return values, skipped
+
+
+def _unfit(component: gr.components.Component, value: Any) -> str | None:
+    """Why `component` cannot take `value`, or None when it can."""
+    if isinstance(component, (gr.Slider, gr.Number)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return "not a number"
+        low, high = getattr(component, "minimum", None), getattr(component, "maximum", None)
+        if (low is not None and value < low) or (high is not None and value > high):
+            return f"outside {low:g}..{high:g}"
+        return None
+    if isinstance(component, (gr.Textbox, gr.Dropdown, gr.Image)):  # dropdowns here take custom values
+        return None if isinstance(value, str) else "not text"
+    return None
+
+
+def _filled(slots: dict[str, gr.components.Component]) -> Callable[[Any], list[Any]]:
+    """The event function of a FillSend to a tab with `slots`: reads the picture's settings and maps them."""
+    def fill(image: Any) -> list[Any]:
+        source = uploads.image_source(image)
+        if source is None:
+            raise gr.Error("Nothing to send yet: drop a picture first.")
+        settings = read_parameters(source)["settings"]
+        picture = source if isinstance(source, str) else png_file(Image.open(io.BytesIO(source)), {})
+        if not settings and set(slots) != {PICTURE}:
+            gr.Warning("This picture carries no settings; only the picture itself is sent.")
+        values, skipped = fill_values(settings, slots, picture)
+        if skipped:
+            gr.Warning(html.escape("Not filled: " + "; ".join(skipped), quote=False))
+        return values
+    return fill
+
+
+def wire_fills(tabs: dict[str, gr.Blocks], row: gr.Tabs) -> None:
+    """Connect every tab's `fill_sends` (a list of FillSend) to the `fills` of its target tab (else
+    {"image": its `receiver`}), then switch `row` to that tab. A target with neither is a
+    programming error (AttributeError)."""
+    for tab in tabs.values():
+        for send in getattr(tab, "fill_sends", []):
+            target = tabs[send.target]
+            slots = getattr(target, "fills", None) or {PICTURE: target.receiver}
+            send.button.click(_filled(slots), [send.source], list(slots.values()), preprocess=False,
+                              **FOLLOW).then(lambda target=send.target: gr.Tabs(selected=target), None, row, **QUIET)

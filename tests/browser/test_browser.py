@@ -348,7 +348,8 @@ def test_text_to_image_keeps_result_after_error(page):
 
 def test_send_to_png_info_and_image_to_image(page):
     """A picture's parameters travel with it: "Send to PNG Info" shows them, "Send to image to image"
-    puts the picture into that tab's start picture."""
+    puts the picture into that tab's start picture, and PNG Info's "Send to text to image" fills that
+    tab with them: Generate then makes the picture's seed again (a round trip)."""
     panel = open_tab(page, "text_to_image", after=True)
     panel.get_by_role("button", name="Send to PNG Info", exact=True).click()
     target = page.locator("#tab-png_info")
@@ -361,6 +362,22 @@ def test_send_to_png_info_and_image_to_image(page):
     target = page.locator("#tab-image_to_image")
     expect(target).to_be_visible(timeout=WAIT_MS)
     assert_pictures(block(target, "Start picture"), 1, (128, 128))
+
+    # PNG Info's "Send to text to image": the picture's settings fill that tab, and Generate makes it again
+    panel = open_tab(page, "text_to_image")
+    set_numbers(panel, {"Seed": 3, "Steps": 20})  # not the picture's, so the fill shows
+    page.get_by_role("tab", name="PNG Info", exact=True).click()  # not in TABS: it makes no pictures
+    panel = page.locator("#tab-png_info")
+    panel.get_by_role("button", name="Send to text to image", exact=True).click()
+    target = page.locator("#tab-text_to_image")
+    expect(target).to_be_visible(timeout=WAIT_MS)
+    expect(target.get_by_label("Prompt", exact=True)).to_have_value("red apple", timeout=WAIT_MS)
+    expect(target.get_by_label("Seed", exact=True)).to_have_value("7", timeout=WAIT_MS)
+    expect(target.get_by_label("number input for Steps", exact=True)).to_have_value("15")
+    expect(target.get_by_label("number input for Batch size", exact=True)).to_have_value("1")
+    send(target.get_by_role("button", name="Generate", exact=True),
+         partial(wait_seeds, target, "7", "PNG Info's settings: seed 7, 15 steps"), block(target, "Pictures"), 1,
+         (128, 128))
 
 
 # --- image to image ---------------------------------------------------------------------------
