@@ -27,6 +27,8 @@ from typing import Any
 
 from PIL import Image, PngImagePlugin
 
+from core.imaging import provenance
+
 A1111_KEY, IMAGEGEN_KEY, COMFYUI_KEYS = "parameters", "imagegen", ("prompt", "workflow")
 PROMPT, NEGATIVE = "Prompt", "Negative prompt"
 VERSION = "imagegen-hub 0.1.0"
@@ -44,10 +46,13 @@ _EXIF_IFD, _USER_COMMENT = 0x8769, 0x9286
 
 # 1. writing ----------------------------------------------------------------------------------------------
 
-def png_info(parameters: dict[str, Any] | None, size: tuple[int, int]) -> PngImagePlugin.PngInfo:
+def png_info(parameters: dict[str, Any] | None, size: tuple[int, int], *,
+             watermark: str | None = None) -> PngImagePlugin.PngInfo:
     """The PNG text chunks for a picture of `size` (width, height) px made with `parameters`:
-    A1111's infotext under "parameters" (tEXt when Latin-1, else UTF-8 iTXt) and our JSON under
-    "imagegen" (ASCII tEXt). No parameters, no chunks."""
+    A1111's infotext under "parameters" (tEXt when Latin-1, else UTF-8 iTXt), our JSON under
+    "imagegen" (ASCII tEXt) and the provenance XMP packet under "XML:com.adobe.xmp" (iTXt; the IPTC
+    digital source type, generator, model, settings and `watermark`, see core.imaging.provenance).
+    No parameters, no chunks."""
     info = PngImagePlugin.PngInfo()
     if parameters:
         text = infotext(parameters, size)
@@ -56,6 +61,7 @@ def png_info(parameters: dict[str, Any] | None, size: tuple[int, int]) -> PngIma
         else:
             info.add_itxt(A1111_KEY, text)
         info.add_text(IMAGEGEN_KEY, json.dumps(parameters, sort_keys=True))
+        info.add_itxt(provenance.XMP_KEY, provenance.xmp_packet(parameters, VERSION, watermark))
     return info
 
 
@@ -199,6 +205,8 @@ def read_parameters(image: Any) -> dict[str, Any]:
          "comfyui": {"prompt": raw text, "workflow": raw text} (those present) or None,
          "text": the raw "parameters" text or None,
          "settings": our keyword arguments (our JSON's, else to_settings of A1111's; {} for none)}.
+        and, only when the picture carries an XMP packet with an IPTC digital source type, "provenance":
+        {"source_type", "generator", and "model", "settings", "watermark" where stated} (provenance.read_xmp).
         A PNG from before the "imagegen" chunk (our JSON under "parameters") reads as ours.
         Never raises: an unreadable picture or a malformed chunk (truncated, bad CRC or compression,
         iTXt not UTF-8, bad JSON) counts as absent.
@@ -216,7 +224,9 @@ def read_parameters(image: Any) -> dict[str, Any]:
         a1111 = parse_infotext(text)
     comfyui = {key: chunks[key] for key in COMFYUI_KEYS if key in chunks} or None
     settings = dict(ours) if ours is not None else to_settings(a1111) if a1111 is not None else {}
-    return {"a1111": a1111, "imagegen": ours, "comfyui": comfyui, "text": text, "settings": settings}
+    found = {"a1111": a1111, "imagegen": ours, "comfyui": comfyui, "text": text, "settings": settings}
+    stated = provenance.read_xmp(chunks.get(provenance.XMP_KEY))
+    return {**found, "provenance": stated} if stated is not None else found
 
 
 def _json_dict(text: str | None) -> dict | None:
@@ -243,7 +253,7 @@ def _text_chunks(image: Any) -> dict[str, str]:
         return {}
     data = bytes(image)
     if data.startswith(_PNG_SIGNATURE):
-        return png_text_chunks(data, (A1111_KEY, IMAGEGEN_KEY, *COMFYUI_KEYS))
+        return png_text_chunks(data, (A1111_KEY, IMAGEGEN_KEY, *COMFYUI_KEYS, provenance.XMP_KEY))
     Image.init()  # Image.open loads only the commonest plugins before trying the formats it is given
     formats = [f for f in ("JPEG", "MPO", "WEBP") if f in Image.OPEN]
     with Image.open(io.BytesIO(data), formats=formats) as img:  # header only, no pixels
