@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import cv2
 import numpy as np
 from PIL import Image
 
@@ -75,6 +74,8 @@ def embed(image: Image.Image) -> Image.Image:
     if image.mode not in ("RGB", "RGBA") or min(image.size) < MIN_SIDE:
         raise InvalidInput(f"the watermark needs an RGB(A) picture of at least {MIN_SIDE} px a side, "
                            f"got {image.mode} {image.width}x{image.height}")
+    import cv2  # here, not at import: building the app loads no heavy library (tests/test_app.py)
+
     rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
     yuv = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV)
     h, w = (s // BLOCK * BLOCK for s in yuv.shape[:2])
@@ -115,6 +116,8 @@ def detect(image: Image.Image) -> tuple[bool, float]:
 
 
 def _accuracy(rgb: np.ndarray) -> float:
+    import cv2
+
     yuv = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV)
     h, w = (s // BLOCK * BLOCK for s in yuv.shape[:2])
     blocks = _blocks(_haar_low(yuv[:h, :w, CHANNEL]))
