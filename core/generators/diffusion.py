@@ -35,7 +35,7 @@ from core.errors import CoreError, InvalidInput
 from core.generators import enlarge
 from core.generators.progress import Progress, freed_on_failure
 from core.imaging.io import flatten, open_image, to_pil
-from core.models import files, hashes, latent_preview, lora, schedulers, vae, zerogpu
+from core.models import files, hashes, latent_preview, lora, prompts, schedulers, vae, zerogpu
 from core.models.diffusion import DEFAULT_MODEL, DiffusionModel, get, token_warnings
 from core.models.output_checks import bad_values, flat, lost_contrast, redo_in_float32, to_float32
 from core.models.schedulers import make_scheduler
@@ -89,8 +89,9 @@ def _denoise(m: DiffusionModel, pipe, seeds: list[int], settings: dict, callback
 
     def run() -> torch.Tensor:
         gens = [torch.Generator().manual_seed(s) for s in seeds]  # fresh: a redo draws the same noise
+        args = prompts.embed_call(pipe, call) if prompts.reads_chunks(m.family, pipe) else call  # a redo re-encodes
         return pipe(generator=gens, num_inference_steps=settings["steps"], guidance_scale=settings["guidance_scale"],
-                    callback_on_step_end=callback, output_type="latent" if m.has_vae else "pt", **call).images
+                    callback_on_step_end=callback, output_type="latent" if m.has_vae else "pt", **args).images
 
     def upcast() -> str | None:
         was = to_float32(getattr(pipe, name, None) for name in ("unet", "text_encoder", "text_encoder_2"))
@@ -256,8 +257,8 @@ def text_to_image(prompt: str, *, model: str | None = None, negative_prompt: str
 
     Args:
         prompt: what to draw, 1..2000 characters (the emoji model knows Unicode emoji names, e.g.
-            "red apple", "rocket"; Stable Diffusion reads 75 CLIP tokens, longer prompts are cut
-            and the result's warnings say which words were left out).
+            "red apple", "rocket"; Stable Diffusion reads AUTOMATIC1111's syntax, `(word:1.3)`, `(word)`,
+            `[word]`, `BREAK`, and prompts over 75 CLIP tokens in 75-token chunks: core.models.prompts).
         model: None for the embedded emoji model; a registered name; a checkpoint (.safetensors,
             .ckpt/.pt/.pth) or diffusers folder in the models folder; or a Hub repo id such as
             "stabilityai/sd-turbo" (see core.models.stable_diffusion).

@@ -225,7 +225,12 @@ def token_warnings(model: DiffusionModel, **texts: str) -> list[str]:
     pipeline's own `max_tokens` when it has one, e.g. 16 for the emoji model).
 
     The pipelines cut such prompts; we say so, naming the words left out, instead of cutting silently.
+    Stable Diffusion pipelines (core.models.prompts.reads_chunks) cut nothing: they read 75-token chunks.
     """
+    from core.models.prompts import reads_chunks
+
+    if reads_chunks(model.family, model.text_to_image):
+        return []
     tokenizer = getattr(model.text_to_image, "tokenizer", None)
     limit = getattr(model.text_to_image, "max_tokens", None) or getattr(tokenizer, "model_max_length", None)
     if tokenizer is None or not limit or limit > 10_000:
