@@ -333,12 +333,13 @@ def test_big_pngs_are_written_fast_and_stay_lossless(tmp_path, monkeypatch):
     from core.imaging import io as imageio
 
     picture = noise(size=(256, 256)).resize((512, 512), Image.Resampling.BILINEAR)
-    normal = imageio.save_png(picture, tmp_path / "normal.png", {"scale": 4}).stat().st_size
+    upscaled = {"scale": 4, "model_scale": 4}  # an upscale's parameters: the user's picture, never watermarked
+    normal = imageio.save_png(picture, tmp_path / "normal.png", upscaled).stat().st_size
     monkeypatch.setattr(imageio, "FAST_PNG_ABOVE_PX", 100 * 100)
-    fast = imageio.save_png(picture, tmp_path / "fast.png", {"scale": 4})
+    fast = imageio.save_png(picture, tmp_path / "fast.png", upscaled)
     assert fast.stat().st_size != normal  # zlib level 1, not 6
     again = Image.open(fast)
-    assert np.array_equal(np.asarray(again), np.asarray(picture)) and json.loads(again.text["imagegen"]) == {"scale": 4}
+    assert np.array_equal(np.asarray(again), np.asarray(picture)) and json.loads(again.text["imagegen"]) == upscaled
 
 
 def test_the_tile_follows_the_free_memory(free_memory):
