@@ -126,15 +126,32 @@ def _for_display(images: list[Image.Image]) -> list[Image.Image]:
     return shown
 
 
-def _every(seconds: float, send: Callable[[Any], None]) -> Callable[[Any], None]:
-    """`send(value)` at most once per `seconds` (the first value always goes)."""
+clock: Callable[[], float] = time.monotonic
+"""The throttles' clock in seconds. Tests replace this name, never `time.monotonic` itself, which the
+server's event loop also reads."""
+
+
+def _gate(seconds: float) -> Callable[[bool], bool]:
+    """A clock gate: `due(force)` is True at most once per `seconds` of `clock` (the first call
+    included), and always when `force` is True."""
     last = -seconds
 
-    def maybe(value: Any) -> None:
+    def due(force: bool = False) -> bool:
         nonlocal last
-        now = time.monotonic()
-        if now - last >= seconds:
+        now = clock()
+        if force or now - last >= seconds:
             last = now
+            return True
+        return False
+    return due
+
+
+def _every(seconds: float, send: Callable[[Any], None]) -> Callable[[Any], None]:
+    """`send(value)` at most once per `seconds` (the first value always goes)."""
+    due = _gate(seconds)
+
+    def maybe(value: Any) -> None:
+        if due():
             send(value)
     return maybe
 
@@ -142,13 +159,10 @@ def _every(seconds: float, send: Callable[[Any], None]) -> Callable[[Any], None]
 def _throttled(update: Callable[[int, int], Any]) -> Callable[[int, int], None]:
     """`update(done, total)` at most once per PROGRESS_EVERY_S, and always for the last step: each
     update is a message to the browser, and on a small CPU a message per step slows the work."""
-    last = -PROGRESS_EVERY_S
+    due = _gate(PROGRESS_EVERY_S)
 
     def on_step(done: int, total: int) -> None:
-        nonlocal last
-        now = time.monotonic()
-        if done >= total or now - last >= PROGRESS_EVERY_S:
-            last = now
+        if due(done >= total):
             update(done, total)
     return on_step
 
@@ -277,6 +291,11 @@ def picked(items: list | None, index: int) -> str:
     return item[0] if isinstance(item, (tuple, list)) else item
 
 
+def _opener(target: str) -> Callable[[], gr.Tabs]:
+    """An event function that switches the hub's tab row to the tab `target`."""
+    return lambda: gr.Tabs(selected=target)
+
+
 def wire_sends(tabs: dict[str, gr.Blocks], row: gr.Tabs) -> None:
     """Connect every tab's `sends` (a list of Send) to the `receiver` component of its target tab,
     then switch `row` to that tab. A target without a receiver is a programming error (KeyError)."""
@@ -284,7 +303,7 @@ def wire_sends(tabs: dict[str, gr.Blocks], row: gr.Tabs) -> None:
         for send in getattr(tab, "sends", []):
             receiver = tabs[send.target].receiver
             send.button.click(picked, [send.gallery, send.chosen], receiver, **QUIET).then(
-                lambda target=send.target: gr.Tabs(selected=target), None, row, **QUIET)
+                _opener(send.target), None, row, **QUIET)
 
 
 def output_dir() -> Path:
@@ -448,4 +467,4 @@ def wire_fills(tabs: dict[str, gr.Blocks], row: gr.Tabs) -> None:
             target = tabs[send.target]
             slots = getattr(target, "fills", None) or {PICTURE: target.receiver}
             send.button.click(_filled(slots), [send.source], list(slots.values()), preprocess=False,
-                              **FOLLOW).then(lambda target=send.target: gr.Tabs(selected=target), None, row, **QUIET)
+                              **FOLLOW).then(_opener(send.target), None, row, **QUIET)

@@ -324,7 +324,7 @@ def test_call_feeds_on_step_to_the_progress_bar_only_where_accepted():
 def test_progress_moves_at_most_every_interval_and_always_at_the_end(monkeypatch):
     seen = []
     clock = iter([0.0, 0.05, 0.1, 0.3, 0.31, 0.32])
-    monkeypatch.setattr(ui.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(ui, "clock", lambda: next(clock))
 
     def many_steps(*, on_step):
         for done in range(1, 7):
