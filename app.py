@@ -302,9 +302,11 @@ def main(argv: list[str] | None = None) -> None:
         chosen = limits.configure(public)
         ui.keep_files_s()  # a bad $IMAGEGEN_KEEP_FILES_S stops the start with its message
         defaults = host.load()  # a bad $IMAGEGEN_CONFIG file or IMAGEGEN_* model/example variable, too
+        marks = host.apply_marks()
     except ValueError as err:
         raise SystemExit(f"app.py: {err}") from None
     log.info("host defaults: %s", host.describe(defaults))
+    log.info("marks on generated pictures: %s", ", ".join(f"{name} {'on' if on else 'off'}" for name, on in marks.items()))
     options["max_file_size"] = f"{chosen.upload_mb}mb" if chosen.upload_mb else None
     log.info("public mode %s (%s); limits: %s", "on: limits for strangers" if public else "off", why,
              ", ".join(f"{name} {value}" for name, value in vars(chosen).items() if name != "public"))

@@ -5,7 +5,8 @@
 Importing `core` is cheap: torch, diffusers and the weights load on first use of a generator.
 Every function returns a `core.Result`; every deliberate failure is a `core.CoreError`.
 What a UI lists and offers (models, defaults, ranges, samplers) is in `core.catalog`; the image
-helpers a UI needs (`open_image`, `save_png`, `to_8bit`, `read_parameters`) are exported here too.
+helpers a UI needs (`open_image`, `save_png`, `to_8bit`, `read_parameters`,
+`read_provenance`) are exported here too.
 
 Packages: `core.generators` (the public functions: orchestration), `core.models` (registry,
 cache, loaders per model kind), `core.imaging` (pixels: I/O, tiling, face detection),
@@ -30,6 +31,7 @@ _LAZY = {
     "save_png": "core.imaging.io",
     "to_8bit": "core.imaging.io",
     "read_parameters": "core.imaging.parameters",
+    "read_provenance": "core.imaging.provenance_report",
 }
 
 __all__ = [
@@ -43,6 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from core.generators.super_resolution import upscale  # noqa: F401
     from core.imaging.io import open_image, save_png, to_8bit  # noqa: F401
     from core.imaging.parameters import read_parameters  # noqa: F401
+    from core.imaging.provenance_report import read_provenance  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

@@ -15,6 +15,9 @@ the file. No model logic: names are passed to the tabs as written (core checks t
     examples = [42, 2024]                           # seeds
     [super_resolution]
     default_model = "RealESRGAN_x4plus"
+    [provenance]                                    # the marks on generated pictures (both on when unset)
+    watermark = false                               # same as $IMAGEGEN_WATERMARK=0
+    content_credentials = false                     # same as $IMAGEGEN_C2PA=0
 
 Variables, per tab (TEXT_TO_IMAGE, IMAGE_TO_IMAGE, FACES, SUPER_RESOLUTION):
 $IMAGEGEN_DEFAULT_MODEL_<TAB> (also $IMAGEGEN_DEFAULT_UPSCALER for super-resolution),
@@ -38,6 +41,7 @@ except ModuleNotFoundError:  # Python 3.10 (requires-python allows it): tomli is
         tomllib = None
 
 from core import catalog
+from core.imaging import credentials, watermark
 
 CONFIG_ENV = "IMAGEGEN_CONFIG"
 DEFAULT_ENV, MODELS_ENV, EXAMPLES_ENV = "IMAGEGEN_DEFAULT_MODEL_", "IMAGEGEN_MODELS_", "IMAGEGEN_EXAMPLES_"
@@ -46,8 +50,11 @@ TABS = ("text_to_image", "image_to_image", "faces", "super_resolution")
 KEYS = {"text_to_image": ("default_model", "models", "examples"),
         "image_to_image": ("default_model", "models", "examples"),
         "faces": ("default_model", "models", "examples"),
-        "super_resolution": ("default_model", "models")}
-"""The keys each tab's table takes; any other key or table is refused by name."""
+        "super_resolution": ("default_model", "models"),
+        "provenance": ("watermark", "content_credentials")}
+"""The keys each table takes; any other key or table is refused by name."""
+MARKS = {"watermark": watermark.ENV, "content_credentials": credentials.ENV}
+"""The [provenance] switches and the variables core reads them from."""
 DEFAULTS = {"text_to_image": catalog.DEFAULT_DIFFUSION_MODEL, "image_to_image": catalog.DEFAULT_DIFFUSION_MODEL,
             "faces": catalog.DEFAULT_FACE_MODEL, "super_resolution": catalog.DEFAULT_UPSCALER}
 NOT_TABS = {MODELS_ENV: ("DIR",)}
@@ -86,6 +93,8 @@ def load() -> dict[str, TabChoices]:
     path = os.environ.get(CONFIG_ENV, "").strip()
     if path:
         for tab, values in _read_file(path).items():
+            if tab not in TABS:
+                continue  # [provenance]: apply_marks
             for key, value in values.items():
                 raw[tab][key] = (value, f"{path} [{tab}] {key}")
     # 2. the variables, over the file
@@ -118,6 +127,24 @@ def load() -> dict[str, TabChoices]:
     return choices
 
 
+def apply_marks() -> dict[str, bool]:
+    """Put the file's [provenance] switches into the variables core reads (MARKS), where the host did not
+    set the variable itself (a variable wins over the file); returns whether each mark is on.
+
+    Raises:
+        ValueError: as load(), or a switch that is not true/false.
+    """
+    path = os.environ.get(CONFIG_ENV, "").strip()
+    table = _read_file(path).get("provenance", {}) if path else {}
+    for key, variable in MARKS.items():
+        if key in table:
+            if not isinstance(table[key], bool):
+                raise ValueError(f"{path} [provenance] {key} must be true or false, got {_shown(table[key])}")
+            if not os.environ.get(variable, "").strip():
+                os.environ[variable] = "1" if table[key] else "0"
+    return {"watermark": watermark.enabled(), "content_credentials": credentials.enabled()}
+
+
 def describe(choices: dict[str, TabChoices]) -> str:
     """One line for the start log: each tab's default model and where it came from, and what was added."""
     parts = []
@@ -141,7 +168,7 @@ def _read_file(path: str) -> dict[str, dict[str, object]]:
         raise ValueError(f"${CONFIG_ENV}: {path} is not valid TOML: {err}") from None
     for tab, values in data.items():
         if tab not in KEYS:
-            raise ValueError(f"{path}: unknown table [{tab}]; the tables are {', '.join(TABS)}")
+            raise ValueError(f"{path}: unknown table [{tab}]; the tables are {', '.join(KEYS)}")
         if not isinstance(values, dict):
             raise ValueError(f"{path}: {tab} must be a table ([{tab}]), got {type(values).__name__}")
         for key in values:

@@ -17,8 +17,8 @@ import core
 from demos import ui, uploads
 
 
-def read_parameters(image: dict | str | None) -> tuple[str, dict | None, dict | None]:
-    """Read the generation parameters embedded in a picture.
+def read_parameters(image: dict | str | None) -> tuple[str, dict | None, dict | None, dict | None]:
+    """Read the generation parameters and the provenance marks embedded in a picture.
 
     Args:
         image: a PNG (text chunks tEXt, zTXt or iTXt, as this hub, AUTOMATIC1111, Forge or ComfyUI
@@ -26,15 +26,18 @@ def read_parameters(image: dict | str | None) -> tuple[str, dict | None, dict | 
 
     Returns:
         (AUTOMATIC1111's "parameters" text, "" for none; this hub's JSON of every applied parameter, or
-        None; ComfyUI's raw {"prompt", "workflow"} texts, or None). A picture with no or malformed
-        metadata gives ("", None, None), not an error.
+        None; ComfyUI's raw {"prompt", "workflow"} texts, or None; the provenance marks, or None when
+        the picture has none: {"xmp", "watermark", "content_credentials"} as core.read_provenance
+        gives them). A picture with no or malformed metadata gives ("", None, None, None), not an error.
     """
     source = uploads.image_source(image)
     if source is None:
-        return "", None, None
+        return "", None, None, None
     found = core.read_parameters(source)
     text = found["text"] if found["a1111"] is not None else ""  # our older PNGs held JSON there: shown as ours
-    return text or "", found["imagegen"], found["comfyui"]
+    marks = core.read_provenance(source)
+    shown = marks if marks["xmp"] or marks["content_credentials"] or (marks["watermark"] or {}).get("found") else None
+    return text or "", found["imagegen"], found["comfyui"], shown
 
 
 def build() -> gr.Blocks:
@@ -53,10 +56,14 @@ def build() -> gr.Blocks:
                     ours = gr.JSON(label="imagegen-hub")
                 with gr.Accordion("ComfyUI prompt and workflow (raw)", open=False):
                     comfyui = gr.JSON(label="ComfyUI")
+                with gr.Accordion("Provenance: XMP, invisible watermark, Content Credentials (C2PA)", open=True):
+                    gr.Markdown("This hub marks what it generates: see *Provenance* in the README. A manifest "
+                                "of this hub reads *Valid* with an untrusted signer: its key is self-signed.")
+                    marks = gr.JSON(label="Provenance")
                 fill_sends = ui.fill_buttons(image, "text_to_image", "image_to_image", "super_resolution")
 
         # preprocess=False: the upload reaches core unopened (uploads.image_source checks it is one)
-        image.change(read_parameters, [image], [text, ours, comfyui], api_name="read_parameters",
+        image.change(read_parameters, [image], [text, ours, comfyui, marks], api_name="read_parameters",
                      preprocess=False)
     tab.receiver = image  # where other tabs' "Send to PNG Info" puts a picture
     tab.fill_sends = fill_sends  # "Send to text to image", ...: the picture's settings fill that tab (app.py wires them)

@@ -176,3 +176,32 @@ def test_a_bad_config_stops_the_start_with_its_key(tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as stop:
         app.main([])
     assert "unknown key [faces] model" in str(stop.value)
+
+
+def test_the_file_turns_the_marks_off_unless_a_variable_says_otherwise(tmp_path, monkeypatch):
+    from core.imaging import credentials, watermark
+
+    for variable in host.MARKS.values():
+        monkeypatch.setenv(variable, "")  # unset for apply_marks, and restored after the test (which sets them)
+    path = tmp_path / "host.toml"
+    path.write_text("[provenance]\nwatermark = false\ncontent_credentials = false\n", encoding="utf-8")
+    monkeypatch.setenv(host.CONFIG_ENV, str(path))
+    assert host.apply_marks() == {"watermark": False, "content_credentials": False}
+    assert not watermark.enabled() and not credentials.enabled()
+    host.load()  # the tabs' loader takes the [provenance] table too
+    monkeypatch.setenv(watermark.ENV, "1")  # the variable wins over the file
+    assert host.apply_marks() == {"watermark": True, "content_credentials": False}
+
+
+def test_marks_are_on_when_nothing_is_set_and_a_bad_switch_is_refused(tmp_path, monkeypatch):
+    for variable in host.MARKS.values():
+        monkeypatch.setenv(variable, "")
+    assert host.apply_marks() == {"watermark": True, "content_credentials": True}
+    path = tmp_path / "host.toml"
+    path.write_text("[provenance]\nwatermark = 'no'\n", encoding="utf-8")
+    monkeypatch.setenv(host.CONFIG_ENV, str(path))
+    with pytest.raises(ValueError, match=r"\[provenance\] watermark must be true or false, got 'no'"):
+        host.apply_marks()
+    path.write_text("[provenance]\nc2pa = false\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"unknown key \[provenance\] c2pa"):
+        host.apply_marks()

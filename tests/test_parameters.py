@@ -92,6 +92,16 @@ def test_upscaler_and_face_parameters_get_their_a1111_fields():
     assert (face["Seed"], face["Size"], face["Model"]) == ("9", "1024x1024", "mobilestylegan")
 
 
+def test_a_generation_upscaled_x4_is_written_as_a1111_extras_and_read_back_as_upscale():
+    made = {"prompt": "rocket", "model": "emoji-diffusion-32", "steps": 20, "seed": 4, "width": 32, "height": 32}
+    fields = a1111_fields({**made, "upscale": True}, (128, 128))
+    assert (fields["Postprocess upscale by"], fields["Postprocess upscaler"]) == ("4", catalog.DEFAULT_UPSCALER)
+    assert fields["Size"] == "32x32" and fields["Model"] == "emoji-diffusion-32"  # the generation's own size
+    assert "Postprocess upscale by" not in a1111_fields({**made, "upscale": False}, (32, 32))
+    assert to_settings(parse_infotext(format_infotext(fields)))["upscale"] is True
+    assert "upscale" not in to_settings(parse_infotext(format_infotext({**fields, "Postprocess upscale by": "2"})))
+
+
 # 2. parse(write(x)) == x --------------------------------------------------------------------------------
 
 _TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
@@ -268,10 +278,11 @@ def test_a_generated_png_carries_both_chunks_and_regenerates_the_same_pixels(tmp
 
 
 @pytest.mark.slow  # starts a Gradio server
-def test_the_png_info_endpoint_returns_all_three(tmp_path):
+def test_the_png_info_endpoint_returns_all_three_and_the_provenance(tmp_path):
     from gradio_client import Client, handle_file
     from servers import free_port
 
+    from core.imaging.io import save_png
     from demos import png_info
 
     info = PngImagePlugin.PngInfo()
@@ -280,14 +291,21 @@ def test_the_png_info_endpoint_returns_all_three(tmp_path):
     info.add_text("workflow", '{"nodes": []}')
     path = tmp_path / "all.png"
     path.write_bytes(_with_info(info))
+    generated = save_png(Image.effect_noise((320, 320), 60).convert("RGB"), tmp_path / "made.png",
+                         {"prompt": "a cat", "model": "m", "seed": 3})
     tab = png_info.build()
     tab.launch(server_port=free_port(), prevent_thread_lock=True, quiet=True)
     try:
         client = Client(tab.local_url, verbose=False)
-        text, ours, comfyui = client.predict(handle_file(str(path)), api_name="/read_parameters")
+        text, ours, comfyui, marks = client.predict(handle_file(str(path)), api_name="/read_parameters")
         assert text == CLASSIC and ours == {"seed": 5} and comfyui == {"workflow": '{"nodes": []}'}
+        assert marks is None  # A1111's picture: no XMP, no watermark, no manifest
         plain = tmp_path / "plain.png"
         Image.new("RGB", (8, 8)).save(plain)
-        assert client.predict(handle_file(str(plain)), api_name="/read_parameters") == ("", None, None)
+        assert client.predict(handle_file(str(plain)), api_name="/read_parameters") == ("", None, None, None)
+        *_, marks = client.predict(handle_file(str(generated)), api_name="/read_parameters")
+        assert marks["xmp"]["source_type"].endswith("trainedAlgorithmicMedia")
+        assert marks["watermark"]["found"] is True
+        assert marks["content_credentials"]["state"] == "Valid" and marks["content_credentials"]["problems"] == []
     finally:
         tab.close()

@@ -18,8 +18,8 @@ import numpy as np
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from core.errors import InvalidInput
-from core.imaging import watermark
-from core.imaging.parameters import png_info
+from core.imaging import credentials, watermark
+from core.imaging.parameters import VERSION, png_info
 
 Image.MAX_IMAGE_PIXELS = 16384 * 16384  # refuse decompression bombs beyond our largest output
 FAST_PNG_ABOVE_PX = 1000 * 1000
@@ -198,19 +198,25 @@ def to_pil16(tensor) -> list[Image.Image]:
     return [Image.fromarray(a) for a in array]
 
 
-def png_bytes(image: Image.Image, parameters: dict[str, Any] | None = None) -> bytes:
-    """Encode `image` as lossless PNG with `parameters` embedded: AUTOMATIC1111's text under "parameters"
-    and our JSON under "imagegen" (core.imaging.parameters; read back with core.read_parameters)."""
+def png_bytes(image: Image.Image, parameters: dict[str, Any] | None = None, *, title: str = "image.png") -> bytes:
+    """Encode `image` as lossless PNG with `parameters` embedded: AUTOMATIC1111's text under "parameters",
+    our JSON under "imagegen" (core.imaging.parameters; read back with core.read_parameters), the XMP
+    packet, and for a generated picture the invisible watermark and a signed C2PA manifest named `title`
+    (core.imaging.credentials)."""
     buffer = io.BytesIO()
     image, options = _png_options(image, parameters)
     image.save(buffer, **options)
-    return buffer.getvalue()
+    data, _ = credentials.sign_png(buffer.getvalue(), parameters, VERSION, title)
+    return data
 
 
 def save_png(image: Image.Image, path: str | Path, parameters: dict[str, Any] | None = None) -> Path:
-    """Write `image` as PNG at `path` with `parameters` embedded (as png_bytes), streamed to the
-    file rather than built in memory first; returns the path."""
+    """Write `image` as PNG at `path` with `parameters` embedded (as png_bytes); returns the path. A
+    picture that gets no C2PA manifest is streamed to the file rather than built in memory first."""
     path = Path(path)
+    if credentials.signs(parameters):
+        path.write_bytes(png_bytes(image, parameters, title=path.name))
+        return path
     image, options = _png_options(image, parameters)
     image.save(path, **options)
     return path

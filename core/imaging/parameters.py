@@ -27,6 +27,7 @@ from typing import Any
 
 from PIL import Image, PngImagePlugin
 
+from core import catalog
 from core.imaging import provenance
 
 A1111_KEY, IMAGEGEN_KEY, COMFYUI_KEYS = "parameters", "imagegen", ("prompt", "workflow")
@@ -73,7 +74,9 @@ def infotext(parameters: dict[str, Any], size: tuple[int, int]) -> str:
 def a1111_fields(parameters: dict[str, Any], size: tuple[int, int]) -> dict[str, str]:
     """Our parameters under A1111's names, in A1111's order, as text; what has no A1111 name stays in
     our JSON only. "Size" is the generation's width x height, else the picture's `size`; "Model hash"
-    (sha256[:10]) and "Lora hashes" (name: sha256[:12]) only where a sha256 was recorded."""
+    (sha256[:10]) and "Lora hashes" (name: sha256[:12]) only where a sha256 was recorded; an upscale
+    (core.upscale's, or a generation's `upscale=True`) as A1111's Extras writes it, "Postprocess upscale
+    by" and "Postprocess upscaler"."""
     p = parameters
     fields: dict[str, Any] = {PROMPT: p.get("prompt", ""), NEGATIVE: p.get("negative_prompt", "")}
     fields["Steps"] = p.get("steps")
@@ -93,6 +96,8 @@ def a1111_fields(parameters: dict[str, Any], size: tuple[int, int]) -> dict[str,
     fields["Lora hashes"] = ", ".join(hashes) or None
     if upscaler:
         fields["Postprocess upscale by"], fields["Postprocess upscaler"] = p.get("scale"), p.get("model")
+    elif p.get("upscale") is True:  # the tabs' "Upscale x4": the default upscaler after generating, as A1111's Extras
+        fields["Postprocess upscale by"], fields["Postprocess upscaler"] = 4, catalog.DEFAULT_UPSCALER
     fields["Version"] = VERSION
     return {key: str(value) for key, value in fields.items() if value is not None}
 
@@ -171,8 +176,8 @@ def _unquote(value: str) -> str:
 
 def to_settings(fields: dict[str, str]) -> dict[str, Any]:
     """A1111's fields (parse_infotext) as our generators' keyword arguments, where they map: prompt,
-    negative_prompt, steps, scheduler, guidance_scale, seed, width, height, model, strength. A field
-    that does not read as its type is left out."""
+    negative_prompt, steps, scheduler, guidance_scale, seed, width, height, model, strength, and upscale
+    (True for "Postprocess upscale by: 4"). A field that does not read as its type is left out."""
     settings: dict[str, Any] = {"prompt": fields.get(PROMPT, ""), "negative_prompt": fields.get(NEGATIVE, "")}
     for name, key, kind in (("steps", "Steps", int), ("guidance_scale", "CFG scale", float), ("seed", "Seed", int),
                             ("strength", "Denoising strength", float), ("model", "Model", str)):
@@ -185,6 +190,8 @@ def to_settings(fields: dict[str, str]) -> dict[str, Any]:
     if sampler:
         ours = {pair: name for name, pair in SCHEDULE_TYPES.items()}
         settings["scheduler"] = ours.get((sampler, schedule), sampler)
+    if fields.get("Postprocess upscale by") in ("4", "4.0"):
+        settings["upscale"] = True  # the tabs' "Upscale x4"; other factors have no such switch
     size = re.fullmatch(r"(\d+)x(\d+)", fields.get("Size", ""))
     if size:
         settings["width"], settings["height"] = int(size.group(1)), int(size.group(2))

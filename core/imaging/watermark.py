@@ -102,8 +102,8 @@ def embed(image: Image.Image) -> Image.Image:
 
 def detect(image: Image.Image) -> tuple[bool, float]:
     """Whether `image` carries our watermark: (found, bit accuracy), the accuracy being the best share of
-    the 48 bits read right at its own size and enlarged by RESCALES (0.5 is chance); found when it is
-    >= THRESHOLD. A picture too small to hold the mark gives (False, 0.0)."""
+    the 48 bits read right at its own size and enlarged by RESCALES, in that order until found (0.5 is
+    chance); found when it is >= THRESHOLD. A picture too small to hold the mark gives (False, 0.0)."""
     rgb = image.convert("RGB")
     best = 0.0
     for factor in RESCALES:
@@ -112,6 +112,8 @@ def detect(image: Image.Image) -> tuple[bool, float]:
             continue
         scaled = rgb if factor == 1.0 else rgb.resize(size, Image.Resampling.BICUBIC)
         best = max(best, _accuracy(np.asarray(scaled, dtype=np.float32)))
+        if best >= THRESHOLD:
+            break  # found: the other scales are not read
     return best >= THRESHOLD, best
 
 
