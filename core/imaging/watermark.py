@@ -6,7 +6,8 @@ project installs `opencv-python-headless`; both own the `cv2` folder, so having 
 whichever came last and uninstalling one breaks the other, and requirements.txt (the Spaces path) cannot
 say `--no-deps` for one line. The method is small (below), needs no PyWavelets for its one-level Haar
 transform, and writes bits the library's decoder can read when told our channel
-(`WatermarkDecoder("bits", 48).decode(bgr, "dwtDct", scales=[36, 0, 0])`; not checked here).
+(`WatermarkDecoder("bits", 48).decode(bgr, "dwtDct", scales=[36, 0, 0])`), and reads the library's
+mark: bench/watermark_compat.py, log bench/results/watermark_compat.log (median 1.0 of the bits both ways).
 
 The method: the picture's Y channel (YUV; the library's default, U, did not survive a JPEG at quality 90) gets a one-level Haar DWT; its low band is cut in 4x4 blocks,
 block n carries bit n % 48 of MESSAGE; in each block the coefficient of largest magnitude (not the first)
