@@ -356,6 +356,8 @@ def test_send_to_png_info_and_image_to_image(page):
     expect(target).to_be_visible(timeout=WAIT_MS)
     text = target.get_by_label("Parameters (AUTOMATIC1111)", exact=True)
     expect(text).to_have_value(re.compile(r"^red apple\n.*Steps: 15, Sampler: DDIM.*Seed: 7", re.S), timeout=WAIT_MS)
+    expect(target).to_contain_text("trainedAlgorithmicMedia", timeout=WAIT_MS)  # the provenance panel: XMP
+    expect(target).to_contain_text("c2pa.created")  # and the signed manifest
     screenshot(page, "png_info")
     panel = open_tab(page, "text_to_image")
     panel.get_by_role("button", name="Send to image to image", exact=True).click()
