@@ -55,6 +55,8 @@ KEYS = {"text_to_image": ("default_model", "models", "examples"),
 """The keys each table takes; any other key or table is refused by name."""
 MARKS = {"watermark": watermark.ENV, "content_credentials": credentials.ENV}
 """The [provenance] switches and the variables core reads them from."""
+SWITCH_WORDS = ("1", "0", "true", "false", "on", "off", "yes", "no")
+"""What those variables may say (any case); anything else stops the start rather than being guessed."""
 DEFAULTS = {"text_to_image": catalog.DEFAULT_DIFFUSION_MODEL, "image_to_image": catalog.DEFAULT_DIFFUSION_MODEL,
             "faces": catalog.DEFAULT_FACE_MODEL, "super_resolution": catalog.DEFAULT_UPSCALER}
 NOT_TABS = {MODELS_ENV: ("DIR",)}
@@ -96,7 +98,7 @@ def load() -> dict[str, TabChoices]:
             if tab not in TABS:
                 continue  # [provenance]: apply_marks
             for key, value in values.items():
-                raw[tab][key] = (value, f"{path} [{tab}] {key}")
+                raw[tab][key] = (value, f"{path}: [{tab}] {key}")
     # 2. the variables, over the file
     _check_variable_names()
     for tab in TABS:
@@ -132,15 +134,18 @@ def apply_marks() -> dict[str, bool]:
     set the variable itself (a variable wins over the file); returns whether each mark is on.
 
     Raises:
-        ValueError: as load(), or a switch that is not true/false.
+        ValueError: as load(), a switch that is not true/false, or a variable that is none of SWITCH_WORDS.
     """
     path = os.environ.get(CONFIG_ENV, "").strip()
     table = _read_file(path).get("provenance", {}) if path else {}
     for key, variable in MARKS.items():
+        value = os.environ.get(variable, "").strip()
+        if value and value.lower() not in SWITCH_WORDS:
+            raise ValueError(f"${variable} must be 1 or 0 (or true/false, on/off, yes/no), got {_shown(value)}")
         if key in table:
             if not isinstance(table[key], bool):
-                raise ValueError(f"{path} [provenance] {key} must be true or false, got {_shown(table[key])}")
-            if not os.environ.get(variable, "").strip():
+                raise ValueError(f"{path}: [provenance] {key} must be true or false, got {_shown(table[key])}")
+            if not value:
                 os.environ[variable] = "1" if table[key] else "0"
     return {"watermark": watermark.enabled(), "content_credentials": credentials.enabled()}
 

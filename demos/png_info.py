@@ -28,7 +28,8 @@ def read_parameters(image: dict | str | None) -> tuple[str, dict | None, dict | 
         (AUTOMATIC1111's "parameters" text, "" for none; this hub's JSON of every applied parameter, or
         None; ComfyUI's raw {"prompt", "workflow"} texts, or None; the provenance marks, or None when
         the picture has none: {"xmp", "watermark", "content_credentials"} as core.read_provenance
-        gives them). A picture with no or malformed metadata gives ("", None, None, None), not an error.
+        gives them). A picture with no or malformed metadata gives ("", None, None, None), not an error,
+        and a gr.Info says so (another when only ComfyUI's chunks were found).
     """
     source = uploads.image_source(image)
     if source is None:
@@ -37,6 +38,11 @@ def read_parameters(image: dict | str | None) -> tuple[str, dict | None, dict | 
     text = found["text"] if found["a1111"] is not None else ""  # our older PNGs held JSON there: shown as ours
     marks = core.read_provenance(source)
     shown = marks if marks["xmp"] or marks["content_credentials"] or (marks["watermark"] or {}).get("found") else None
+    if not (text or found["imagegen"] or found["comfyui"] or shown):
+        gr.Info("This picture carries no generation parameters (of this hub, AUTOMATIC1111, Forge or ComfyUI) "
+                "and no provenance mark; or it is not a picture these can be read from.")
+    elif found["comfyui"] and not (text or found["imagegen"]):
+        gr.Info("A ComfyUI picture: its prompt and workflow are under \"ComfyUI prompt and workflow\".")
     return text or "", found["imagegen"], found["comfyui"], shown
 
 

@@ -124,6 +124,7 @@ def guarded(fn: Callable[..., Any], *, preview: tuple[int, int] | None = None) -
                 yield work
             except (asyncio.CancelledError, GeneratorExit):  # Stop, or a stream that Gradio closed
                 job.cancel()  # the thread ends at its next step, tile or face
+                work.add_done_callback(_retrieved)  # its "Stopped." has no one left to read it
                 raise
             finally:
                 watcher.cancel()
@@ -154,6 +155,12 @@ def guarded(fn: Callable[..., Any], *, preview: tuple[int, int] | None = None) -
                 yield tuple(waiting.result() if i == index else gr.skip() for i in range(count))
             yield await work
     return stream
+
+
+def _retrieved(work: asyncio.Future) -> None:
+    """Read an abandoned future's outcome, so asyncio does not log "exception was never retrieved"."""
+    if not work.cancelled():
+        work.exception()
 
 
 @asynccontextmanager

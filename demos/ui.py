@@ -297,12 +297,20 @@ def _opener(target: str) -> Callable[[], gr.Tabs]:
 
 
 def wire_sends(tabs: dict[str, gr.Blocks], row: gr.Tabs) -> None:
-    """Connect every tab's `sends` (a list of Send) to the `receiver` component of its target tab,
-    then switch `row` to that tab. A target without a receiver is a programming error (KeyError)."""
+    """Connect every tab's `sends` (a list of Send) to its target tab, then switch `row` to that tab: a
+    tab with `fills` (image to image) takes the picture and the settings it carries, as PNG Info's
+    "Send to" does (`_filled`); any other takes the picture into its `receiver`. The events are queued,
+    so that "nothing to send" shows. A target with neither is a programming error (AttributeError)."""
     for tab in tabs.values():
         for send in getattr(tab, "sends", []):
-            receiver = tabs[send.target].receiver
-            send.button.click(picked, [send.gallery, send.chosen], receiver, **QUIET).then(
+            target = tabs[send.target]
+            slots = getattr(target, "fills", None)
+            if slots:
+                fill = _filled(slots)
+                function, outputs = (lambda items, index, fill=fill: fill(picked(items, index))), list(slots.values())
+            else:
+                function, outputs = picked, target.receiver
+            send.button.click(function, [send.gallery, send.chosen], outputs, **FOLLOW).then(
                 _opener(send.target), None, row, **QUIET)
 
 
@@ -397,8 +405,10 @@ def fill_values(settings: dict[str, Any], slots: dict[str, gr.components.Compone
     `slots` (see `fill_slots`), in the slots' order: batch size and count 1 (the picture's own seed
     makes it again), upscale as "on"/"off", LoRAs ({"file", "weight"} items) into the LoRA rows with
     the other rows cleared, `picture` into the "image" slot. A setting the picture lacks, or whose
-    value the component cannot take (out of its range, wrong type), is gr.skip(): the control keeps
-    its value. Returns (values, what was left out and why, for a warning)."""
+    value the component cannot take (out of its range, wrong type), or a width or height the picture's
+    model does not take, is gr.skip(): the control keeps its value. A slider's value comes as an update
+    that also sets its end back to the widest (the end a model's sides narrowed it to may be shorter).
+    Returns (values, what was left out and why, for a warning)."""
     wanted = {**settings, "batch_size": 1, "batch_count": 1, PICTURE: picture}
     if isinstance(wanted.get("upscale"), bool):
         wanted["upscale"] = "on" if wanted["upscale"] else "off"
@@ -414,17 +424,37 @@ def fill_values(settings: dict[str, Any], slots: dict[str, gr.components.Compone
         skipped = [f"LoRA {item['file']} (only {rows} rows)" for item in items[rows:]]
     else:
         skipped = []
+    skipped += _off_sides(wanted)
     values = []
     for name, component in slots.items():
         value = wanted.get(name)
         problem = _unfit(component, value) if value is not None else "absent"
-        if problem is None:
+        if problem is None and isinstance(component, gr.Slider):
+            # the slider's end may have been narrowed for the model chosen before (diffusion_settings.follow)
+            values.append(gr.Slider(value=value, maximum=max(component.maximum, value)))
+        elif problem is None:
             values.append(value)
         else:
             values.append(gr.skip())
             if problem != "absent":
                 skipped.append(f"{name} {value!r} ({problem})")
     return values, skipped
+
+
+def _off_sides(wanted: dict[str, Any]) -> list[str]:
+    """Take out of `wanted` a width or height its model (when core knows it) does not take; returns
+    what was taken out and why."""
+    try:
+        sides = catalog.diffusion_settings(wanted["model"]).sides if isinstance(wanted.get("model"), str) else None
+    except CoreError:
+        return []  # an unknown model: the tab says so when the model is filled in
+    skipped = []
+    for key in ("width", "height"):
+        value = wanted.get(key)
+        if sides and isinstance(value, int) and not sides[0] <= value <= sides[1]:
+            skipped.append(f"{key} {value} ({wanted['model']} takes {sides[0]}..{sides[1]} px)")
+            del wanted[key]
+    return skipped
 
 
 def _unfit(component: gr.components.Component, value: Any) -> str | None:
@@ -441,20 +471,28 @@ def _unfit(component: gr.components.Component, value: Any) -> str | None:
     return None
 
 
-def _filled(slots: dict[str, gr.components.Component]) -> Callable[[Any], list[Any]]:
-    """The event function of a FillSend to a tab with `slots`: reads the picture's settings and maps them."""
-    def fill(image: Any) -> list[Any]:
+def _filled(slots: dict[str, gr.components.Component]) -> Callable[[Any], Any]:
+    """The event function of a FillSend to a tab with `slots`: reads the picture's settings and maps them
+    (a list of values, or the one value when there is one slot, as Gradio takes an event's outputs).
+    Settings that are not a diffusion model's (a face's, an upscale's: no prompt) fill no diffusion tab."""
+    def fill(image: Any) -> Any:
         source = uploads.image_source(image)
         if source is None:
             raise gr.Error("Nothing to send yet: drop a picture first.")
         settings = read_parameters(source)["settings"]
         picture = source if isinstance(source, str) else png_file(Image.open(io.BytesIO(source)), {})
-        if not settings and set(slots) != {PICTURE}:
-            gr.Warning("This picture carries no settings; only the picture itself is sent.")
+        if "prompt" in slots and "prompt" not in settings:
+            why = ("carries the settings of a face or an upscale, not of a diffusion model" if settings
+                   else "carries no settings this hub can read")
+            gr.Warning(f"This picture {why}; " + ("only the picture itself is sent." if PICTURE in slots
+                                                   else "nothing was filled."))
+            if PICTURE not in slots:
+                return [gr.skip()] * len(slots)
+            settings = {}
         values, skipped = fill_values(settings, slots, picture)
         if skipped:
             gr.Warning(html.escape("Not filled: " + "; ".join(skipped), quote=False))
-        return values
+        return values if len(values) > 1 else values[0]
     return fill
 
 

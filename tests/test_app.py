@@ -75,9 +75,12 @@ def test_importing_and_building_the_app_loads_no_model_library():
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr
 
 
-def test_switching_models_keeps_a_refused_choice_and_says_so():
+def test_switching_models_keeps_a_refused_choice_and_says_so(monkeypatch):
     """A sampler or size the new model refuses stays set (marked in the list) and a warning says so;
     ranges and labels follow the model."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # sd-turbo: downloaded on first use, if not cached
     with pytest.warns(UserWarning) as said:  # gr.Warning outside an event: a Python warning
         sampler, _, steps, _, width, height = follow(catalog.DEFAULT_DIFFUSION_MODEL, "DPM++ 2M Karras", 1024, 0)
     text = " ".join(str(w.message) for w in said)
@@ -89,6 +92,32 @@ def test_switching_models_keeps_a_refused_choice_and_says_so():
         assert all(update == gr.skip() for update in follow("no-such-model", OWN, 0, 0))
     sampler, *_ = follow("stabilityai/sd-turbo", "DPM++ 2M Karras", 0, 0)  # no warning: it runs there
     assert [value for _, value in sampler.choices] == [OWN, *catalog.SAMPLERS]
+
+
+@pytest.mark.usefixtures("offline")
+def test_a_hub_model_that_cannot_be_had_is_reported_when_the_page_loads(tmp_path, monkeypatch):
+    """follow runs on page load: a host's default model that is neither here nor downloadable is a
+    warning then, not only at the first request; one still to be downloaded gets a note."""
+    from huggingface_hub import constants
+
+    said: dict[str, list[str]] = {"warning": [], "info": []}
+    monkeypatch.setattr(gr, "Warning", said["warning"].append)
+    monkeypatch.setattr(gr, "Info", said["info"].append)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))  # an empty cache
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert all(update == gr.skip() for update in follow("nonexistent/model", OWN, 0, 0))
+    assert said["info"] == [] and len(said["warning"]) == 1
+    assert said["warning"][0].startswith("nonexistent/model is not in the Hugging Face cache and downloads are off")
+    assert "`hf download nonexistent/model`" in said["warning"][0]
+    said["warning"].clear()
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    sampler, *_ = follow("nonexistent/model", OWN, 0, 0)
+    assert said == {"warning": [], "info": ["nonexistent/model is not in the Hugging Face cache yet: it will be "
+                                            "downloaded on first use"]}
+    assert [value for _, value in sampler.choices] == [OWN, *catalog.SAMPLERS]
+    said["info"].clear()
+    follow(catalog.DEFAULT_DIFFUSION_MODEL, OWN, 0, 0)
+    assert said == {"warning": [], "info": []}
 
 
 def test_the_panel_sends_the_models_own_only_where_the_user_left_it():
@@ -358,3 +387,13 @@ def test_files_added_after_launch_can_be_named_over_the_api(client, small_png):
                  lambda: client.predict(handle_file(small_png), "added-later.safetensors", api_name="/upscale")):
         with pytest.raises(Exception, match="added-later.safetensors not found"):
             call()
+
+
+def test_send_buttons_are_queued_so_a_refusal_shows(hub):
+    """A "Send to ..." with nothing to send raises gr.Error; only a queued event shows it to the user
+    (an unqueued one ends in an HTTP 500 the page does not show)."""
+    buttons = {block._id: block.value for block in hub.blocks.values()
+               if isinstance(block, gr.Button) and str(block.value).startswith("Send to")}
+    sends = [fn for fn in hub.fns.values() if any(target[0] in buttons for target in fn.targets)]
+    assert len({fn.targets[0][0] for fn in sends}) == len(buttons) >= 10
+    assert all(fn.queue for fn in sends), [buttons[fn.targets[0][0]] for fn in sends if not fn.queue]

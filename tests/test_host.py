@@ -205,3 +205,9 @@ def test_marks_are_on_when_nothing_is_set_and_a_bad_switch_is_refused(tmp_path, 
     path.write_text("[provenance]\nc2pa = false\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"unknown key \[provenance\] c2pa"):
         host.apply_marks()
+    monkeypatch.delenv(host.CONFIG_ENV)
+    monkeypatch.setenv("IMAGEGEN_WATERMARK", "perhaps")
+    with pytest.raises(ValueError, match=r"\$IMAGEGEN_WATERMARK must be 1 or 0 .*, got 'perhaps'"):
+        host.apply_marks()
+    monkeypatch.setenv("IMAGEGEN_WATERMARK", "OFF")
+    assert host.apply_marks()["watermark"] is False

@@ -30,8 +30,13 @@ def apple(tmp_path_factory) -> str:
     return str(core.save_png(result.images[0], tmp_path_factory.mktemp("png") / "apple.png", result.parameters))
 
 
+def plain(value):
+    """A filled value as the control gets it (a slider's comes as an update that also widens it)."""
+    return value.value if isinstance(value, gr.Slider) else value
+
+
 def by_label(slots, values):
-    return {slots[name].label: value for name, value in zip(slots, values)}
+    return {slots[name].label: plain(value) for name, value in zip(slots, values)}
 
 
 def test_slots_name_the_panel_components(tabs):
@@ -61,7 +66,7 @@ def test_missing_and_unfit_values_are_skipped(tabs):
     settings = {"prompt": "a cat", "steps": 100_000, "seed": "seven", "strength": 0.4,
                 "loras": [{"file": "a.safetensors", "weight": 0.8}]}
     values, skipped = ui.fill_values(settings, slots, picture="/tmp/x.png")
-    got = dict(zip(slots, values))
+    got = {name: plain(value) for name, value in zip(slots, values)}
     assert got["prompt"] == "a cat" and got["strength"] == 0.4 and got["image"] == "/tmp/x.png"
     assert (got["lora_1"], got["lora_1_weight"], got["lora_2"]) == ("a.safetensors", 0.8, "")
     for name in ("negative_prompt", "model", "scheduler", "guidance_scale", "width", "height", "upscale",
@@ -89,11 +94,43 @@ def test_event_function_reads_the_upload(tabs, apple):
     upload = shutil.copy(apple, folder / "apple.png")
     try:
         slots = tabs["image_to_image"].fills
-        got = dict(zip(slots, ui._filled(slots)({"path": str(upload)})))
+        got = {name: plain(value) for name, value in zip(slots, ui._filled(slots)({"path": str(upload)}))}
         assert (got["prompt"], got["seed"], got["steps"]) == ("red apple", 7, 15)
         assert Path(got["image"]).resolve() == Path(upload).resolve()
-        assert ui._filled({"image": slots["image"]})(str(upload)) == [str(Path(upload).resolve())]
+        assert ui._filled({"image": slots["image"]})(str(upload)) == str(Path(upload).resolve())  # one output
         with pytest.raises(gr.Error, match="drop a picture"):
             ui._filled(slots)(None)
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_sizes_the_pictures_model_refuses_are_left_out_and_sliders_widen_to_what_is_filled(tabs):
+    slots = tabs["text_to_image"].fills
+    settings = {"prompt": "a cat", "model": core.catalog.DEFAULT_DIFFUSION_MODEL, "width": 512, "height": 48}
+    values, skipped = ui.fill_values(settings, slots)
+    got = dict(zip(slots, values))
+    assert isinstance(got["width"], SKIP) and skipped == [f"width 512 ({settings['model']} takes 16..64 px)"]
+    assert isinstance(got["height"], gr.Slider) and got["height"].value == 48
+    assert got["height"].maximum == slots["height"].maximum  # the widest end, whatever a model narrowed it to
+    values, skipped = ui.fill_values({"prompt": "a cat", "model": "someone/unknown", "width": 512}, slots)
+    assert dict(zip(slots, values))["width"].value == 512 and skipped == []  # core says what it takes when used
+
+
+def test_a_faces_settings_fill_no_diffusion_tab(tabs, tmp_path, monkeypatch):
+    folder = Path(gradio_utils.get_upload_folder()) / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    face = core.save_png(core.generate_faces(count=1, seed=3, model=core.catalog.DCGAN_FACE_MODEL).images[0],
+                         folder / "face.png", {"model": core.catalog.DCGAN_FACE_MODEL, "seed": 3, "truncation_psi": 0.7})
+    warned = []
+    monkeypatch.setattr(gr, "Warning", warned.append)
+    try:
+        values = ui._filled(tabs["text_to_image"].fills)(str(face))
+        assert all(isinstance(v, SKIP) for v in values)
+        assert warned == ["This picture carries the settings of a face or an upscale, not of a diffusion model; "
+                          "nothing was filled."]
+        slots = tabs["image_to_image"].fills
+        got = dict(zip(slots, ui._filled(slots)(str(face))))
+        assert Path(got["image"]).resolve() == face.resolve() and isinstance(got["model"], SKIP)
+        assert isinstance(got["prompt"], SKIP) and warned[-1].endswith("only the picture itself is sent.")
     finally:
         shutil.rmtree(folder)

@@ -7,6 +7,7 @@ job's checkpoints: the assertions count steps and tiles, never seconds.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import dataclasses
 import os
@@ -260,3 +261,25 @@ def test_a_bad_limit_variable_is_refused_with_its_name(monkeypatch):
     monkeypatch.setenv("IMAGEGEN_MAX_STEPS", "lots")
     with pytest.raises(ValueError, match="IMAGEGEN_MAX_STEPS"):
         limits.configure(public=False)
+
+
+def test_the_outcome_of_a_stopped_job_is_read_so_asyncio_logs_nothing(caplog):
+    """After Stop, the job's future ends with "Stopped." and no one awaits it: serving._retrieved reads
+    it (as a done callback), else asyncio logs "Future exception was never retrieved"."""
+    import gc
+
+    import gradio as gr
+
+    loop = asyncio.new_event_loop()
+    try:
+        for read in (False, True):
+            caplog.clear()
+            work = loop.create_future()
+            work.set_exception(gr.Error("Stopped."))
+            if read:
+                serving._retrieved(work)
+            del work
+            gc.collect()
+            assert ("never retrieved" in caplog.text) is not read
+    finally:
+        loop.close()

@@ -364,6 +364,8 @@ def test_send_to_png_info_and_image_to_image(page):
     target = page.locator("#tab-image_to_image")
     expect(target).to_be_visible(timeout=WAIT_MS)
     assert_pictures(block(target, "Start picture"), 1, (128, 128))
+    expect(target.get_by_label("Prompt", exact=True)).to_have_value("red apple", timeout=WAIT_MS)  # and its settings
+    expect(target.get_by_label("Seed", exact=True)).to_have_value("7")
 
     # PNG Info's "Send to text to image": the picture's settings fill that tab, and Generate makes it again
     panel = open_tab(page, "text_to_image")
