@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from core.seeds import MAX_SEED
 
 __all__ = [
-    "MAX_SEED", "DiffusionSettings", "diffusion_models", "diffusion_settings", "loras",
+    "MAX_SEED", "DiffusionSettings", "diffusion_models", "diffusion_settings", "model_note", "loras",
     "upscalers", "upscaler_descriptions", "face_restorers", "face_models",
 ]
 
@@ -118,10 +118,28 @@ def diffusion_settings(model: str | None) -> DiffusionSettings:
 
     Raises:
         InvalidInput: `model` is not text.
+        ModelNotFound: `model` is neither registered, a file or folder in the models folder, nor a Hub id.
     """
     from core.models import diffusion
 
     return diffusion.settings(model)
+
+
+def model_note(model: str | None) -> str | None:
+    """What to tell the user about where diffusion `model` comes from, found without any network access:
+    None when it is here (the default, a registered name, a file or folder in the models folder, a
+    loaded model, a Hub id in the Hugging Face cache), else for a Hub id a note that it will be
+    downloaded on first use, e.g. "org/name is not in the Hugging Face cache yet: it will be
+    downloaded on first use".
+
+    Raises:
+        InvalidInput: `model` is not text.
+        ModelNotFound: `model` matches nothing, is no valid Hub id, or is a Hub id not in the cache while
+            downloads are off (HF_HUB_OFFLINE=1); the message says how to fetch it (`hf download <id>`).
+    """
+    from core.models import diffusion
+
+    return diffusion.model_note(model)
 
 
 def loras() -> list[str]:

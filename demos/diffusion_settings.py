@@ -49,7 +49,7 @@ def panel(tab: gr.Blocks, choices: host.TabChoices | None = None) -> list[gr.com
     first = _first_settings(choices.default_model)
     limit = limits.current()
     text = _labels(first)
-    negative = gr.Textbox(label="Negative prompt", value="", placeholder="what to steer away from (optional)")
+    negative = inputs.textbox(label="Negative prompt", value="", placeholder="what to steer away from (optional)")
     with gr.Row():
         model = gr.Dropdown(host.listed([catalog.DEFAULT_DIFFUSION_MODEL, *catalog.HUB_MODELS], choices),
                             value=choices.default_model, label="Model", scale=4, allow_custom_value=True,
@@ -62,7 +62,7 @@ def panel(tab: gr.Blocks, choices: host.TabChoices | None = None) -> list[gr.com
                                    info="with the default upscaler (realesr-animevideov3)")
     with gr.Row():
         steps = inputs.slider(0, min(catalog.STEPS_RANGE[1], limit.steps), value=0, step=1, label="Steps",
-                              limit="steps", info=text["steps"])
+                              limit="steps", whole=True, note="0 = the model's own", info=text["steps"])
         guidance = inputs.slider(OWN_GUIDANCE, catalog.GUIDANCE_RANGE[1], value=OWN_GUIDANCE, step=0.5,
                              label="Guidance scale (CFG)", info=text["guidance"])
     with gr.Row():
@@ -106,12 +106,17 @@ def follow(name: str, chosen_sampler: str, chosen_width: int, chosen_height: int
     """Updates of (sampler, upscale, steps, guidance, width, height) for the chosen model: its ranges,
     sampler list and "model's own" labels. Values stay as set: a sampler or size the model refuses is
     kept (the sampler marked "not for this model") and a gr.Warning says so; core then refuses the request
-    with its own message if it is sent unchanged."""
+    with its own message if it is sent unchanged. A model core cannot use (unknown, or a Hub id not in the
+    Hugging Face cache while downloads are off) gets a gr.Warning with core's message and no updates
+    (gr.skip()); a Hub id still to be downloaded gets a gr.Info saying so (core.catalog.model_note)."""
     try:
         s = catalog.diffusion_settings(name)
+        note = catalog.model_note(name)
     except CoreError as err:
         gr.Warning(str(err))
         return [gr.skip()] * 6
+    if note:
+        gr.Info(note)
     text = _labels(s)
     samplers = [(text["sampler"], OWN), *s.samplers]
     if chosen_sampler and chosen_sampler not in s.samplers:  # kept, marked, and said: never dropped

@@ -92,7 +92,8 @@ def interpolate(seed_a: int, seed_b: int, frames: int, truncation_psi: float, up
         size: output side in px (1024, 512 or 256), or 0 for the model's own.
 
     Returns:
-        The frames, the animated GIF, the MP4 video, the seeds, and the parameters applied.
+        The frames, the animated GIF, the MP4 video, the seeds, and the parameters applied. Each frame's
+        PNG carries those parameters and its place, "frame" (1..frames).
     """
     limits.check("frames", frames, "frames")
     more = _seeds(more_seeds)
@@ -101,8 +102,10 @@ def interpolate(seed_a: int, seed_b: int, frames: int, truncation_psi: float, up
                      upscale=upscale, face_restoration=face_restoration or None, face_weight=face_weight,
                      gif_path=ui.new_path(".gif", "faces-morph"), video_path=ui.new_path(".mp4", "faces-morph"),
                      progress=progress, unit="frames")
-    frames_shown, seeds, parameters = ui.show_files(result, "faces-frame")
+    items, seeds, parameters = ui.show(result)
     shown = {k: v for k, v in parameters.items() if k not in ("gif_path", "video_path")}  # server paths
+    frames_shown = [(ui.png_file(image, {**shown, "frame": i + 1}, "faces-frame"), caption)  # frame 1..frames
+                    for i, (image, caption) in enumerate(items)]
     return frames_shown, parameters["gif_path"], parameters["video_path"], seeds, shown
 
 

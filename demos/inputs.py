@@ -1,4 +1,4 @@
-"""Inputs whose refusals name the input: `slider`, `number` and `radio` make Gradio's own.
+"""Inputs whose refusals name the input: `slider`, `number`, `radio` and `textbox` make Gradio's own.
 
 Gradio checks a slider's or number box's value before the event's function runs; a value of the
 wrong type sent over the API (a string, a list, null, NaN) makes that check fail with a TypeError,
@@ -17,37 +17,46 @@ import gradio as gr
 from demos import limits
 
 
-def checked(component: gr.components.Component, payload: Any, *, missing_ok: bool, limit: str | None = None) -> Any:
+def checked(component: gr.components.Component, payload: Any, *, missing_ok: bool, limit: str | None = None,
+            whole: bool = False, note: str | None = None) -> Any:
     """`payload` when it is a finite number (or None where `missing_ok`) within the component's
-    minimum..maximum, else raise gr.Error naming the component's label (and, for a value over the
-    maximum where the maximum is the host's `limit`, a field of demos.limits.Limits, its variable).
+    minimum..maximum, and a whole one where `whole`, else raise gr.Error naming the component's label,
+    its range and `note` (what a value of it means, e.g. "0 = the model's own"), and, for a value over
+    the maximum where the maximum is the host's `limit`, a field of demos.limits.Limits, its variable.
+    Every refusal of one input reads alike, e.g. "Steps must be a whole number in 0..100 (0 = the
+    model's own), got 2.5" and "..., got -5".
 
     Raises:
-        gr.Error: wrong type, NaN or infinite, or out of range.
+        gr.Error: wrong type, NaN or infinite, a fraction where `whole`, or out of range.
     """
     if payload is None and missing_ok:
         return None
     label = component.label or "a number input"
     low, high = getattr(component, "minimum", None), getattr(component, "maximum", None)
     span = f" in {limits.shown_number(low)}..{limits.shown_number(high)}" if low is not None and high is not None else ""
-    if not limits.finite_number(payload):
+    wanted = f"{'a whole number' if whole else 'a number'}{span}{f' ({note})' if note else ''}"
+    if not limits.finite_number(payload) or (whole and payload != int(payload)):
         shown = repr(payload)
         shown = shown if len(shown) <= limits.SHOWN_CHARS else shown[:limits.SHOWN_CHARS - 1] + "…"
-        raise gr.Error(f"{label} must be a number{span}, got {shown}", print_exception=False)
+        raise gr.Error(f"{label} must be {wanted}, got {shown}", print_exception=False)
     if (low is not None and payload < low) or (high is not None and payload > high):
         why = ""
         if limit is not None and high is not None and payload > high and getattr(limits.current(), limit) <= high:
             why = f" ({limits.shown_number(high)} is this demo's limit, {limits.ENV[limit]})"
-        raise gr.Error(f"{label} must be{span or ' in range'}, got {limits.shown_number(payload)}{why}", print_exception=False)
+        wanted = wanted if whole or note else span.strip() or "in range"  # plain sliders: "must be in 0..50"
+        raise gr.Error(f"{label} must be {wanted}, got {limits.shown_number(payload)}{why}", print_exception=False)
     return payload
 
 
-def slider(*args: Any, limit: str | None = None, **kwargs: Any) -> gr.Slider:
+def slider(*args: Any, limit: str | None = None, whole: bool = False, note: str | None = None,
+           **kwargs: Any) -> gr.Slider:
     """gr.Slider(*args, **kwargs) whose refusals name it (see the module docstring); `limit` names
-    the demos.limits field its maximum comes from, said when a value is over it."""
+    the demos.limits field its maximum comes from, said when a value is over it; `whole` refuses
+    fractions; `note` says what a value means, e.g. "0 = the model's own" (see `checked`)."""
     component = gr.Slider(*args, **kwargs)
     own = component.preprocess
-    component.preprocess = lambda payload: own(checked(component, payload, missing_ok=False, limit=limit))
+    component.preprocess = lambda payload: own(checked(component, payload, missing_ok=False, limit=limit,
+                                                       whole=whole, note=note))
     return component
 
 
@@ -56,6 +65,17 @@ def number(*args: Any, **kwargs: Any) -> gr.Number:
     component = gr.Number(*args, **kwargs)
     own = component.preprocess
     component.preprocess = lambda payload: own(checked(component, payload, missing_ok=True))
+    return component
+
+
+def textbox(*args: Any, **kwargs: Any) -> gr.Textbox:
+    """gr.Textbox(*args, **kwargs) that passes on a value that is not text (an API call's dict, list or
+    number) as it was sent, instead of Gradio's str() of it, so that core refuses it by its name
+    ("negative_prompt must be text, got dict") rather than taking "{'a': 1}" as the text. Text and None
+    go through Gradio's own preprocess."""
+    component = gr.Textbox(*args, **kwargs)
+    own = component.preprocess
+    component.preprocess = lambda payload: own(payload) if payload is None or isinstance(payload, str) else payload
     return component
 
 

@@ -14,7 +14,7 @@ if __package__ in (None, ""):  # run as `python demos/text_to_image.py`: make `c
 import gradio as gr
 
 import core
-from demos import host, limits, serving, ui
+from demos import host, inputs, limits, serving, ui
 from demos.diffusion_settings import call_args, panel
 
 EXAMPLES = ["red apple", "grinning face", "rocket", "japan flag", "slice of pizza", "sun with face"]
@@ -66,7 +66,7 @@ def build() -> gr.Blocks:
                     "checkpoint or Hub id under *Model* for real pictures.")
         with gr.Row():
             with gr.Column():
-                prompt = gr.Textbox(label="Prompt", placeholder="red apple", lines=2)
+                prompt = inputs.textbox(label="Prompt", placeholder="red apple", lines=2)  # non-text: core refuses
                 settings = panel(tab, choices)
                 go, stop = ui.run_buttons("Generate")
                 gr.Examples([[text] for text in choices.examples or EXAMPLES], [prompt],

@@ -19,6 +19,7 @@ from PIL import Image
 from servers import free_port
 
 import app
+import core
 from core import catalog
 from core.errors import InvalidInput
 from demos import ui, uploads
@@ -225,6 +226,9 @@ def test_interpolate_faces_returns_frames_a_gif_and_a_video(client):
     assert animation.format == "GIF" and animation.n_frames == 3 and animation.size == (64, 64)
     assert Path(video["video"] if isinstance(video, dict) else video).read_bytes()[4:8] == b"ftyp"  # an MP4
     assert parameters["space"] == "latent" and "gif_path" not in parameters and "video_path" not in parameters
+    second = core.read_parameters(frames[1]["image"])  # each frame's PNG names its morph and its place
+    assert (second["a1111"]["Interpolation seeds"], second["a1111"]["Interpolation frame"]) == ("7, 8", "2/3")
+    assert second["imagegen"]["frame"] == 2 and "gif_path" not in second["imagegen"]  # no server path inside
 
 
 @pytest.mark.slow  # loads a model on first use
@@ -291,6 +295,10 @@ def _square(tmp_path: Path) -> str:
      "tile must be 64..2048, got 32"),
     ("/upscale", lambda tmp: [handle_file(_square(tmp)), "no-such-model"], "unknown upscaler model 'no-such-model'"),
     ("/text_to_image", lambda tmp: [""], "prompt is empty"),
+    ("/text_to_image", lambda tmp: [{"a": 1}], "prompt must be text, got dict"),  # not str() of it
+    ("/text_to_image", lambda tmp: ["red apple", {"a": 1}], "negative_prompt must be text, got dict"),
+    *[("/text_to_image", lambda tmp, steps=steps: ["red apple", "", catalog.DEFAULT_DIFFUSION_MODEL, "", steps],
+       f"Steps must be a whole number in 0..100 (0 = the model's own), got {steps}") for steps in (2.5, -5)],
     ("/generate_faces", lambda tmp: [100], "Number of faces must be in 1..64, got 100"),  # refused by the slider itself
     ("/generate_faces", lambda tmp: [1, 5, 1.0, False, "", 1.0, catalog.DCGAN_FACE_MODEL, 0, 3, "coarse"],
      "style mixing needs a style-based model"),

@@ -135,6 +135,8 @@ def test_progress_is_reported_per_step(tiny_model):
     ({"prompt": "   "}, "prompt is empty"),
     ({"prompt": 5}, "prompt must be text"),
     ({"negative_prompt": "x" * 2001}, "negative_prompt must be at most 2000 characters, got 2001"),
+    ({"negative_prompt": {"a": 1}}, "negative_prompt must be text, got dict"),  # never recorded as given
+    ({"negative_prompt": ["blurry"]}, "negative_prompt must be text, got list"),
     ({"steps": 0}, "steps must be 1..100, got 0"),
     ({"guidance_scale": 31}, "guidance_scale"),
     ({"width": 7}, "width must be 8..32, got 7"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import gradio as gr
 import pytest
@@ -54,3 +55,19 @@ def test_the_host_limits_refuse_huge_numbers_by_name(monkeypatch, value):
         limits.check("steps", value, "steps")
     with pytest.raises(gr.Error, match=r"width x height is .* over this demo's limit"):
         limits.check_size(value, 64, (512, 512))
+
+
+@pytest.mark.parametrize("value, shown", [(2.5, "2.5"), (-5, "-5"), (101, "101"), ("x", "'x'"), (None, "None")])
+def test_the_steps_slider_gives_one_range_for_a_fraction_and_a_value_outside_it(value, shown):
+    """The text-to-image API once said "whole number in 1..100" for 2.5 (core) but "0..100" for -5 (the slider)."""
+    steps = inputs.slider(0, 100, value=0, step=1, label="Steps", whole=True, note="0 = the model's own")
+    with pytest.raises(gr.Error, match=re.escape(f"Steps must be a whole number in 0..100 (0 = the model's own), "
+                                                 f"got {shown}")):
+        steps.preprocess(value)
+    assert steps.preprocess(3.0) == 3 and steps.preprocess(0) == 0
+
+
+def test_a_textbox_passes_non_text_on_for_core_to_refuse_by_name():
+    box = inputs.textbox(label="Negative prompt")
+    assert box.preprocess({"a": 1}) == {"a": 1} and box.preprocess(["x"]) == ["x"]  # not "{'a': 1}"
+    assert box.preprocess("blurry") == "blurry" and box.preprocess(None) is None and type(box) is gr.Textbox

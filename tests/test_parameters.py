@@ -309,3 +309,60 @@ def test_the_png_info_endpoint_returns_all_three_and_the_provenance(tmp_path):
         assert marks["content_credentials"]["state"] == "Valid" and marks["content_credentials"]["problems"] == []
     finally:
         tab.close()
+
+
+# 6. faces: their own settings as extra A1111 fields ------------------------------------------------------
+
+FACE = {"model": "mobilestylegan-ffhq-1024", "count": 2, "seed": 21, "truncation_psi": 0.5, "size": [256, 256],
+        "mix_seed": 7, "mix_layers": [0, 3], "layers": 23, "upscale": False, "face_restoration": None,
+        "face_weight": None, "source": "MobileStyleGAN", "warnings": []}
+"""What generate_faces reports (seed: this face's own, as the faces tab writes it)."""
+MORPH = {"model": catalog.DCGAN_FACE_MODEL, "seeds": [1, 5], "frames": 24, "fps": 12.0, "loop": False,
+         "space": "latent", "truncation_psi": 0.8, "size": [64, 64], "layers": None, "upscale": False,
+         "face_restoration": None, "face_weight": None, "source": "DCGAN", "frame_ms": 80, "warnings": [],
+         "frame": 3}
+"""What interpolate_faces reports, with the frame's place that the faces tab adds (server paths left out)."""
+
+
+def test_face_settings_are_written_after_a1111s_fields_and_come_back_as_generate_faces_arguments():
+    fields = a1111_fields(FACE, (256, 256))
+    assert list(fields)[-5:] == ["Model", "Truncation psi", "Style mix seed", "Style mix layers", "Version"]
+    assert (fields["Truncation psi"], fields["Style mix seed"], fields["Style mix layers"]) == ("0.5", "7", "0-3")
+    text = format_infotext(fields)
+    assert "Seed: 21, Size: 256x256, Model: mobilestylegan-ffhq-1024, Truncation psi: 0.5, Style mix seed: 7, " \
+           "Style mix layers: 0-3, Version: " in text
+    assert parse_infotext(text) == fields
+    assert to_settings(parse_infotext(text)) == {
+        "prompt": "", "negative_prompt": "", "seed": 21, "model": "mobilestylegan-ffhq-1024", "truncation_psi": 0.5,
+        "mix_seed": 7, "mix_layers": "0-3", "width": 256, "height": 256}
+    plain = a1111_fields({**FACE, "mix_seed": None, "mix_layers": None}, (256, 256))
+    assert "Style mix seed" not in plain and "Style mix layers" not in plain and plain["Truncation psi"] == "0.5"
+    assert a1111_fields({**FACE, "mix_layers": [23, 22]}, (256, 256))["Style mix layers"] == "none"  # "none" chosen
+    assert not {"Truncation psi", "Interpolation seeds"} & set(a1111_fields(OURS, (512, 512)))  # diffusion: none
+
+
+def test_an_interpolation_frame_names_its_morph_and_its_place_quoted_where_a1111_needs_it():
+    fields = a1111_fields(MORPH, (64, 64))
+    assert {key: fields[key] for key in fields if key.startswith("Interpolation")} == {
+        "Interpolation seeds": "1, 5", "Interpolation frames": "24", "Interpolation space": "latent",
+        "Interpolation loop": "False", "Interpolation frame": "3/24"}
+    assert "Seed" not in fields  # frames have no seed of their own
+    text = format_infotext(fields)
+    assert 'Interpolation seeds: "1, 5", Interpolation frames: 24, Interpolation space: latent, ' \
+           'Interpolation loop: False, Interpolation frame: 3/24' in text
+    assert parse_infotext(text) == fields
+    assert to_settings(parse_infotext(text))["truncation_psi"] == 0.8
+    assert "Interpolation frame" not in a1111_fields({k: v for k, v in MORPH.items() if k != "frame"}, (64, 64))
+
+
+@pytest.mark.slow  # MobileStyleGAN draws 1024 px on the CPU (about 5 s)
+def test_a_mixed_face_regenerates_from_its_a1111_text_alone():
+    made = core.generate_faces(count=1, seed=20, truncation_psi=0.5, mix_seed=3, mix_layers="4-9", size=64)
+    found = core.read_parameters(png_bytes(made.images[0], made.parameters))
+    settings = to_settings(found["a1111"])
+    assert {key: settings[key] for key in ("seed", "truncation_psi", "mix_seed", "mix_layers")} == {
+        "seed": 20, "truncation_psi": 0.5, "mix_seed": 3, "mix_layers": "4-9"}
+    again = core.generate_faces(count=1, seed=settings["seed"], model=settings["model"], size=settings["width"],
+                                truncation_psi=settings["truncation_psi"], mix_seed=settings["mix_seed"],
+                                mix_layers=settings["mix_layers"])
+    assert np.array_equal(np.asarray(again.images[0]), np.asarray(made.images[0])), "seed 20: not the same face"

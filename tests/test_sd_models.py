@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -136,6 +137,41 @@ def test_without_network_an_uncached_id_fails_at_once_even_when_downloads_are_on
     with pytest.raises(ModelNotFound, match=r"imagegen-tests/elsewhere is not in the Hugging Face cache.*hf download"):
         core.text_to_image("a cat", model="imagegen-tests/elsewhere", **FAST)
     assert len(attempts) <= 1  # one probe of the Hub, then no retries (they once took 24 s)
+
+
+def _cached_model_index(cache: Path, repo_id: str) -> None:
+    """The least of a Hugging Face cache entry that says a pipeline is there: refs/main and its snapshot's
+    model_index.json."""
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    revision = "0" * 40
+    (repo / "snapshots" / revision).mkdir(parents=True)
+    (repo / "snapshots" / revision / "model_index.json").write_text("{}")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+
+
+def test_model_note_checks_a_hub_id_against_the_cache_alone(tmp_path, models_dir, monkeypatch):
+    """What the page says when it loads (issue: a host's default "nonexistent/model" was only reported
+    at the first request). The offline fixture makes any connection fail, so none is tried here."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    _cached_model_index(tmp_path / "hub", "imagegen-tests/cached")
+    (models_dir / "someone" / "local").mkdir(parents=True)  # a folder shaped like a Hub id
+    for downloads_off in (True, False):
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", downloads_off)
+        for here in (None, catalog.DEFAULT_DIFFUSION_MODEL, "imagegen-tests/cached", "someone/local"):
+            assert catalog.model_note(here) is None, (here, downloads_off)
+        with pytest.raises(ModelNotFound, match="unknown model 'no-such-model'"):
+            catalog.model_note("no-such-model")
+        with pytest.raises(ModelNotFound, match="'org/a--b' is not a valid Hugging Face repo id"):
+            catalog.model_note("org/a--b")
+    assert catalog.model_note("nonexistent/model") == ("nonexistent/model is not in the Hugging Face cache yet: "
+                                                       "it will be downloaded on first use")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(ModelNotFound, match=r"nonexistent/model is not in the Hugging Face cache and downloads are "
+                                            r"off .*`hf download nonexistent/model`"):
+        catalog.model_note("nonexistent/model")
 
 
 def test_scheduler_change_changes_the_output_deterministically(sd_root):

@@ -76,7 +76,8 @@ def a1111_fields(parameters: dict[str, Any], size: tuple[int, int]) -> dict[str,
     our JSON only. "Size" is the generation's width x height, else the picture's `size`; "Model hash"
     (sha256[:10]) and "Lora hashes" (name: sha256[:12]) only where a sha256 was recorded; an upscale
     (core.upscale's, or a generation's `upscale=True`) as A1111's Extras writes it, "Postprocess upscale
-    by" and "Postprocess upscaler"."""
+    by" and "Postprocess upscaler"; the faces' own settings as extra fields before "Version" (see
+    `_face_fields`)."""
     p = parameters
     fields: dict[str, Any] = {PROMPT: p.get("prompt", ""), NEGATIVE: p.get("negative_prompt", "")}
     fields["Steps"] = p.get("steps")
@@ -98,8 +99,30 @@ def a1111_fields(parameters: dict[str, Any], size: tuple[int, int]) -> dict[str,
         fields["Postprocess upscale by"], fields["Postprocess upscaler"] = p.get("scale"), p.get("model")
     elif p.get("upscale") is True:  # the tabs' "Upscale x4": the default upscaler after generating, as A1111's Extras
         fields["Postprocess upscale by"], fields["Postprocess upscaler"] = 4, catalog.DEFAULT_UPSCALER
+    fields.update(_face_fields(p))
     fields["Version"] = VERSION
     return {key: str(value) for key, value in fields.items() if value is not None}
+
+
+def _face_fields(p: dict[str, Any]) -> dict[str, Any]:
+    """The faces' settings that A1111 has no name for, as extra fields (A1111 keeps and shows unknown
+    `Key: value` fields): "Truncation psi", "Style mix seed", "Style mix layers" ("first-last", or
+    "none" for an empty range) from core.generators.faces.generate_faces; "Interpolation seeds"
+    ("1, 5"), "Interpolation frames", "Interpolation space" and "Interpolation loop" from
+    interpolate_faces, which tell one morph from another, and "Interpolation frame" ("3/24") where `p`
+    holds the picture's place, "frame" (1..frames; the faces tab adds it). Only what `p` holds."""
+    fields: dict[str, Any] = {"Truncation psi": p.get("truncation_psi"), "Style mix seed": p.get("mix_seed")}
+    layers = p.get("mix_layers")
+    if isinstance(layers, (list, tuple)) and len(layers) == 2 and all(isinstance(n, int) for n in layers):
+        fields["Style mix layers"] = f"{layers[0]}-{layers[1]}" if layers[0] <= layers[1] else "none"
+    seeds = p.get("seeds")
+    if isinstance(seeds, (list, tuple)) and "frames" in p:  # interpolate_faces' keyframes
+        fields["Interpolation seeds"] = ", ".join(str(seed) for seed in seeds)
+        fields["Interpolation frames"], fields["Interpolation space"] = p["frames"], p.get("space")
+        fields["Interpolation loop"] = p.get("loop")
+        if "frame" in p:
+            fields["Interpolation frame"] = f"{p['frame']}/{p['frames']}"
+    return fields
 
 
 def format_infotext(fields: dict[str, str]) -> str:
@@ -176,11 +199,15 @@ def _unquote(value: str) -> str:
 
 def to_settings(fields: dict[str, str]) -> dict[str, Any]:
     """A1111's fields (parse_infotext) as our generators' keyword arguments, where they map: prompt,
-    negative_prompt, steps, scheduler, guidance_scale, seed, width, height, model, strength, and upscale
-    (True for "Postprocess upscale by: 4"). A field that does not read as its type is left out."""
+    negative_prompt, steps, scheduler, guidance_scale, seed, width, height, model, strength, upscale
+    (True for "Postprocess upscale by: 4"), and generate_faces' truncation_psi (float), mix_seed (int)
+    and mix_layers (text, e.g. "0-3") where the face fields are present. A field that does not read as
+    its type is left out."""
     settings: dict[str, Any] = {"prompt": fields.get(PROMPT, ""), "negative_prompt": fields.get(NEGATIVE, "")}
     for name, key, kind in (("steps", "Steps", int), ("guidance_scale", "CFG scale", float), ("seed", "Seed", int),
-                            ("strength", "Denoising strength", float), ("model", "Model", str)):
+                            ("strength", "Denoising strength", float), ("model", "Model", str),
+                            ("truncation_psi", "Truncation psi", float), ("mix_seed", "Style mix seed", int),
+                            ("mix_layers", "Style mix layers", str)):
         if key in fields:
             try:
                 settings[name] = kind(fields[key])

@@ -184,6 +184,57 @@ def settings(model: str | None) -> catalog.DiffusionSettings:
     return _settings(family, stable_diffusion.defaults_for(name, family), side, catalog.SD_SIDES)
 
 
+def model_note(model: str | None) -> str | None:
+    """What to tell the user about where `model` will come from, found without any network access
+    (core.catalog.model_note; the UI says it when the page loads and when the model changes).
+
+    Returns:
+        None for the default, a registered name, a file or folder in the allowed folders, a loaded
+        model or a Hub id in the Hugging Face cache; for a Hub id not in the cache while downloads
+        are on, a note that it will be downloaded on first use.
+
+    Raises:
+        InvalidInput: `model` is no name (see `_name`).
+        ModelNotFound: a name that matches nothing (as `get`), a Hub id that huggingface_hub refuses
+            (e.g. "org/a--b"), or a Hub id not in the cache while downloads are off
+            (huggingface_hub.constants.HF_HUB_OFFLINE, set by HF_HUB_OFFLINE=1): the message says how
+            to fetch it, as the loader's does.
+    """
+    name = _name(model)
+    if name in names() or _locate(name) is not None:
+        return None  # registered, or a file or folder here
+    if registry.peek(KIND, name) is not None or in_hub_cache(name):
+        return None  # loaded, or cached
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        raise ModelNotFound(not_cached(name))
+    return f"{name} is not in the Hugging Face cache yet: it will be downloaded on first use"
+
+
+def in_hub_cache(repo_id: str) -> bool:
+    """Whether the Hugging Face cache (huggingface_hub.constants.HF_HUB_CACHE) holds the repo's
+    model_index.json, so that loading it needs no network; reads only the cache folder.
+
+    Raises:
+        ModelNotFound: `repo_id` breaks huggingface_hub's rules for repo ids (the message says which).
+    """
+    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub.errors import HFValidationError
+
+    try:
+        return isinstance(try_to_load_from_cache(repo_id, "model_index.json"), str)
+    except HFValidationError as err:
+        raise ModelNotFound(f"{shown(repo_id)} is not a valid Hugging Face repo id: {brief(err)}") from None
+
+
+def not_cached(repo_id: str) -> str:
+    """The message for a Hub id that is not in the Hugging Face cache while downloads are off."""
+    return (f"{repo_id} is not in the Hugging Face cache and downloads are off (HF_HUB_OFFLINE=1 or no "
+            f"network). Fetch it once where the Hub is reachable: `hf download {repo_id}`, then copy the "
+            "cache here or unset HF_HUB_OFFLINE")
+
+
 def _settings(family: str, defaults: dict[str, Any], native: int, sides: tuple[int, int]) -> catalog.DiffusionSettings:
     samplers = tuple(s for s in catalog.SAMPLERS if family != "emoji" or s not in catalog.KARRAS_SAMPLERS)
     return catalog.DiffusionSettings(family=family, steps=defaults["steps"], guidance_scale=defaults["guidance_scale"],

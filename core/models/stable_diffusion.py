@@ -27,7 +27,7 @@ import torch
 from core.catalog import FAMILY_DEFAULTS, HUB_MODELS, NATIVE_SIDE
 from core.errors import ModelNotFound, UnsafeModelFile, brief
 from core.models.devices import default_device, default_dtype
-from core.models.diffusion import DiffusionModel
+from core.models.diffusion import DiffusionModel, in_hub_cache, not_cached
 from core.models.files import (
     PICKLE_SUFFIXES,
     SAFE_SUFFIX,
@@ -86,7 +86,7 @@ def _from_hub(repo_id: str):
     from huggingface_hub import constants
     from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
 
-    offline = constants.HF_HUB_OFFLINE or (not _in_hub_cache(repo_id) and not _hub_reachable())
+    offline = constants.HF_HUB_OFFLINE or (not in_hub_cache(repo_id) and not _hub_reachable())
     kwargs = {"dtype": _dtype(), "local_files_only": offline, "disable_mmap": True}
     try:
         if _dtype() == torch.float16:
@@ -100,20 +100,10 @@ def _from_hub(repo_id: str):
                             "log in with `hf auth login`)") from None
     except (LocalEntryNotFoundError, OSError) as err:  # messages stay free of server paths
         if offline or isinstance(err, LocalEntryNotFoundError) or "offline" in str(err).lower():
-            raise ModelNotFound(
-                f"{repo_id} is not in the Hugging Face cache and downloads are off "
-                f"(HF_HUB_OFFLINE=1 or no network). Fetch it once where the Hub is reachable: "
-                f"`hf download {repo_id}`, then copy the cache here or unset HF_HUB_OFFLINE") from None
+            raise ModelNotFound(not_cached(repo_id)) from None
         raise ModelNotFound(f"{repo_id} could not be fetched from the Hugging Face Hub: {brief(err)}") from None
     except ValueError as err:
         raise ModelNotFound(f"{repo_id} is not a text-to-image pipeline that diffusers knows ({brief(err)})") from None
-
-
-def _in_hub_cache(repo_id: str) -> bool:
-    """Whether the HF cache holds the repo's model_index.json (then no network is needed)."""
-    from huggingface_hub import try_to_load_from_cache
-
-    return isinstance(try_to_load_from_cache(repo_id, "model_index.json"), str)
 
 
 def _hub_reachable(timeout_s: float = 5.0) -> bool:
