@@ -311,6 +311,33 @@ def test_the_png_info_endpoint_returns_all_three_and_the_provenance(tmp_path):
         tab.close()
 
 
+def test_png_info_says_when_a_picture_carries_nothing_or_only_comfyui(monkeypatch):
+    import base64
+
+    import gradio as gr
+
+    from demos import png_info
+
+    told = []
+    monkeypatch.setattr(gr, "Info", told.append)
+
+    def upload(data: bytes) -> dict:
+        return {"path": None, "url": "data:image/png;base64," + base64.b64encode(data).decode()}
+
+    plain = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(plain, "PNG")
+    assert png_info.read_parameters(upload(plain.getvalue())) == ("", None, None, None)
+    assert png_info.read_parameters(upload(b"not a picture")) == ("", None, None, None)
+    assert len(told) == 2 and all(t.startswith("This picture carries no generation parameters") for t in told)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("workflow", '{"nodes": []}')
+    assert png_info.read_parameters(upload(_with_info(info)))[2] == {"workflow": '{"nodes": []}'}
+    assert told[-1].startswith("A ComfyUI picture")
+    told.clear()
+    png_info.read_parameters(upload(png_bytes(Image.new("RGB", (8, 8)), {"prompt": "x", "seed": 1})))
+    assert told == []
+
+
 # 6. faces: their own settings as extra A1111 fields ------------------------------------------------------
 
 FACE = {"model": "mobilestylegan-ffhq-1024", "count": 2, "seed": 21, "truncation_psi": 0.5, "size": [256, 256],
