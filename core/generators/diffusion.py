@@ -32,7 +32,7 @@ from core.catalog import (
 )
 from core.checks import check_bool, check_float, check_int, check_prompt
 from core.errors import CoreError, InvalidInput
-from core.generators import enlarge
+from core.generators import enlarge, hires
 from core.generators.progress import Progress, freed_on_failure
 from core.imaging.io import flatten, open_image, to_pil
 from core.models import files, hashes, latent_preview, lora, prompts, schedulers, vae, zerogpu
@@ -252,7 +252,9 @@ def text_to_image(prompt: str, *, model: str | None = None, negative_prompt: str
                   seed: int = -1, batch_size: int = 1, batch_count: int = 1, scheduler: str | None = None,
                   loras: list[tuple[str, float]] | dict[str, float] | None = None, upscale: bool = False,
                   on_step: Callable[[int, int], None] | None = None,
-                  on_preview: Callable[[list[Image.Image]], None] | None = None, preview_every: int = 5) -> Result:
+                  on_preview: Callable[[list[Image.Image]], None] | None = None, preview_every: int = 5,
+                  hires_scale: float | None = None, hires_upscaler: str = "Lanczos", hires_strength: float = 0.5,
+                  hires_steps: int = 0) -> Result:
     """Generate images from a text prompt.
 
     Args:
@@ -289,10 +291,24 @@ def text_to_image(prompt: str, *, model: str | None = None, negative_prompt: str
             picture (full size; DDIM, Euler, Euler a, LCM; the current sample for the others).
             Whatever it raises (core.Cancelled) goes out as from on_step.
         preview_every: steps between previews, 1..100.
+        hires_scale: AUTOMATIC1111's "Hires. fix" ("Upscale by"): None or 1 for off, else 1..4. Each
+            picture drawn at width x height is enlarged this many times (sides rounded to multiples of
+            8, within the model's sizes) with `hires_upscaler`, then redrawn by image_to_image at that
+            size with the same prompt, negative prompt, seed, sampler, guidance and LoRAs
+            (core.generators.hires); `upscale` then applies to the result. on_step and on_preview
+            count both passes; parameters add hires_scale, hires_upscaler, hires_strength,
+            hires_steps and hires_size ([w, h]; width and height stay the first pass's).
+        hires_upscaler: "Lanczos" (a plain resize) or a name of the super-resolution list
+            (core.catalog.upscalers()); a larger scale than asked is resized down with Lanczos.
+        hires_strength: 0.01..1, the second pass's denoising strength (A1111's "Denoising strength").
+        hires_steps: 0..100, the steps the second pass runs (0: `steps`), as A1111's "Hires steps":
+            over a schedule of int(hires_steps / min(hires_strength, 0.999)) steps, which must fit
+            the sampler (1..100; LCM 50).
 
     Returns:
-        Result with batch_size x batch_count RGB images of (width, height) px (x4 when `upscale`),
-        their seeds, and the applied settings (`parameters["warnings"]` lists anything adjusted).
+        Result with batch_size x batch_count RGB images of (width, height) px (the hires size with the
+        Hires. fix; x4 when `upscale`), their seeds, and the applied settings (`parameters["warnings"]`
+        lists anything adjusted).
 
     Raises:
         InvalidInput: empty prompt, a setting out of range or of the wrong type, or a name (model,
@@ -304,6 +320,8 @@ def text_to_image(prompt: str, *, model: str | None = None, negative_prompt: str
             the warnings). An image that comes out as one flat colour is kept and named in the warnings.
         Cancelled: on_step raised it (the request was stopped).
     """
+    if hires.wanted(hires_scale, hires_upscaler, hires_strength, hires_steps):  # checks them, also when off
+        return hires.fix(**locals())  # the first statement: locals() holds the arguments, as given
     prompt = check_prompt(prompt)
     negative = check_prompt(negative_prompt, name="negative_prompt", required=False)
     check_bool("upscale", upscale)
