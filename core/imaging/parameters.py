@@ -76,8 +76,9 @@ def a1111_fields(parameters: dict[str, Any], size: tuple[int, int]) -> dict[str,
     our JSON only. "Size" is the generation's width x height, else the picture's `size`; "Model hash"
     (sha256[:10]) and "Lora hashes" (name: sha256[:12]) only where a sha256 was recorded; an upscale
     (core.upscale's, or a generation's `upscale=True`) as A1111's Extras writes it, "Postprocess upscale
-    by" and "Postprocess upscaler"; the faces' own settings as extra fields before "Version" (see
-    `_face_fields`)."""
+    by" and "Postprocess upscaler"; the Hires. fix, inpainting, outpainting and ControlNet settings after
+    "Denoising strength" (see `_conditioning_fields`); the faces' own settings as extra fields before
+    "Version" (see `_face_fields`)."""
     p = parameters
     fields: dict[str, Any] = {PROMPT: p.get("prompt", ""), NEGATIVE: p.get("negative_prompt", "")}
     fields["Steps"] = p.get("steps")
@@ -91,7 +92,8 @@ def a1111_fields(parameters: dict[str, Any], size: tuple[int, int]) -> dict[str,
     sha = p.get("model_sha256")
     fields["Model hash"] = sha[:10] if isinstance(sha, str) and not upscaler else None
     fields["Model"] = None if upscaler else p.get("model")
-    fields["Denoising strength"] = p.get("strength")
+    fields["Denoising strength"] = p.get("strength", p.get("hires_strength") if _hires(p) else None)
+    fields.update(_conditioning_fields(p))
     hashes = [f"{Path(str(lo.get('file', ''))).stem}: {lo['sha256'][:12]}" for lo in p.get("loras") or []
               if isinstance(lo, dict) and isinstance(lo.get("sha256"), str)]
     fields["Lora hashes"] = ", ".join(hashes) or None
@@ -102,6 +104,59 @@ def a1111_fields(parameters: dict[str, Any], size: tuple[int, int]) -> dict[str,
     fields.update(_face_fields(p))
     fields["Version"] = VERSION
     return {key: str(value) for key, value in fields.items() if value is not None}
+
+
+INPAINT_AREAS = {"whole": "Whole picture", "masked": "Only masked"}
+"""Our inpaint_area values and A1111's "Inpaint area" ones."""
+MASKED_CONTENT = {"original": "original", "noise": "latent noise", "fill": "fill"}
+"""Our masked_content values and A1111's "Masked content" ones (A1111's "latent nothing" has none of ours)."""
+SIDES = ("left", "right", "top", "bottom")
+"""The sides of an outpainting, in the order its "Outpaint" field lists them."""
+
+
+def _hires(p: dict[str, Any]) -> bool:
+    """Whether `p` is a text-to-image run with the Hires. fix on (hires_scale recorded, not None or 1)."""
+    return p.get("hires_scale") not in (None, 1)
+
+
+def _conditioning_fields(p: dict[str, Any]) -> dict[str, Any]:
+    """Issue 15's settings as A1111 and its extensions write them, only what `p` holds:
+    the Hires. fix as txt2img writes it ("Hires upscale", "Hires steps" when not 0, "Hires upscaler";
+    the strength is "Denoising strength"); inpainting as img2img writes it ("Mask blur", "Inpaint area"
+    "Whole picture"/"Only masked", "Masked area padding" with "Only masked", "Masked content"
+    "original"/"latent noise"/"fill"); an outpainting as "Outpaint" ("left 16, right 0, top 0,
+    bottom 0") and "Outpaint fill" (fields of ours: A1111's outpainting scripts write none); and each
+    ControlNet unit as sd-webui-controlnet writes it, "ControlNet 0" holding "Module: canny, Model: name,
+    Weight: 1.0, Threshold A: 100, Threshold B: 200, Guidance Start: 0.0, Guidance End: 1.0" (the
+    thresholds for Canny only; the units are not read back: they need their pictures)."""
+    fields: dict[str, Any] = {}
+    if _hires(p):
+        fields["Hires upscale"] = p["hires_scale"]
+        fields["Hires steps"] = p.get("hires_steps") or None
+        fields["Hires upscaler"] = p.get("hires_upscaler")
+    fields["Mask blur"] = p.get("mask_blur")
+    fields["Inpaint area"] = INPAINT_AREAS.get(p.get("inpaint_area"))
+    if p.get("inpaint_area") == "masked":
+        fields["Masked area padding"] = p.get("inpaint_padding")
+    fields["Masked content"] = MASKED_CONTENT.get(p.get("masked_content"))
+    sides = p.get("outpaint")
+    if isinstance(sides, dict) and all(side in sides for side in SIDES):
+        fields["Outpaint"] = ", ".join(f"{side} {sides[side]}" for side in SIDES)
+        fields["Outpaint fill"] = p.get("fill")
+    for i, unit in enumerate(p.get("controlnets") or []):
+        if isinstance(unit, dict):
+            fields[f"ControlNet {i}"] = ", ".join(f"{key}: {value}" for key, value in _unit_fields(unit).items()
+                                                  if value is not None)
+    return fields
+
+
+def _unit_fields(unit: dict[str, Any]) -> dict[str, Any]:
+    """One ControlNet unit's fields, in sd-webui-controlnet's order and names."""
+    canny = unit.get("preprocessor") == "canny"
+    return {"Module": unit.get("preprocessor"), "Model": unit.get("model"), "Weight": unit.get("weight"),
+            "Threshold A": unit.get("low_threshold") if canny else None,
+            "Threshold B": unit.get("high_threshold") if canny else None,
+            "Guidance Start": unit.get("start"), "Guidance End": unit.get("end")}
 
 
 def _face_fields(p: dict[str, Any]) -> dict[str, Any]:
@@ -201,7 +256,9 @@ def to_settings(fields: dict[str, str]) -> dict[str, Any]:
     """A1111's fields (parse_infotext) as our generators' keyword arguments, where they map: prompt,
     negative_prompt, steps, scheduler, guidance_scale, seed, width, height, model, strength, upscale
     (True for "Postprocess upscale by: 4"), and generate_faces' truncation_psi (float), mix_seed (int)
-    and mix_layers (text, e.g. "0-3") where the face fields are present. A field that does not read as
+    and mix_layers (text, e.g. "0-3") where the face fields are present; the Hires. fix, inpainting and
+    outpainting settings (see `_conditioning_settings`; with the Hires. fix, "Denoising strength" is
+    hires_strength, not strength, so the settings are text_to_image's). A field that does not read as
     its type is left out."""
     settings: dict[str, Any] = {"prompt": fields.get(PROMPT, ""), "negative_prompt": fields.get(NEGATIVE, "")}
     for name, key, kind in (("steps", "Steps", int), ("guidance_scale", "CFG scale", float), ("seed", "Seed", int),
@@ -222,6 +279,42 @@ def to_settings(fields: dict[str, str]) -> dict[str, Any]:
     size = re.fullmatch(r"(\d+)x(\d+)", fields.get("Size", ""))
     if size:
         settings["width"], settings["height"] = int(size.group(1)), int(size.group(2))
+    settings.update(_conditioning_settings(fields))
+    if "hires_strength" in settings:  # txt2img with the Hires. fix: "Denoising strength" is its second pass's
+        del settings["strength"]
+    return settings
+
+
+def _conditioning_settings(fields: dict[str, str]) -> dict[str, Any]:
+    """The fields of `_conditioning_fields` as core keyword arguments: hires_scale (float), hires_steps
+    (int; 0 when a Hires. fix text has none, as A1111 then ran the first pass's steps), hires_upscaler
+    (as written: "Latent" too, which core then refuses by name) and hires_strength (the "Denoising
+    strength" of a text with "Hires upscale", as A1111's txt2img pastes it); mask_blur, inpaint_area ("whole"/"masked"),
+    inpaint_padding, masked_content ("original"/"noise"/"fill"); left, right, top, bottom and fill of
+    an outpainting. ControlNet units are not read: they need their pictures."""
+    settings: dict[str, Any] = {}
+    for name, key, kind in (("hires_scale", "Hires upscale", float), ("hires_steps", "Hires steps", int),
+                            ("hires_upscaler", "Hires upscaler", str), ("mask_blur", "Mask blur", int),
+                            ("inpaint_padding", "Masked area padding", int), ("fill", "Outpaint fill", str)):
+        if key in fields:
+            try:
+                settings[name] = kind(fields[key])
+            except ValueError:
+                pass
+    if "hires_scale" in settings:
+        settings.setdefault("hires_steps", 0)
+        try:
+            settings["hires_strength"] = float(fields["Denoising strength"])
+        except (KeyError, ValueError):
+            pass
+    for name, key, ours in (("inpaint_area", "Inpaint area", INPAINT_AREAS),
+                            ("masked_content", "Masked content", MASKED_CONTENT)):
+        found = [value for value, theirs in ours.items() if theirs == fields.get(key)]
+        if found:
+            settings[name] = found[0]
+    sides = re.fullmatch(r"left (\d+), right (\d+), top (\d+), bottom (\d+)", fields.get("Outpaint", ""))
+    if sides:
+        settings.update(zip(SIDES, map(int, sides.groups())))
     return settings
 
 
