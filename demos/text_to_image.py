@@ -14,9 +14,13 @@ if __package__ in (None, ""):  # run as `python demos/text_to_image.py`: make `c
 import gradio as gr
 
 import core
+from core import CoreError, catalog
+from core.generators import hires
 from demos import host, inputs, limits, serving, ui
 from demos.diffusion_settings import call_args, panel
 
+HIRES_KEYS = ("hires_scale", "hires_upscaler", "hires_strength", "hires_steps")
+"""The Hires. fix inputs' settings names, in `hires_panel`'s order (after the shared panel's)."""
 EXAMPLES = ["red apple", "grinning face", "rocket", "japan flag", "slice of pizza", "sun with face"]
 """Unicode emoji names, as in data/emoji/metadata.jsonl: the words the emoji model was trained on.
 The host's examples ([text_to_image] examples, $IMAGEGEN_EXAMPLES_TEXT_TO_IMAGE) replace them."""
@@ -25,8 +29,9 @@ The host's examples ([text_to_image] examples, $IMAGEGEN_EXAMPLES_TEXT_TO_IMAGE)
 def generate(prompt: str, negative_prompt: str, model: str, scheduler: str, steps: int, guidance_scale: float,
              width: int, height: int, seed: int, batch_size: int, batch_count: int, upscale: str,
              lora_1: str = "", lora_1_weight: float = 1.0, lora_2: str = "", lora_2_weight: float = 1.0,
-             lora_3: str = "", lora_3_weight: float = 1.0, request: gr.Request = None,
-             progress=gr.Progress()):
+             lora_3: str = "", lora_3_weight: float = 1.0, hires_scale: float = 1.0,
+             hires_upscaler: str = hires.LANCZOS, hires_strength: float = 0.5, hires_steps: int = 0,
+             request: gr.Request = None, progress=gr.Progress()):
     """Draw pictures from a text prompt with a diffusion model (default: a 32x32 emoji model).
 
     Args:
@@ -47,6 +52,13 @@ def generate(prompt: str, negative_prompt: str, model: str, scheduler: str, step
             "" for the model's own (on for the 32-px emoji model, off for Stable Diffusion).
         lora_1, lora_2, lora_3: LoRA files in the models folder ("" for none).
         lora_1_weight, lora_2_weight, lora_3_weight: their weights, -4..4.
+        hires_scale: AUTOMATIC1111's Hires. fix, 1..4 (1 = off): each picture is drawn at width x height,
+            enlarged this many times (sides rounded to multiples of 8), then redrawn at that size with
+            the same prompt and seed.
+        hires_upscaler: what enlarges it: "Lanczos" (a plain resize) or an upscaler of the
+            super-resolution list, e.g. "realesr-animevideov3-x4".
+        hires_strength: 0.01..1, how much the redraw changes (A1111's "Denoising strength").
+        hires_steps: the steps the redraw runs, 0..100 (0 = the same as `steps`).
 
     Returns:
         The pictures (with their seeds as captions), the seeds used, and the parameters applied.
@@ -54,7 +66,58 @@ def generate(prompt: str, negative_prompt: str, model: str, scheduler: str, step
     limits.check_text("prompt", prompt)
     settings = call_args(negative_prompt, model, scheduler, steps, guidance_scale, width, height, seed, batch_size,
                          batch_count, upscale, lora_1, lora_1_weight, lora_2, lora_2_weight, lora_3, lora_3_weight)
-    return ui.show_files(ui.call(core.text_to_image, prompt, progress=progress, **settings), "picture")
+    limits.check("hires steps", hires_steps, "steps")
+    _check_hires_pixels(settings, hires_scale)
+    return ui.show_files(ui.call(core.text_to_image, prompt, progress=progress, hires_scale=hires_scale,
+                                 hires_upscaler=hires_upscaler, hires_strength=hires_strength, hires_steps=hires_steps,
+                                 **settings), "picture")
+
+
+def _check_hires_pixels(settings: dict, scale: object) -> None:
+    """Refuse a Hires. fix whose enlarged picture is over the host's pixels limit (the first pass's size is
+    checked by call_args); values core refuses anyway (not numbers, an unknown model) are left to it.
+
+    Raises:
+        gr.Error: naming the hires size, the limit and its environment variable.
+    """
+    if not limits.finite_number(scale) or scale <= 1:
+        return
+    try:
+        own = catalog.diffusion_settings(settings["model"])
+    except CoreError:
+        return
+    sides = (settings["width"] or own.width, settings["height"] or own.height)
+    if not all(limits.finite_number(side) for side in sides):
+        return
+    width, height = hires.target_size(sides, scale)
+    limit = limits.current().pixels
+    if width * height > limit:
+        raise gr.Error(f"Hires. fix would make {width} x {height} px, over this demo's limit of {limit} pixels "
+                       f"({limits.ENV['pixels']}). Choose a smaller upscale or size.", print_exception=False)
+
+
+def hires_panel() -> list[gr.components.Component]:
+    """The "Hires. fix" accordion (closed): upscale by (1 = off), upscaler, denoising strength, hires
+    steps. Ranges from core.generators.hires; the upscaler list from core.catalog (read when opened).
+    Returns the inputs in `generate`'s order."""
+    limit = limits.current()
+    with gr.Accordion("Hires. fix", open=False):
+        gr.Markdown("Draw at the size above, enlarge, then redraw at the larger size with the same prompt and "
+                    "seed (AUTOMATIC1111's *Hires. fix*).")
+        with gr.Row():
+            scale = inputs.slider(*hires.HIRES_SCALE_RANGE, value=1.0, step=hires.HIRES_SCALE_STEP, label="Upscale by",
+                                  info="1 = off")
+            upscaler = gr.Dropdown([hires.LANCZOS, *catalog.BUNDLED_UPSCALERS], value=hires.LANCZOS,
+                                   label="Hires upscaler", scale=2, allow_custom_value=True,
+                                   info="Lanczos resizes; the others are the super-resolution models")
+            ui.refresh_button(upscaler, lambda: gr.Dropdown(choices=[hires.LANCZOS, *catalog.upscalers()]))
+        with gr.Row():
+            strength = inputs.slider(*hires.HIRES_STRENGTH_RANGE, value=hires.DEFAULTS["hires_strength"], step=0.01,
+                                     label="Denoising strength", info="how much the redraw changes")
+            steps = inputs.slider(0, min(hires.HIRES_STEPS_RANGE[1], limit.steps), value=0, step=1,
+                                  label="Hires steps", limit="steps", whole=True, note="0 = the same as Steps",
+                                  info="steps the redraw runs; 0 = the same as Steps")
+    return [scale, upscaler, strength, steps]
 
 
 def build() -> gr.Blocks:
@@ -68,6 +131,7 @@ def build() -> gr.Blocks:
             with gr.Column():
                 prompt = inputs.textbox(label="Prompt", placeholder="red apple", lines=2)  # non-text: core refuses
                 settings = panel(tab, choices)
+                fix = hires_panel()
                 go, stop = ui.run_buttons("Generate")
                 gr.Examples([[text] for text in choices.examples or EXAMPLES], [prompt],
                             label="Prompts to try" if choices.examples else "Emoji names to try")
@@ -77,12 +141,12 @@ def build() -> gr.Blocks:
                 sends = ui.send_buttons(outputs[0], "image_to_image", "super_resolution", "png_info")
 
         # previews stream into the gallery (output 0 of 3) while the model works
-        event = gr.on([go.click, prompt.submit], serving.guarded(generate, preview=(0, 3)), [prompt, *settings],
-                      list(outputs),
+        event = gr.on([go.click, prompt.submit], serving.guarded(generate, preview=(0, 3)),
+                      [prompt, *settings, *fix], list(outputs),
                       api_name="text_to_image", show_progress_on=status, **ui.GENERATOR)
         ui.stops(stop, event)
     tab.sends = sends
-    tab.fills = ui.fill_slots(prompt, settings)  # what PNG Info's "Send to text to image" fills
+    tab.fills = ui.fill_slots(prompt, settings, **dict(zip(HIRES_KEYS, fix)))  # PNG Info's "Send to text to image"
     return tab
 
 
