@@ -5,13 +5,12 @@ seeds, few steps."""
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 
 import numpy as np
 import pytest
 import sd_fixtures
 from PIL import Image
+from test_zerogpu import _must_be_inside, fake_spaces  # noqa: F401
 
 import core
 from core import catalog
@@ -19,6 +18,7 @@ from core.errors import InvalidInput
 from core.generators import diffusion, enlarge, hires
 from core.imaging.parameters import NEGATIVE, PROMPT, format_infotext, infotext, parse_infotext, to_settings
 from core.models import registry as models
+from core.models import zerogpu
 from core.models.upscalers import Upscaler, get_upscaler
 
 SR = "realesr-animevideov3-x4"
@@ -254,37 +254,21 @@ def test_issue_15_settings_are_written_as_a1111_writes_them_and_read_back(ours, 
 # 4. ZeroGPU and the API ----------------------------------------------------------------------------------
 
 
-def test_the_upscaler_of_the_fix_runs_inside_spaces_gpu(tiny_emoji, monkeypatch):
-    state = {"inside": 0, "upscaler_calls": 0}
-
-    def gpu(duration=60):
-        def wrap(fn):
-            def run(*args, **kwargs):
-                state["inside"] += 1
-                try:
-                    return fn(*args, **kwargs)
-                finally:
-                    state["inside"] -= 1
-            return run
-        return wrap
-
-    original = Upscaler.__call__
-
-    def checked(self, x):
-        assert state["inside"] == 1, "the upscaler ran outside spaces.GPU"
-        state["upscaler_calls"] += 1
-        return original(self, x)
-
-    monkeypatch.setitem(sys.modules, "spaces", types.SimpleNamespace(GPU=gpu))
+@pytest.fixture
+def spaces_gpu(fake_spaces):  # noqa: F811
+    """test_zerogpu's fake `spaces`, with core.generators.hires reloaded under it, and without it after."""
     importlib.reload(hires)
-    try:
-        monkeypatch.setattr(Upscaler, "__call__", checked)
-        core.text_to_image("red apple", model=tiny_emoji, steps=2, seed=1, hires_scale=2, hires_upscaler=SR,
-                           hires_steps=1)
-    finally:
-        monkeypatch.delitem(sys.modules, "spaces")
+    yield fake_spaces
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(zerogpu, "available", lambda: False)
         importlib.reload(hires)
-    assert state["upscaler_calls"] >= 1
+
+
+def test_the_upscaler_of_the_fix_runs_inside_spaces_gpu(tiny_emoji, spaces_gpu, monkeypatch):
+    seen: list[str] = []
+    _must_be_inside(monkeypatch, spaces_gpu, Upscaler, "__call__", seen)
+    core.text_to_image("red apple", model=tiny_emoji, steps=2, seed=1, hires_scale=2, hires_upscaler=SR, hires_steps=1)
+    assert "Upscaler" in seen and spaces_gpu["inside"] == 0
 
 
 @pytest.fixture(scope="module")
