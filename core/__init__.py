@@ -1,6 +1,6 @@
 """imagegen-hub's core: one inference function per generator, no UI.
 
-    from core import text_to_image, image_to_image, generate_faces, interpolate_faces, upscale
+    from core import text_to_image, image_to_image, outpaint, generate_faces, interpolate_faces, upscale
 
 Importing `core` is cheap: torch, diffusers and the weights load on first use of a generator.
 Every function returns a `core.Result`; every deliberate failure is a `core.CoreError`.
@@ -24,6 +24,7 @@ from core.result import Result
 _LAZY = {
     "text_to_image": "core.generators.diffusion",
     "image_to_image": "core.generators.diffusion",
+    "outpaint": "core.generators.diffusion",
     "generate_faces": "core.generators.faces",
     "interpolate_faces": "core.generators.faces",
     "upscale": "core.generators.super_resolution",
@@ -40,7 +41,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from core.generators.diffusion import image_to_image, text_to_image  # noqa: F401
+    from core.generators.diffusion import image_to_image, outpaint, text_to_image  # noqa: F401
     from core.generators.faces import generate_faces, interpolate_faces  # noqa: F401
     from core.generators.super_resolution import upscale  # noqa: F401
     from core.imaging.io import open_image, save_png, to_8bit  # noqa: F401

@@ -3,7 +3,8 @@
 Orchestration only: `model` becomes a loaded model in core.models.diffusion (the embedded emoji
 model, a Stable Diffusion checkpoint or diffusers folder in the models folder, or a Hub repo id);
 the sampler comes from core.models.schedulers, LoRAs from core.models.lora, the VAE decode from
-core.models.vae, the optional x4 upscale from core.generators.enlarge.
+core.models.vae, the optional x4 upscale from core.generators.enlarge. Inpainting and outpainting: the
+mask work in core.imaging.masks (pixels), the inpainting pipeline in core.models.inpaint.
 
 Batch invariance: image i of a batch has the same pixels as its seed alone. On the CPU, convolution
 and matrix kernels pick their blocking by batch size, which moved pixels by an 8-bit level, so
@@ -27,6 +28,7 @@ from core.catalog import (
     GUIDANCE_RANGE,
     MAX_BATCH,
     MAX_BATCH_COUNT,
+    SIDE_STEP,
     STEPS_RANGE,
     STRENGTH_RANGE,
 )
@@ -34,6 +36,7 @@ from core.checks import check_bool, check_float, check_int, check_prompt
 from core.errors import CoreError, InvalidInput
 from core.generators import enlarge, hires
 from core.generators.progress import Progress, freed_on_failure
+from core.imaging import masks
 from core.imaging.io import flatten, open_image, to_pil
 from core.models import files, hashes, latent_preview, lora, prompts, schedulers, vae, zerogpu
 from core.models.diffusion import DEFAULT_MODEL, DiffusionModel, get, token_warnings
@@ -187,11 +190,12 @@ class _Previews:
 
 @zerogpu.gpu(duration=120)
 def _generate(m: DiffusionModel, pipe, seeds: list[int], settings: dict, loras: list[tuple[str, float]], on_step,
-              run_steps: int, upscale: bool, call: dict, on_preview=None, preview_every: int = 5
-              ) -> tuple[list[Image.Image], list[str]]:
-    """Sampler, LoRAs, every pipeline call of a request, the output checks, then the optional x4
-    upscale: the GPU-bound part, so on ZeroGPU one borrowed GPU does all of it. One call per
-    `batch_size` seeds, or per seed on the CPU (see the module docstring). Returns (images, warnings);
+              run_steps: int, upscale: bool, call: dict, on_preview=None, preview_every: int = 5,
+              finish: masks.Paste | None = None) -> tuple[list[Image.Image], list[str]]:
+    """Sampler, LoRAs, every pipeline call of a request, the output checks, `finish` on each picture (an
+    inpainting's paste back into the original), then the optional x4 upscale: the GPU-bound part, so on
+    ZeroGPU one borrowed GPU does all of it. One call per `batch_size` seeds, or per seed on the CPU
+    (see the module docstring). Returns (images, warnings);
     it changes none of its arguments, since ZeroGPU may run it in another process. The calls run on a
     view of `pipe` (copy.copy: every module shared; its own scheduler and per-call attributes), so a
     request that runs while this one waits in on_step cannot change them."""
@@ -218,7 +222,7 @@ def _generate(m: DiffusionModel, pipe, seeds: list[int], settings: dict, loras: 
                         if i not in flagged and _flat(image, call.get("image")):
                             warnings.append(f"image {len(images) + 1} (seed {group[i]}) is one flat colour: the "
                                             f"model drew nothing; {_ADVICE}")
-                        images.append(image)
+                        images.append(finish(image) if finish is not None else image)
             except BaseException:
                 turn.fail(own)
                 raise
@@ -234,10 +238,11 @@ def _flat(image: Image.Image, start: list[Image.Image] | None) -> bool:
 
 
 def _run(m: DiffusionModel, pipe, settings: dict, seed: int, on_step, upscale: bool, loras, run_steps: int,
-         previews: tuple, **call) -> Result:
+         previews: tuple, finish: masks.Paste | None = None, **call) -> Result:
     """Seeds, then everything that runs the model (`_generate`), then the report."""
     seeds = resolve_seeds(seed, settings["batch_size"] * settings["batch_count"])
-    images, warnings = _generate(m, pipe, seeds, settings, loras, on_step, run_steps, upscale, call, *previews)
+    images, warnings = _generate(m, pipe, seeds, settings, loras, on_step, run_steps, upscale, call, *previews,
+                                 finish=finish)
     settings["loras"] = [{"file": file, "weight": weight, "sha256": _sha256(file)} for file, weight in loras]
     settings["model_sha256"] = _sha256(m.name)
     settings["vae_tiling"] = m.has_vae and settings["width"] * settings["height"] > vae.TILE_VAE_ABOVE
@@ -343,8 +348,11 @@ def image_to_image(image: Image.Image, prompt: str, *, strength: float = 0.6, mo
                    batch_count: int = 1, scheduler: str | None = None,
                    loras: list[tuple[str, float]] | dict[str, float] | None = None, upscale: bool = False,
                    on_step: Callable[[int, int], None] | None = None,
-                   on_preview: Callable[[list[Image.Image]], None] | None = None, preview_every: int = 5) -> Result:
-    """Redraw a picture to match a prompt (SDEdit: noise it to `strength`, then denoise).
+                   on_preview: Callable[[list[Image.Image]], None] | None = None, preview_every: int = 5,
+                   mask: Any = None, mask_blur: int = 4, inpaint_area: str = "whole", inpaint_padding: int = 32,
+                   masked_content: str = "original") -> Result:
+    """Redraw a picture to match a prompt (SDEdit: noise it to `strength`, then denoise), or with a `mask`
+    only the masked part of it (inpainting).
 
     Args:
         image: the starting picture (RGB/RGBA/L/P, each side 8..4096 px); transparency is
@@ -355,19 +363,52 @@ def image_to_image(image: Image.Image, prompt: str, *, strength: float = 0.6, mo
             under one step, steps are raised to ceil(1 / strength) (a warning says so); when the sampler
             cannot run that many (LCM: 50), the strength is refused with the least one that it can run.
         model, negative_prompt, steps, guidance_scale, width, height, seed, batch_size, batch_count,
-        scheduler, loras, upscale: as in `text_to_image`.
+        scheduler, loras, upscale: as in `text_to_image`. With a mask, width x height is the working
+            size of the redraw, not the output's.
         on_step: as in `text_to_image`, counting the steps that run (int(strength x steps) per call);
             raising core.Cancelled from on_step stops the work within one step/tile/face.
-        on_preview, preview_every: as in `text_to_image`, counting the steps that run.
+        on_preview, preview_every: as in `text_to_image`, counting the steps that run (with a mask the
+            previews show the working picture).
+        mask: None, or a picture of the image's size where white means redraw (PIL of mode 1, L, RGB or
+            RGBA, a path, bytes or a uint8 array; an RGBA mask with any transparency counts by its alpha,
+            as a layer painted in Gradio's ImageEditor; a pixel counts from 50 % up): see
+            core.imaging.masks.read_mask. The model redraws where the blurred mask reaches, grown to whole
+            latent pixels, and at the end the input is composited back in pixel space, as AUTOMATIC1111
+            does: output = input x (1 - blurred mask) + redrawn x blurred mask, so every pixel the blurred
+            mask does not reach (farther than int(2.5 x mask_blur + 0.5) px from the painted ones) is the
+            input's exactly. SD inpainting checkpoints (9-channel UNet) and ordinary models (known region
+            blended back at every step) both work: core.models.inpaint. Without a mask an SD inpainting
+            checkpoint redraws the whole picture through its inpainting pipeline (all of it masked, as
+            A1111 runs such models in img2img).
+        mask_blur: 0..64 px, sigma of the Gaussian that softens the mask's edge (A1111 "Mask blur").
+        inpaint_area: "whole": the whole picture is resized to width x height, redrawn, and resized back;
+            "masked" (A1111 "Only masked"): the mask's bounding box grown by `inpaint_padding` px,
+            widened to the aspect ratio of width x height and clipped to the picture, is cropped, redrawn
+            at width x height (so small areas get the model's full resolution) and pasted back.
+        inpaint_padding: 0..256 px around the mask in the "masked" area (A1111 "Only masked padding").
+        masked_content: what the masked area starts from before the SDEdit noising: "original" (the
+            picture), "noise" (standard normal noise in the model's own space, latent for SD as A1111's
+            "latent noise", pixels for the emoji model, drawn from each image's seed: at strength 1 the
+            same as pure noise, below it the masked area keeps nothing of the picture), or "fill" (the
+            surrounding colours blurred into it, A1111's "fill": core.imaging.masks.fill).
 
     Returns:
-        Result with batch_size x batch_count RGB images of (width, height) px (x4 when `upscale`).
+        Result with batch_size x batch_count RGB images of (width, height) px, or with a mask of the input
+        picture's size (as A1111 keeps it); x4 when `upscale`. With a mask, `parameters` also holds
+        mask_blur, inpaint_area, inpaint_padding and masked_content.
 
     Raises:
         InvalidInput: no or unreadable image, a side under 8 or over 4096 px, empty prompt, or a
-            setting out of range.
+            setting out of range; a mask that is unreadable, of another mode or size than the picture,
+            empty or covering the whole picture; inpaint_area, masked_content, mask_blur or
+            inpaint_padding out of their choices or ranges; "noise" or a mask for a model whose pipeline
+            cannot take it (the message names the model).
         ModelNotFound, UnsafeModelFile, ModelError, Cancelled: as in `text_to_image` (a flat result is
             only named in the warnings when the start picture was not flat itself).
+
+    Sources: SDEdit (Meng et al. 2021, arXiv:2108.01073); RePaint (Lugmayr et al. 2022, arXiv:2201.09865)
+    and diffusers' Stable Diffusion inpainting pipelines for the blend; AUTOMATIC1111's img2img inpaint
+    (mask blur, "Only masked", masked content, the final overlay).
     """
     picture = open_image(image)
     prompt = check_prompt(prompt)
@@ -375,6 +416,8 @@ def image_to_image(image: Image.Image, prompt: str, *, strength: float = 0.6, mo
     strength = check_float("strength", strength, *STRENGTH_RANGE)
     check_bool("upscale", upscale)
     loras = lora.parse_loras(loras)
+    inpainting = _check_inpainting(mask_blur, inpaint_area, inpaint_padding, masked_content)
+    painted = None if mask is None else masks.read_mask(mask, picture.size)
     m = get(model)
     settings = _settings(m, model or DEFAULT_MODEL, steps, guidance_scale, width, height, batch_size, batch_count,
                          scheduler)
@@ -392,11 +435,143 @@ def image_to_image(image: Image.Image, prompt: str, *, strength: float = 0.6, mo
     settings.update(prompt=prompt, negative_prompt=negative, strength=strength, input_size=list(picture.size))
     settings["warnings"] += picture.info.get("notes", [])  # e.g. an animated picture: its first frame
     settings["warnings"] += token_warnings(m, prompt=prompt, negative_prompt=negative)
-    start = flatten(picture).resize((settings["width"], settings["height"]), Image.LANCZOS)
     n = settings["batch_size"]
-    return _run(m, m.image_to_image, settings, seed, on_step, upscale, loras,
+    size = (settings["width"], settings["height"])
+    call = {"prompt": [prompt] * n, "negative_prompt": [negative] * n, "strength": strength}
+    pipe, finish = m.image_to_image, None
+    if painted is not None:
+        pipe, finish = _inpainting(m, flatten(picture), painted, inpainting, size, call)
+        settings.update(inpainting)
+    else:
+        call["image"] = [flatten(picture).resize(size, Image.LANCZOS)] * n
+        pipe = _whole_mask(m, pipe, size, call)
+    return _run(m, pipe, settings, seed, on_step, upscale, loras,
                 min(int(strength * settings["steps"]), settings["steps"]), _check_previews(on_preview, preview_every),
-                prompt=[prompt] * n, negative_prompt=[negative] * n, image=[start] * n, strength=strength)
+                finish=finish, **call)
+
+
+def _check_inpainting(mask_blur: object, inpaint_area: object, inpaint_padding: object,
+                      masked_content: object) -> dict[str, Any]:
+    """The inpainting settings checked (also without a mask: a bad value is refused all the same)."""
+    return {"mask_blur": check_int("mask_blur", mask_blur, *masks.MASK_BLUR_RANGE),
+            "inpaint_area": masks.check_choice("inpaint_area", inpaint_area, masks.INPAINT_AREAS),
+            "inpaint_padding": check_int("inpaint_padding", inpaint_padding, *masks.INPAINT_PADDING_RANGE),
+            "masked_content": masks.check_choice("masked_content", masked_content, masks.MASKED_CONTENTS)}
+
+
+def _inpainting(m: DiffusionModel, original: Image.Image, painted: Image.Image, inpainting: dict[str, Any],
+                size: tuple[int, int], call: dict[str, Any]) -> tuple[Any, masks.Paste]:
+    """The inpainting pipeline of `m` and the Paste that puts its output back into `original`; puts the
+    working picture, its mask, the working size and masked_content into `call` (core.imaging.masks.plan)."""
+    from core.models import inpaint
+
+    pipe = inpaint.pipeline(m)
+    content = inpainting["masked_content"]
+    if content == "noise" and not inpaint.takes_noise(pipe):
+        raise InvalidInput(f"masked_content 'noise' is not available for {m.label}; choose 'original' or 'fill'")
+    redraw = masks.plan(original, painted, size=size, cell=inpaint.cell(m), **inpainting)
+    n = len(call["prompt"])
+    call.update(image=[redraw.start] * n, mask_image=[redraw.mask] * n, width=size[0], height=size[1])
+    if inpaint.takes_noise(pipe):
+        call["masked_content"] = "noise" if content == "noise" else "original"
+    return pipe, redraw.paste
+
+
+def _whole_mask(m: DiffusionModel, pipe, size: tuple[int, int], call: dict[str, Any]):
+    """`pipe`, or for an SD inpainting checkpoint (its UNet also takes a mask and the masked picture, which
+    the image-to-image pipeline cannot give) its inpainting pipeline with the whole picture masked, as
+    AUTOMATIC1111 runs such models in img2img; the mask goes into `call`."""
+    from core.models import inpaint
+
+    if not inpaint.needs_mask(m):
+        return pipe
+    call.update(mask_image=[Image.new("L", size, 255)] * len(call["prompt"]), width=size[0], height=size[1])
+    return inpaint.pipeline(m)
+
+
+def outpaint(image: Image.Image, prompt: str, *, left: int = 0, right: int = 0, top: int = 0, bottom: int = 0,
+             mask_blur: int = 8, fill: str = "edge", strength: float = 1.0, model: str | None = None,
+             negative_prompt: str = "", steps: int | None = None, guidance_scale: float | None = None,
+             seed: int = -1, batch_size: int = 1, batch_count: int = 1, scheduler: str | None = None,
+             loras: list[tuple[str, float]] | dict[str, float] | None = None, upscale: bool = False,
+             on_step: Callable[[int, int], None] | None = None,
+             on_preview: Callable[[list[Image.Image]], None] | None = None, preview_every: int = 5) -> Result:
+    """Extend a picture past its borders: the new area is drawn to match the picture and the prompt.
+
+    The picture is put on a canvas grown by `left`, `right`, `top` and `bottom` px; the new area plus
+    2 x mask_blur px of overlap into the picture on each extended side (so the seam is redrawn, as
+    A1111's "Poor man's outpainting") is the mask, and the canvas is inpainted as `image_to_image` does
+    with inpaint_area "whole", at the canvas size rounded to multiples of 8 (the working size).
+
+    Args:
+        image: the picture (as in `image_to_image`).
+        prompt: what the whole extended picture should show, 1..2000 characters.
+        left, right, top, bottom: px to add on each side, 0..2048, at least one over 0. The canvas must
+            fit the model's sides (core.catalog: SD 64..2048, the emoji model 16..64 px).
+        mask_blur: 0..64 px, as in `image_to_image`; pixels of the picture farther than
+            2 x mask_blur + int(2.5 x mask_blur + 0.5) px inside its extended sides are kept exactly.
+        fill: what the new area starts from before the SDEdit noising: "edge" (the picture's border
+            pixels stretched outward) or "noise" (noise in the model's own space, per seed: masked_content
+            "noise" of `image_to_image`). At strength 1 (the default) the start matters little.
+        strength: 0.01..1 (default 1), as in `image_to_image`.
+        model, negative_prompt, steps, guidance_scale, seed, batch_size, batch_count, scheduler, loras,
+        upscale, on_step, on_preview, preview_every: as in `image_to_image`.
+
+    Returns:
+        Result with batch_size x batch_count RGB images of the extended size (W + left + right,
+        H + top + bottom) px (x4 when `upscale`); `parameters` holds outpaint ({"left", "right", "top",
+        "bottom"}), fill and mask_blur, width and height (the working size) and input_size (the picture's).
+
+    Raises:
+        InvalidInput: as `image_to_image`; a side out of range or all sides 0; an extended size outside
+            the model's sides (the message names the sides and the limit); a mask_blur whose overlap
+            covers the whole picture; a fill that is not "edge" or "noise".
+        ModelNotFound, UnsafeModelFile, ModelError, Cancelled: as in `text_to_image`.
+    """
+    picture = open_image(image)
+    check_prompt(prompt)  # before the model loads; image_to_image checks the rest
+    sides = {name: check_int(name, value, 0, OUTPAINT_MAX) for name, value in
+             (("left", left), ("right", right), ("top", top), ("bottom", bottom))}
+    if not any(sides.values()):
+        raise InvalidInput("left, right, top and bottom are all 0: give at least one side the px to extend by")
+    fill = masks.check_choice("fill", fill, masks.OUTPAINT_FILLS)
+    mask_blur = check_int("mask_blur", mask_blur, *masks.MASK_BLUR_RANGE)
+    m = get(model)
+    canvas = masks.outpaint_canvas(flatten(picture), **sides)
+    _check_extent(m, picture.size, canvas.size, sides, overlap=2 * mask_blur)
+    mask = masks.outpaint_mask(canvas.size, overlap=2 * mask_blur, **sides)
+    width, height = (SIDE_STEP * round(side / SIDE_STEP) for side in canvas.size)
+    result = image_to_image(canvas, prompt, strength=strength, model=model, negative_prompt=negative_prompt,
+                            steps=steps, guidance_scale=guidance_scale, width=width, height=height, seed=seed,
+                            batch_size=batch_size, batch_count=batch_count, scheduler=scheduler, loras=loras,
+                            upscale=upscale, on_step=on_step, on_preview=on_preview, preview_every=preview_every,
+                            mask=mask, mask_blur=mask_blur, inpaint_area="whole",
+                            masked_content="noise" if fill == "noise" else "original")
+    for key in ("inpaint_area", "inpaint_padding", "masked_content"):  # not outpaint's settings
+        result.parameters.pop(key, None)
+    result.parameters.update(outpaint=sides, fill=fill, input_size=list(picture.size))
+    return result
+
+
+OUTPAINT_MAX = 2048
+"""The most px outpaint adds on one side (the largest side any model here takes)."""
+
+
+def _check_extent(m: DiffusionModel, size: tuple[int, int], extended: tuple[int, int], sides: dict[str, int],
+                  overlap: int) -> None:
+    """Refuse an outpainting whose canvas is outside the model's sides, or whose overlap (2 x mask_blur px
+    into each extended side) leaves nothing of the picture kept (InvalidInput naming the sides)."""
+    low, high = m.sizes
+    for (a, b), total, axis, own in ((("left", "right"), extended[0], "wide", size[0]),
+                                     (("top", "bottom"), extended[1], "high", size[1])):
+        grown = f"{a} {sides[a]} + {b} {sides[b]} px make the picture ({own} px {axis}) {total} px {axis}"
+        if total > high:
+            raise InvalidInput(f"{grown}, over the {high} px a side that {m.label} takes: lower {a}/{b}")
+        if total < low:
+            raise InvalidInput(f"{grown}, under the {low} px a side that {m.label} takes: raise {a}/{b}")
+        if own <= overlap * ((sides[a] > 0) + (sides[b] > 0)):
+            raise InvalidInput(f"mask_blur {overlap // 2} overlaps {overlap} px into each extended side, which "
+                               f"covers the whole picture ({own} px {axis}): lower mask_blur")
 
 
 def _check_previews(on_preview: object, preview_every: object) -> tuple:
