@@ -110,6 +110,21 @@ def test_progress_counts_both_passes_from_the_start(tiny_emoji, upscaler, upscal
     assert reports == [(done, total) for done in range(1, total + 1)]
 
 
+@pytest.mark.parametrize("k", [2, 4, 5])  # in the first pass, in the second pass of picture 1, of picture 2
+def test_a_stop_ends_the_work_within_one_step(tiny_emoji, k):
+    reports: list[tuple[int, int]] = []
+
+    def on_step(done, total):
+        reports.append((done, total))
+        if done == k:
+            raise core.Cancelled("stopped")
+
+    with pytest.raises(core.Cancelled):
+        core.text_to_image("red apple", model=tiny_emoji, steps=2, seed=2, batch_size=2, hires_scale=2,
+                           hires_steps=1, on_step=on_step)
+    assert reports == [(done, 2 * 2 + 2 * 1) for done in range(1, k + 1)]
+
+
 def test_previews_come_from_both_passes(tiny_emoji):
     sizes: list[tuple[int, int]] = []
     core.text_to_image("red apple", model=tiny_emoji, steps=3, seed=2, hires_scale=2, hires_steps=3,

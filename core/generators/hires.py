@@ -98,7 +98,7 @@ def fix(*, prompt: str, model: str | None, negative_prompt: str, steps: int | No
     Returns:
         Result with batch_size x batch_count RGB images of the hires size (x4 when `upscale`), the first
         pass's seeds, and its parameters (width and height are the first pass's, as A1111's "Size")
-        plus hires_scale, hires_upscaler, hires_strength, hires_steps (as given) and hires_size ([w, h]).
+        plus hires_scale, hires_upscaler, hires_strength, hires_steps (0: as `steps`) and hires_size ([w, h]).
         `on_step` counts both passes (the first pass's steps, the upscaler's tiles, then the second
         pass's steps and any x4 tiles per picture); previews come from both.
 
@@ -110,8 +110,11 @@ def fix(*, prompt: str, model: str | None, negative_prompt: str, steps: int | No
     from core.generators import diffusion, enlarge
     from core.models import schedulers, upscalers
 
-    # 1. check what the passes will be, before any work
+    # 1. check what the passes will be, before any work (the hires settings as numbers of their kind)
     check_bool("upscale", upscale)
+    hires_scale = check_float("hires_scale", hires_scale, *HIRES_SCALE_RANGE)
+    hires_strength = check_float("hires_strength", hires_strength, *HIRES_STRENGTH_RANGE)
+    hires_steps = check_int("hires_steps", hires_steps, *HIRES_STEPS_RANGE)
     m = diffusion.get(model)
     name = model or diffusion.DEFAULT_MODEL
     first = diffusion._settings(m, name, steps, guidance_scale, width, height, batch_size, batch_count, scheduler)

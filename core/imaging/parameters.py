@@ -131,7 +131,8 @@ def _conditioning_fields(p: dict[str, Any]) -> dict[str, Any]:
     thresholds for Canny only; the units are not read back: they need their pictures)."""
     fields: dict[str, Any] = {}
     if _hires(p):
-        fields["Hires upscale"] = p["hires_scale"]
+        scale = p["hires_scale"]
+        fields["Hires upscale"] = f"{scale:g}" if isinstance(scale, (int, float)) else scale  # 2, not 2.0
         fields["Hires steps"] = p.get("hires_steps") or None
         fields["Hires upscaler"] = p.get("hires_upscaler")
     fields["Mask blur"] = p.get("mask_blur")
