@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from core.seeds import MAX_SEED
 
 __all__ = [
-    "MAX_SEED", "DiffusionSettings", "diffusion_models", "diffusion_settings", "model_note", "loras",
+    "MAX_SEED", "DiffusionSettings", "diffusion_models", "diffusion_settings", "model_note", "loras", "controlnets",
     "upscalers", "upscaler_descriptions", "face_restorers", "face_models",
 ]
 
@@ -51,6 +51,20 @@ HUB_MODELS = {
     "stabilityai/stable-diffusion-xl-base-1.0": "sdxl",
 }
 """Hub repo ids offered in the model list, with their family (any other id works too)."""
+
+# --- ControlNet (text to image, image to image) ------------------------------------------------
+PREPROCESSORS = ("canny", "scribble", "none")
+"""How a control image is made from a picture (core.imaging.control): Canny edges, a sketch as white strokes
+on black, or the picture as it is."""
+MAX_CONTROLNETS = 3
+"""ControlNet units in one request (A1111's default number of units)."""
+CONTROLNET_WEIGHT_RANGE = (0.0, 2.0)
+"""A unit's weight (diffusers' controlnet_conditioning_scale; A1111's "Control Weight" slider)."""
+CONTROL_GUIDANCE_RANGE = (0.0, 1.0)
+"""A unit's start and end, as fractions of the denoising steps (control_guidance_start/end); start < end."""
+CANNY_THRESHOLD_RANGE = (1, 255)
+CANNY_THRESHOLDS = (100, 200)
+"""Canny's default low and high thresholds (A1111's)."""
 
 # --- faces -------------------------------------------------------------------------------------
 DEFAULT_FACE_MODEL = "mobilestylegan-ffhq-1024"
@@ -147,6 +161,14 @@ def loras() -> list[str]:
     from core.models.files import scan
 
     return scan("lora")
+
+
+def controlnets() -> list[str]:
+    """ControlNets in the models folder (relative paths): single files (`.safetensors`, or `.pth`/`.ckpt`
+    read with torch.load(weights_only=True)) and diffusers ControlNet folders."""
+    from core.models.files import scan
+
+    return scan("controlnet")
 
 
 def upscalers() -> list[tuple[str, str]]:

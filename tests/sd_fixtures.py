@@ -331,3 +331,59 @@ def truncated_copy(path: Path, dest: Path, keep: float = 0.5) -> Path:
     data = Path(path).read_bytes()
     Path(dest).write_bytes(data[: int(len(data) * keep)])
     return Path(dest)
+
+
+# --- ControlNets ---------------------------------------------------------------------------------------
+
+
+
+def tiny_controlnet(pipe, seed: int = 0):
+    """A random ControlNetModel for `pipe`'s UNet (diffusers' `ControlNetModel.from_unet`), with a hint encoder
+    of (8, 16, 32) channels: two stride-2 convolutions, 4x smaller, as the tiny VAE's latents (real ones have
+    (16, 32, 96, 256): 8x). Noise (std 0.1) on every weight, the zero-initialised output convolutions included,
+    so that the control image changes the output."""
+    from diffusers import ControlNetModel
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        net = ControlNetModel.from_unet(pipe.unet, conditioning_embedding_out_channels=(8, 16, 32))
+        with torch.no_grad():
+            for param in net.parameters():
+                param.add_(torch.randn_like(param) * 0.1)
+    return net.eval()
+
+
+def controlnet_state(net) -> dict[str, torch.Tensor]:
+    """A ControlNetModel's weights in the original layout of lllyasviel/ControlNet, as A1111 users keep them:
+    `control_model.` + the LDM UNet names of its encoder (`_unet_key`), `zero_convs.N.0` (controlnet_down_blocks.N),
+    `middle_block_out.0` (controlnet_mid_block) and `input_hint_block.N` for the hint encoder, a Sequential of
+    convolutions with SiLUs between: conv_in at 0, blocks.j at 2 (j + 1), conv_out after the last block.
+    The inverse of diffusers' `convert_controlnet_checkpoint` (for its 15-layer hint encoder)."""
+    config = net.config
+    blocks = len(net.controlnet_cond_embedding.blocks)
+    out = {}
+    for key, tensor in net.state_dict().items():
+        match key.split("."):
+            case ["controlnet_down_blocks", i, param]:
+                name = f"zero_convs.{i}.0.{param}"
+            case ["controlnet_mid_block", param]:
+                name = f"middle_block_out.0.{param}"
+            case ["controlnet_cond_embedding", "conv_in" | "conv_out" as layer, param]:
+                name = f"input_hint_block.{0 if layer == 'conv_in' else 2 * (blocks + 1)}.{param}"
+            case ["controlnet_cond_embedding", "blocks", j, param]:
+                name = f"input_hint_block.{2 * (int(j) + 1)}.{param}"
+            case _:
+                name = _unet_key(key, config)
+        out["control_model." + name] = tensor
+    if len(out) != len(net.state_dict()):
+        raise ValueError("two ControlNet weights were given the same single-file name")
+    return out
+
+
+def save_controlnet(net, path: Path, layout: str = "original") -> Path:
+    """One `.safetensors` file of a ControlNet: `layout` "original" (controlnet_state) or "diffusers"
+    (net.state_dict() as it is, what `diffusion_pytorch_model.safetensors` holds)."""
+    state = controlnet_state(net) if layout == "original" else net.state_dict()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: t.detach().contiguous().clone() for k, t in state.items()}, str(path), metadata={"format": "pt"})
+    return Path(path)

@@ -1,16 +1,18 @@
 """The user's model files: where they may live, what kind each one is, and reading them safely.
 
-Users keep checkpoints, LoRAs and upscalers in the models folder (`core.paths.MODELS_DIR`, default
-`models/`, or `IMAGEGEN_MODELS_DIR`), in any sub-folders (A1111's `Stable-diffusion/`, `Lora/`,
-`ESRGAN/` or ComfyUI's `checkpoints/`, `loras/`, `upscale_models/` both work). The server reads model
+Users keep checkpoints, LoRAs, ControlNets and upscalers in the models folder (`core.paths.MODELS_DIR`,
+default `models/`, or `IMAGEGEN_MODELS_DIR`), in any sub-folders (A1111's `Stable-diffusion/`, `Lora/`,
+`ControlNet/`, `ESRGAN/` or ComfyUI's `checkpoints/`, `loras/`, `controlnet/`, `upscale_models/` all work). The server reads model
 files only from there and from the bundled `weights/`: a name with `..`, an absolute path elsewhere, or a
 symbolic link that leads out of its folder is refused, and such a link is left out of the lists.
 
 A file's kind comes from its tensor names, read from the safetensors header without loading any
-tensor: Stable Diffusion checkpoints hold `model.diffusion_model.*` (the original LDM/SGM layout),
-LoRAs hold `lora_*` keys (kohya/A1111) or `.lora_A.`/`.lora_down.` keys (diffusers/PEFT), StyleGAN
+tensor: ControlNets hold `control_model.input_hint_block.*` or `input_hint_block.*` (the original
+layout of lllyasviel/ControlNet, which A1111 reads) or `controlnet_cond_embedding.*` (diffusers' layout),
+Stable Diffusion checkpoints hold `model.diffusion_model.*` (the original LDM/SGM layout), LoRAs hold `lora_*` keys (kohya/A1111) or `.lora_A.`/`.lora_down.` keys (diffusers/PEFT), StyleGAN
 face generators the keys of `core.models.stylegan.is_style_file`; anything else is taken for an upscaler (spandrel decides when it loads). Pickle-based files (`.ckpt`, `.pt`,
-`.pth`) have no readable header, so their kind comes from the folder they sit in.
+`.pth`) have no readable header, so their kind comes from the folder they sit in. Diffusers folders are
+pipelines (`model_index.json`, kind "checkpoint") or ControlNets (`config.json` naming `ControlNetModel`).
 """
 
 from __future__ import annotations
@@ -28,13 +30,17 @@ from core.paths import MODELS_DIR, WEIGHTS_DIR
 
 SAFE_SUFFIX = ".safetensors"
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth")
-KINDS = ("checkpoint", "lora", "upscaler", "face")
+KINDS = ("checkpoint", "lora", "upscaler", "face", "controlnet")
 _FOLDER_HINTS = {  # lower-case folder name -> kind, for files without a readable header
     "stable-diffusion": "checkpoint", "checkpoints": "checkpoint", "sd": "checkpoint",
     "lora": "lora", "loras": "lora",
     "esrgan": "upscaler", "realesrgan": "upscaler", "upscale_models": "upscaler", "upscalers": "upscaler",
     "stylegan": "face", "faces": "face", "face_models": "face", "gan": "face",
+    "controlnet": "controlnet", "controlnets": "controlnet",
 }
+CONTROLNET_KEYS = ("control_model.input_hint_block.", "input_hint_block.", "controlnet_cond_embedding.")
+"""Tensor-name beginnings that only ControlNets have: the hint encoder of the original layout (with or without
+the `control_model.` prefix of A1111's files) and of diffusers' layout."""
 NVIDIA_PICKLE_SUFFIX = ".pkl"
 """NVIDIA's StyleGAN pickles: listed as "face" in the face folders so that choosing one explains how to
 convert it (core.models.stylegan refuses to unpickle them)."""
@@ -189,11 +195,14 @@ def safetensors_keys(path: Path) -> list[str]:
 
 
 def kind_of(path: Path) -> str | None:
-    """"checkpoint", "lora", "upscaler", "face" (a StyleGAN generator) or "diffusers" (a pipeline folder)
-    for a models-folder entry; None for anything else (other suffixes, unreadable files). A `.pkl` is
-    "face" in a face folder (`_FOLDER_HINTS`) and None elsewhere; it is never opened."""
+    """"checkpoint", "lora", "upscaler", "face" (a StyleGAN generator), "controlnet" (a file, or a diffusers
+    ControlNet folder: see `is_controlnet_folder`) or "diffusers" (a pipeline folder) for a models-folder
+    entry; None for anything else (other suffixes, unreadable files). A `.pkl` is "face" in a face folder
+    (`_FOLDER_HINTS`) and None elsewhere; it is never opened."""
     if path.is_dir():
-        return "diffusers" if (path / "model_index.json").is_file() else None
+        if (path / "model_index.json").is_file():
+            return "diffusers"
+        return "controlnet" if is_controlnet_folder(path) else None
     suffix = path.suffix.lower()
     if suffix == SAFE_SUFFIX:
         try:
@@ -215,12 +224,24 @@ def kind_of(path: Path) -> str | None:
     return None
 
 
+def is_controlnet_folder(path: Path) -> bool:
+    """True for a diffusers ControlNet folder: a `config.json` whose `_class_name` is "ControlNetModel"."""
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and config.get("_class_name") == "ControlNetModel"
+
+
 def _kind_of_names(names: Iterable[str]) -> str:
-    """"checkpoint" (a UNet's tensors), "lora" (LoRA tensors), "face" (a StyleGAN2/StyleGAN3 generator,
-    core.models.stylegan.is_style_file) or "upscaler" from a file's tensor names."""
+    """"controlnet" (CONTROLNET_KEYS; first, since the first ControlNet releases also carry a whole SD
+    model), "checkpoint" (a UNet's tensors), "lora" (LoRA tensors), "face" (a StyleGAN2/StyleGAN3
+    generator, core.models.stylegan.is_style_file) or "upscaler" from a file's tensor names."""
     from core.models.stylegan import is_style_file
 
     names = list(names)
+    if any(name.startswith(CONTROLNET_KEYS) for name in names):
+        return "controlnet"
     if any(name.startswith("model.diffusion_model.") for name in names):
         return "checkpoint"
     if any(name.startswith("lora_") or ".lora_" in name or ".lora." in name for name in names):
@@ -251,10 +272,11 @@ def pickled_names(path: Path, limit: int = 64 * 2**20) -> set[str] | None:
 def scan(kind: str, root: Path | None = None) -> list[str]:
     """Paths (relative to the models folder, sorted) of its entries of one kind.
 
-    `kind` is "checkpoint" (single files and diffusers folders), "lora", "upscaler" or "face". A missing
-    models folder gives an empty list. Hidden files and folders are skipped, and so is a symbolic
-    link that leads out of the folder (it is not even opened); one that stays inside is listed.
-    Linked folders are not walked into (a linked diffusers folder inside is listed).
+    `kind` is "checkpoint" (single files and diffusers folders), "lora", "upscaler", "face" or
+    "controlnet" (single files and diffusers ControlNet folders). A missing models folder gives an
+    empty list. Hidden files and folders are skipped, and so is a symbolic link that leads out of the
+    folder (it is not even opened); one that stays inside is listed. Linked folders are not walked into
+    (a linked diffusers folder inside is listed). Diffusers folders are listed, never looked into.
     """
     root = MODELS_DIR if root is None else root
     if not root.is_dir():
@@ -264,9 +286,10 @@ def scan(kind: str, root: Path | None = None) -> list[str]:
         here = Path(dirpath)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and stays_inside(here / d, root))
         for d in list(dirnames):
-            if (here / d / "model_index.json").is_file():
-                dirnames.remove(d)  # a pipeline folder: list it, do not look inside
-                if kind == "checkpoint":
+            folder_kind = kind_of(here / d)
+            if folder_kind in ("diffusers", "controlnet"):
+                dirnames.remove(d)  # a pipeline or ControlNet folder: list it, do not look inside
+                if kind == {"diffusers": "checkpoint"}.get(folder_kind, folder_kind):
                     found.append(here / d)
         for name in filenames:
             if name.startswith(".") or not stays_inside(here / name, root):
