@@ -130,7 +130,7 @@ def test_an_inpainting_checkpoint_without_a_mask_redraws_the_whole_picture(root)
     assert "mask_blur" not in result.parameters  # no mask: no inpainting settings
 
 
-@pytest.mark.parametrize("name", ["emoji", "tiny-sd1", "tiny-sd1-inpainting"])
+@pytest.mark.parametrize("name", ["emoji", "tiny-sd1", "tiny-sdxl", "tiny-sd1-inpainting"])
 def test_masked_content_noise_and_fill_differ_from_original_inside_the_mask_only(root, tiny_emoji, name):
     size, run = MODELS[name]
     before = picture(*size)
@@ -302,3 +302,14 @@ def test_bad_outpainting_input_names_the_sides_and_the_limit(tiny_emoji, kwargs,
     with pytest.raises(InvalidInput, match=re.escape(message)):
         core.outpaint(picture(24, 12) if "mask_blur" in kwargs else picture(24, 24), "red apple", model=tiny_emoji,
                       steps=2, **kwargs)
+
+
+def test_a_one_pixel_mask_still_reaches_the_model_when_the_picture_is_shrunk_to_the_working_size():
+    painted = square((512, 512), (300, 300, 301, 301))
+    redraw = masks.plan(picture(512, 512), painted, mask_blur=0, inpaint_area="whole", inpaint_padding=0,
+                        size=(16, 16), cell=1, masked_content="original")
+    assert redraw.mask.size == (16, 16) and 0 < (np.asarray(redraw.mask) > 0).sum() <= 9
+    assert redraw.mask.getpixel((300 * 16 // 512, 300 * 16 // 512)) == 255
+    cells = masks.plan(picture(64, 64), square((64, 64), (9, 9, 10, 10)), mask_blur=0, inpaint_area="whole",
+                       inpaint_padding=0, size=(64, 64), cell=8, masked_content="original")
+    assert cells.mask.getbbox() == (8, 8, 16, 16)  # one whole latent pixel of 8 x 8 px
