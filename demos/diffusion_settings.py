@@ -106,17 +106,22 @@ def follow(name: str, chosen_sampler: str, chosen_width: int, chosen_height: int
     """Updates of (sampler, upscale, steps, guidance, width, height) for the chosen model: its ranges,
     sampler list and "model's own" labels. Values stay as set: a sampler or size the model refuses is
     kept (the sampler marked "not for this model") and a gr.Warning says so; core then refuses the request
-    with its own message if it is sent unchanged. A model core cannot use (unknown, or a Hub id not in the
-    Hugging Face cache while downloads are off) gets a gr.Warning with core's message and no updates
-    (gr.skip()); a Hub id still to be downloaded gets a gr.Info saying so (core.catalog.model_note)."""
+    with its own message if it is sent unchanged. A model core cannot place (unknown) gets a gr.Warning
+    with core's message and no updates (gr.skip()). A Hub id not in the Hugging Face cache while downloads
+    are off gets a gr.Warning with core's message, and one still to be downloaded a gr.Info
+    (core.catalog.model_note); both still get the updates of their family (e.g. Turbo: 1 step)."""
     try:
         s = catalog.diffusion_settings(name)
-        note = catalog.model_note(name)
     except CoreError as err:
         gr.Warning(str(err))
         return [gr.skip()] * 6
-    if note:
-        gr.Info(note)
+    try:
+        note = catalog.model_note(name)
+    except CoreError as err:
+        gr.Warning(str(err))
+    else:
+        if note:
+            gr.Info(note)
     text = _labels(s)
     samplers = [(text["sampler"], OWN), *s.samplers]
     if chosen_sampler and chosen_sampler not in s.samplers:  # kept, marked, and said: never dropped

@@ -403,13 +403,15 @@ def fill_values(settings: dict[str, Any], slots: dict[str, gr.components.Compone
                 picture: str | None = None) -> tuple[list[Any], list[str]]:
     """The values that put `settings` (core keyword names, as core.read_parameters gives them) into
     `slots` (see `fill_slots`), in the slots' order: batch size and count 1 (the picture's own seed
-    makes it again), upscale as "on"/"off", LoRAs ({"file", "weight"} items) into the LoRA rows with
+    makes it again), upscale as "on"/"off", the Hires. fix off (scale 1) for a picture made without it, LoRAs ({"file", "weight"} items) into the LoRA rows with
     the other rows cleared, `picture` into the "image" slot. A setting the picture lacks, or whose
     value the component cannot take (out of its range, wrong type), or a width or height the picture's
     model does not take, is gr.skip(): the control keeps its value. A slider's value comes as an update
     that also sets its end back to the widest (the end a model's sides narrowed it to may be shorter).
     Returns (values, what was left out and why, for a warning)."""
     wanted = {**settings, "batch_size": 1, "batch_count": 1, PICTURE: picture}
+    if "prompt" in settings and "hires_scale" not in settings:
+        wanted["hires_scale"] = 1  # a picture made without the Hires. fix turns it off, as A1111's paste does
     if isinstance(wanted.get("upscale"), bool):
         wanted["upscale"] = "on" if wanted["upscale"] else "off"
     loras = wanted.get("loras")

@@ -54,7 +54,8 @@ def test_real_a1111_texts_parse_as_a1111_reads_them():
     assert classic["TI hashes"] == "EasyNegative: c74b4e810b03" and classic["Version"] == "v1.6.0"
     assert to_settings(classic) == {
         "prompt": classic[PROMPT], "negative_prompt": classic[NEGATIVE], "steps": 20, "guidance_scale": 7.0,
-        "seed": 3350465633, "strength": 0.5, "model": "anything-v5", "scheduler": "DPM++ 2M Karras",
+        "seed": 3350465633, "hires_scale": 2.0, "hires_upscaler": "Latent", "hires_strength": 0.5, "hires_steps": 0,
+        "model": "anything-v5", "scheduler": "DPM++ 2M Karras",
         "width": 512, "height": 768}
     recent = parse_infotext(RECENT)
     assert recent[PROMPT] == "a photo of a cat\nsitting on a mat" and recent[NEGATIVE] == ""
