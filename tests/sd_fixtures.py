@@ -387,3 +387,18 @@ def save_controlnet(net, path: Path, layout: str = "original") -> Path:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     save_file({k: t.detach().contiguous().clone() for k, t in state.items()}, str(path), metadata={"format": "pt"})
     return Path(path)
+
+
+def save_family_config(pipe, root: Path, family: str) -> Path:
+    """`root / family`: the pipeline's config folder with the tokenizer files core.build.sd_configs.prepare
+    provides for the real ones, to stand in for weights/sd-configs/<family> (patch sd_configs.CONFIGS_DIR)."""
+    import json
+    import shutil
+
+    configs = save_config_folder(pipe, root / family)
+    for tokenizer in configs.glob("tokenizer*"):
+        for name in ("vocab.json", "merges.txt"):
+            shutil.copyfile(clip_tokenizer_dir() / name, tokenizer / name)
+        pad = getattr(pipe, tokenizer.name).pad_token
+        (tokenizer / "special_tokens_map.json").write_text(json.dumps({"pad_token": pad}))
+    return configs

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 import core
+from core.build import sd_configs
 from core.errors import InvalidInput
 from core.imaging import masks
 from core.models import diffusion, inpaint
@@ -78,8 +79,11 @@ def root(tmp_path_factory):
                                           unet=unet, scheduler=sd1.scheduler, safety_checker=None,
                                           feature_extractor=None, requires_safety_checker=False)
     sd_fixtures.save_folder(nine, folder / "tiny-sd1-inpainting")
+    sd_fixtures.save_single_file(nine, folder / "tiny-sd1-inpainting.safetensors")  # as A1111 users have them
+    sd_fixtures.save_family_config(sd1, folder.parent / "configs", "sd1")  # for the single file
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(model_files, "MODELS_DIR", folder)
+        patch.setattr(sd_configs, "CONFIGS_DIR", folder.parent / "configs")
         yield folder
     models.clear_cache()
 
@@ -313,3 +317,19 @@ def test_a_one_pixel_mask_still_reaches_the_model_when_the_picture_is_shrunk_to_
     cells = masks.plan(picture(64, 64), square((64, 64), (9, 9, 10, 10)), mask_blur=0, inpaint_area="whole",
                        inpaint_padding=0, size=(64, 64), cell=8, masked_content="original")
     assert cells.mask.getbbox() == (8, 8, 16, 16)  # one whole latent pixel of 8 x 8 px
+
+
+def test_a_single_file_inpainting_checkpoint_loads_on_its_family_config_and_inpaints_as_its_folder(root):
+    """sd-v1-5-inpainting.safetensors and its kind: diffusers calls them "inpainting"; they load on the SD 1.x
+    config with a 9-channel UNet and give the folder's pixels."""
+    from core.models import stable_diffusion
+
+    assert stable_diffusion.file_kind(root / "tiny-sd1-inpainting.safetensors") == ("sd1", True)
+    single = diffusion.get("tiny-sd1-inpainting.safetensors")
+    assert single.family == "sd1" and inpaint.needs_mask(single)
+    before = picture(64, 64)
+    mask = square((64, 64), (16, 16, 48, 48))
+    run = dict(mask=mask, mask_blur=2, strength=1.0, seed=5, **SD)
+    from_file = core.image_to_image(before, "a cat", model="tiny-sd1-inpainting.safetensors", **run)
+    from_folder = core.image_to_image(before, "a cat", model="tiny-sd1-inpainting", **run)
+    assert same(from_file.images[0], from_folder.images[0])

@@ -68,12 +68,7 @@ def sd_root(tmp_path_factory):
     sd_fixtures.save_single_file(sd1, folder / "checkpoints" / "tiny-sd1.safetensors")
     sd_fixtures.save_single_file(sdxl, folder / "checkpoints" / "tiny-sdxl.safetensors")
     for family, pipe in (("sd1", sd1), ("sdxl", sdxl)):
-        configs = sd_fixtures.save_config_folder(pipe, root / "configs" / family)
-        for tokenizer in configs.glob("tokenizer*"):  # the files core.build.sd_configs.prepare provides for real ones
-            for name in ("vocab.json", "merges.txt"):
-                shutil.copyfile(sd_fixtures.clip_tokenizer_dir() / name, tokenizer / name)
-            pad = getattr(pipe, tokenizer.name).pad_token
-            (tokenizer / "special_tokens_map.json").write_text(json.dumps({"pad_token": pad}))
+        sd_fixtures.save_family_config(pipe, root / "configs", family)
     sd_fixtures.save_to_hub_cache(sd1, root / "hub", "imagegen-tests/tiny-sd1")
     (folder / "loras").mkdir()
     save_file(kohya_lora(sd1.unet), folder / "loras" / "style.safetensors")

@@ -35,8 +35,12 @@ from core.models.files import (
     resolve_file,
     safetensors_header,
 )
+from core.paths import REPO_DIR
 
 FAMILY_OF_TYPE = {"v1": "sd1", "v2": "sd2", "xl_base": "sdxl"}
+INPAINTING_TYPES = {"inpainting": "sd1", "inpainting_v2": "sd2", "xl_inpaint": "sdxl"}
+"""diffusers' types of inpainting checkpoints (a UNet of 9 input channels: latents, mask, masked picture),
+loaded on their family's config with `in_channels` 9 (see _inpainting_config)."""
 """diffusers' single-file model types -> our config folders (core.build.sd_configs)."""
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -129,6 +133,11 @@ def file_family(path: Path) -> str:
     Raises:
         UnsafeModelFile: an unreadable, truncated or unsafe file, another suffix, or not SD 1.x/2.x/SDXL.
     """
+    return file_kind(path)[0]
+
+
+def file_kind(path: Path) -> tuple[str, bool]:
+    """(family, whether it is an inpainting checkpoint) of a single-file checkpoint, read as file_family."""
     suffix = path.suffix.lower()
     if suffix == SAFE_SUFFIX:
         checkpoint = {k: torch.empty(v["shape"], device="meta") for k, v in safetensors_header(path).items()}
@@ -138,16 +147,22 @@ def file_family(path: Path) -> str:
             checkpoint = checkpoint["state_dict"]
     else:
         raise UnsafeModelFile(f"{path.name}: checkpoints must be {SAFE_SUFFIX} or {', '.join(PICKLE_SUFFIXES)}")
-    return checkpoint_family(checkpoint, path.name)
+    return checkpoint_kind(checkpoint, path.name)
 
 
 def checkpoint_family(checkpoint: dict[str, Any], name: str = "checkpoint") -> str:
-    """"sd1", "sd2" or "sdxl" for an original-layout checkpoint, from diffusers' `infer_diffusers_model_type`.
+    """"sd1", "sd2" or "sdxl" for an original-layout checkpoint (see checkpoint_kind)."""
+    return checkpoint_kind(checkpoint, name)[0]
+
+
+def checkpoint_kind(checkpoint: dict[str, Any], name: str = "checkpoint") -> tuple[str, bool]:
+    """(family "sd1" | "sd2" | "sdxl", inpainting) for an original-layout checkpoint, from diffusers'
+    `infer_diffusers_model_type`; inpainting checkpoints (INPAINTING_TYPES) count as their family.
 
     Raises:
         UnsafeModelFile: not a Stable Diffusion UNet checkpoint (or its UNet's shapes are damaged), a kind
-            we keep no config for (inpainting, refiner, upscaler, ControlNet, SD3, ...), or a partial
-            checkpoint: no text encoder or VAE (see `_check_complete`).
+            we keep no config for (refiner, upscaler, ControlNet, SD3, ...), or a partial checkpoint: no
+            text encoder or VAE (see `_check_complete`).
     """
     from diffusers.loaders.single_file_utils import infer_diffusers_model_type
 
@@ -159,12 +174,12 @@ def checkpoint_family(checkpoint: dict[str, Any], name: str = "checkpoint") -> s
     except (IndexError, KeyError, TypeError, ValueError, AttributeError, RuntimeError) as err:  # odd shapes
         raise UnsafeModelFile(f"{name} holds UNet weights of shapes no Stable Diffusion checkpoint has "
                               f"({brief(err)}); it is damaged or of another model") from None
-    if kind not in FAMILY_OF_TYPE:
+    family = FAMILY_OF_TYPE.get(kind) or INPAINTING_TYPES.get(kind)
+    if family is None:
         raise UnsafeModelFile(f"{name} is a {kind!r} checkpoint; single files of SD 1.x, SD 2.x and SDXL base "
-                              "are supported (use a diffusers folder or Hub id for others)")
-    family = FAMILY_OF_TYPE[kind]
+                              "(and their inpainting models) are supported (use a diffusers folder or Hub id for others)")
     _check_complete(checkpoint, family, name)
-    return family
+    return family, kind in INPAINTING_TYPES
 
 
 _VAE = ("VAE", ("first_stage_model.", "vae."))
@@ -200,9 +215,11 @@ def _from_single_file(path: Path):
 
     from core.build import sd_configs
 
-    family = file_family(path)  # diffusers reads the weights once, below
+    family, inpainting = file_kind(path)  # diffusers reads the weights once, below
     cls = StableDiffusionXLPipeline if family == "sdxl" else StableDiffusionPipeline
     config = sd_configs.config_folder(family, sd_configs.CONFIGS_DIR)
+    if inpainting:
+        config = _inpainting_config(config)
     try:
         pipe = cls.from_single_file(str(path), config=str(config), local_files_only=True, dtype=_dtype(),
                                     disable_mmap=True)
@@ -212,6 +229,29 @@ def _from_single_file(path: Path):
     if prediction:
         pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, prediction_type=prediction)
     return pipe, family
+
+
+def _inpainting_config(config: Path) -> Path:
+    """A copy of the family's config folder `config` whose UNet takes 9 input channels (an inpainting
+    checkpoint's: 4 latent, 1 mask, 4 masked-picture latent), kept in the repository's .cache/ (else a
+    temporary folder, for a read-only checkout) and made again only when missing."""
+    import hashlib
+    import shutil
+    import tempfile
+
+    source = hashlib.sha256(str(config.resolve()).encode() + (config / "unet" / "config.json").read_bytes())
+    for root in (REPO_DIR / ".cache" / "sd-configs-inpainting", Path(tempfile.gettempdir()) / "imagegen-sd-configs"):
+        folder = root / f"{config.name}-{source.hexdigest()[:12]}"  # one per source folder and its UNet config
+        unet = folder / "unet" / "config.json"
+        try:
+            if not unet.is_file() or json.loads(unet.read_text(encoding="utf-8")).get("in_channels") != 9:
+                shutil.copytree(config, folder, dirs_exist_ok=True)
+                settings = json.loads(unet.read_text(encoding="utf-8"))
+                unet.write_text(json.dumps({**settings, "in_channels": 9}, indent=2), encoding="utf-8")
+            return folder
+        except OSError:
+            continue
+    raise ModelNotFound("no writable folder for the inpainting config (.cache/ or the temporary folder)")
 
 
 def _sidecar_prediction_type(path: Path) -> str | None:
