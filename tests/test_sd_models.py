@@ -351,7 +351,7 @@ def test_api_calls_naming_only_a_model_get_the_models_own_settings(sd_root, monk
     from core.generators import diffusion as generator
     from demos.diffusion_settings import OWN, OWN_GUIDANCE, call_args
 
-    def settings_only(m, pipe, seeds, settings, *rest):  # what would run, without a 1024-px denoise
+    def settings_only(m, pipe, seeds, settings, *rest, **more):  # what would run, without a 1024-px denoise
         return [Image.new("RGB", (settings["width"], settings["height"]))] * len(seeds), []
 
     monkeypatch.setattr(generator, "_generate", settings_only)
