@@ -7,21 +7,26 @@ users keep (`control_model.input_hint_block.*`), and a single file in diffusers'
 
 from __future__ import annotations
 
+import hashlib
+import pickle
+
 import numpy as np
 import pytest
 import sd_fixtures
 import torch
 from PIL import Image, ImageDraw
 
+import core
 from core import catalog
 from core.errors import InvalidInput, ModelNotFound, UnsafeModelFile
 from core.imaging import control
-from core.models import controlnet, diffusion, prompts
+from core.models import controlnet, diffusion
 from core.models import files as model_files
 from core.models import registry as models
 
 pytestmark = pytest.mark.usefixtures("offline")
 SIDE = 64
+FAST = {"steps": 2, "width": SIDE, "height": SIDE, "seed": 3}
 
 
 def sketch() -> Image.Image:
@@ -44,13 +49,21 @@ def squares() -> Image.Image:
 
 @pytest.fixture(scope="module")
 def cn_root(tmp_path_factory):
-    """A models folder with the tiny SD 1.x and SDXL models (diffusers folders) and their ControlNets in every
-    form; yields the built ControlNets by family."""
+    """A models folder with the tiny SD 1.x and SDXL models and an SD 1.x inpainting model (9-channel UNet) as
+    diffusers folders, and their ControlNets in every form; yields the built ControlNets by family."""
+    from diffusers import StableDiffusionInpaintPipeline, UNet2DConditionModel
+
     folder = tmp_path_factory.mktemp("controlnet") / "models"
     sd1, sdxl = sd_fixtures.tiny_sd1(0), sd_fixtures.tiny_sdxl(0)
     nets = {"sd1": sd_fixtures.tiny_controlnet(sd1, 1), "sdxl": sd_fixtures.tiny_controlnet(sdxl, 1)}
     sd_fixtures.save_folder(sd1, folder / "tiny-sd1")
     sd_fixtures.save_folder(sdxl, folder / "tiny-sdxl")
+    with torch.random.fork_rng():
+        torch.manual_seed(1)
+        config = {k: v for k, v in sd1.unet.config.items() if not k.startswith("_")}  # as test_inpaint builds it
+        unet = UNet2DConditionModel.from_config(config | {"in_channels": 9})
+    nine = StableDiffusionInpaintPipeline(**(sd1.components | {"unet": unet}), requires_safety_checker=False)
+    sd_fixtures.save_folder(nine, folder / "tiny-sd1-inpainting")
     for family, net in nets.items():
         net.save_pretrained(folder / "ControlNet" / f"{family}-folder", safe_serialization=True)
         sd_fixtures.save_controlnet(net, folder / "ControlNet" / f"{family}-original.safetensors")
@@ -61,30 +74,15 @@ def cn_root(tmp_path_factory):
     models.clear_cache()
 
 
-def latents(model: str, units: list[dict], task: str = "text_to_image", seed: int = 3, prompt: str = "a cat"):
-    """The latents `(1, 4, 16, 16)` of 2 steps on `model`, called as core's generators call pipelines: prompt
-    lists (A1111 embeddings when weighted: core.models.prompts), a generator per image, a step callback,
-    output_type "latent"; with the ControlNet pipeline of `units`, or the model's own when none runs."""
-    m = diffusion.get(model)
-    start = squares()
-    made = controlnet.prepare(m, controlnet.parse_units(units), task, SIDE, SIDE, start=start)
-    own = {"text_to_image": m.text_to_image, "image_to_image": m.image_to_image}.get(task)
-    pipe = made.pipe or own
-    call = {"prompt": [prompt], "negative_prompt": [""]} | made.arguments
-    if task == "text_to_image":
-        call |= {"width": SIDE, "height": SIDE}
-    else:
-        call |= {"image": [start], "strength": 0.75}
-    if task == "inpaint":
-        mask = Image.new("L", (SIDE, SIDE), 0)
-        ImageDraw.Draw(mask).rectangle((16, 16, 48, 48), fill=255)
-        call["mask_image"] = [mask]
-    steps = []
-    out = pipe(generator=[torch.Generator().manual_seed(seed)], num_inference_steps=2, guidance_scale=5.0,
-               callback_on_step_end=lambda p, i, t, kwargs: steps.append(i) or kwargs, output_type="latent",
-               **prompts.embed_call(pipe, call)).images
-    assert steps, "the step callback was never called"
-    return out
+def pixels(result) -> np.ndarray:
+    return np.asarray(result.images[0], dtype=np.int16)
+
+
+def mask() -> Image.Image:
+    """White (redraw) over the middle of a 64-px picture."""
+    painted = Image.new("L", (SIDE, SIDE), 0)
+    ImageDraw.Draw(painted).rectangle((16, 16, 48, 48), fill=255)
+    return painted
 
 
 def unit(name: str, **settings) -> dict:
@@ -97,7 +95,7 @@ def test_the_models_folder_lists_controlnets_of_every_form_and_nowhere_else(cn_r
     forms = [f"ControlNet/{family}-{form}" for family in ("sd1", "sdxl")
              for form in ("diffusers.safetensors", "folder", "original.safetensors")]
     assert catalog.controlnets() == model_files.scan("controlnet") == forms
-    assert model_files.scan("checkpoint") == ["tiny-sd1", "tiny-sdxl"]
+    assert model_files.scan("checkpoint") == ["tiny-sd1", "tiny-sd1-inpainting", "tiny-sdxl"]
     assert model_files.scan("upscaler") == [] and model_files.scan("lora") == []
     assert catalog.PREPROCESSORS == ("canny", "scribble", "none")
 
@@ -145,10 +143,12 @@ def test_bad_controlnet_files_are_refused_by_name(cn_root):
     m = diffusion.get("tiny-sd1")
     try:
         for name, error, words in [
-                ("ControlNet/broken.safetensors", UnsafeModelFile, r"broken.safetensors is not a readable .* \(truncated"),
+                ("ControlNet/broken.safetensors", UnsafeModelFile,
+                 r"broken.safetensors is not a readable .* \(truncated"),
                 ("lora.safetensors", UnsafeModelFile, "lora.safetensors is not a ControlNet"),
                 ("ControlNet/partial.safetensors", UnsafeModelFile,
-                 r"partial.safetensors does not fit the model.s UNet architecture \(lacks controlnet_down_blocks.0.weight\)"),
+                 r"partial.safetensors does not fit the model.s UNet architecture "
+                 r"\(lacks controlnet_down_blocks.0.weight\)"),
                 ("ControlNet/missing.safetensors", ModelNotFound, "missing.safetensors not found")]:
             with pytest.raises(error, match=words):
                 controlnet.prepare(m, controlnet.parse_units([unit(name.removeprefix("ControlNet/"))
@@ -160,54 +160,117 @@ def test_bad_controlnet_files_are_refused_by_name(cn_root):
                               SIDE, SIDE).pipe is not None  # the good one still loads
 
 
-# --- what it does -----------------------------------------------------------------------------------------
+# --- what it does, through core ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("form", ["folder", "original.safetensors", "diffusers.safetensors"])
 def test_the_control_image_steers_the_output_and_weight_zero_is_the_models_own(cn_root, form):
-    plain = latents("tiny-sd1", [])
-    circle = latents("tiny-sd1", [unit(f"sd1-{form}")])
-    boxes = latents("tiny-sd1", [unit(f"sd1-{form}", image=squares())])
-    zero = latents("tiny-sd1", [unit(f"sd1-{form}", weight=0.0)])
-    assert (circle - plain).abs().mean() > 1e-3, f"{form}: the ControlNet changed nothing"
-    assert (circle - boxes).abs().mean() > 1e-3, f"{form}: two control images gave the same output"
-    assert torch.equal(zero, plain), f"{form}: weight 0 is not exactly the model's own output"
-    assert torch.equal(latents("tiny-sd1", [unit(f"sd1-{form}")]), circle), "not deterministic"
+    plain = core.text_to_image("a cat", model="tiny-sd1", **FAST)
+    circle = core.text_to_image("a cat", model="tiny-sd1", controlnets=[unit(f"sd1-{form}")], **FAST)
+    boxes = core.text_to_image("a cat", model="tiny-sd1", controlnets=[unit(f"sd1-{form}", image=squares())], **FAST)
+    zero = core.text_to_image("a cat", model="tiny-sd1", controlnets=[unit(f"sd1-{form}", weight=0)], **FAST)
+    seed = FAST["seed"]
+    assert np.abs(pixels(circle) - pixels(plain)).mean() > 0.5, f"seed {seed}, {form}: the ControlNet changed nothing"
+    assert np.abs(pixels(circle) - pixels(boxes)).mean() > 0.5, f"seed {seed}, {form}: two control images, one output"
+    assert np.array_equal(pixels(zero), pixels(plain)), f"seed {seed}, {form}: weight 0 is not the model's own output"
+    again = core.text_to_image("a cat", model="tiny-sd1", controlnets=[unit(f"sd1-{form}")], **FAST)
+    assert np.array_equal(pixels(again), pixels(circle)), f"seed {seed}, {form}: not deterministic"
+    record = {"model": f"ControlNet/sd1-{form}", "preprocessor": "scribble", "weight": 1.0, "start": 0.0, "end": 1.0}
+    if form != "folder":
+        file = model_files.MODELS_DIR / "ControlNet" / f"sd1-{form}"
+        record["sha256"] = hashlib.sha256(file.read_bytes()).hexdigest()
+    assert circle.parameters["controlnets"] == [record] and plain.parameters["controlnets"] == []
+    assert zero.parameters["controlnets"] == [record | {"weight": 0.0}]  # recorded as asked, not run
 
 
-def test_sdxl_controlnets_run_and_steer_too(cn_root):
-    plain = latents("tiny-sdxl", [])
+def test_sdxl_controlnets_steer_text_to_image_too(cn_root):
+    plain = pixels(core.text_to_image("a cat", model="tiny-sdxl", **FAST))
     for form in ("folder", "original.safetensors"):
-        steered = latents("tiny-sdxl", [unit(f"sdxl-{form}", preprocessor="canny", image=squares())])
-        assert (steered - plain).abs().mean() > 1e-3, f"SDXL {form}: the ControlNet changed nothing"
+        steered = core.text_to_image("a cat", model="tiny-sdxl", controlnets=[unit(f"sdxl-{form}", preprocessor="canny",
+                                                                                   image=squares())], **FAST)
+        assert np.abs(pixels(steered) - plain).mean() > 0.5, f"seed {FAST['seed']}, SDXL {form}: nothing changed"
 
 
 @pytest.mark.parametrize("task, pipeline", [("text_to_image", "StableDiffusionControlNetPipeline"),
                                             ("image_to_image", "StableDiffusionControlNetImg2ImgPipeline"),
                                             ("inpaint", "StableDiffusionControlNetInpaintPipeline")])
-def test_two_units_run_at_once_in_every_task_with_the_models_own_modules(cn_root, task, pipeline):
+def test_two_units_make_a_multicontrolnet_pipeline_of_the_models_own_modules(cn_root, task, pipeline):
     m = diffusion.get("tiny-sd1")
     units = [unit("sd1-folder", weight=0.5, start=0.5), unit("sd1-original.safetensors", image=None,
                                                                preprocessor="canny", low_threshold=50)]
     made = controlnet.prepare(m, controlnet.parse_units(units), task, SIDE, SIDE, start=squares())
     assert type(made.pipe).__name__ == pipeline and type(made.pipe.controlnet).__name__ == "MultiControlNetModel"
     assert made.pipe.unet is m.text_to_image.unet and made.pipe.vae is m.text_to_image.vae
+    assert made.pipe.control_arguments is made.arguments
+    sent = pickle.loads(pickle.dumps(made.pipe))  # as ZeroGPU sends it to its worker
+    assert type(sent) is type(made.pipe) and sent.control_arguments.keys() == made.arguments.keys()
     assert made.arguments["controlnet_conditioning_scale"] == [0.5, 1.0]
     assert made.arguments["control_guidance_start"] == [0.5, 0.0] and made.arguments["control_guidance_end"] == [1, 1]
     assert made.parameters[1] == {"model": "ControlNet/sd1-original.safetensors", "preprocessor": "canny",
                                   "weight": 1.0, "start": 0.0, "end": 1.0, "low_threshold": 50,
                                   "high_threshold": 200, "sha256": made.parameters[1]["sha256"]}
     assert len(made.parameters[1]["sha256"]) == 64 and "sha256" not in made.parameters[0]  # a folder has no one file
-    assert np.array_equal(np.asarray(made.images[1]), np.asarray(control.control_image(squares(), "canny", SIDE, SIDE,
-                                                                                       low_threshold=50)))
-    both = latents("tiny-sd1", units, task)
-    first = latents("tiny-sd1", units[:1], task)
-    assert both.shape == (1, 4, 16, 16) and (both - first).abs().mean() > 1e-3, "the second unit changed nothing"
+    edges = control.control_image(squares(), "canny", SIDE, SIDE, low_threshold=50)  # the start picture's
+    assert np.array_equal(np.asarray(made.images[1]), np.asarray(edges))
 
 
-def test_weighted_prompts_go_in_as_embeddings(cn_root):
-    """A1111 weights make core pass prompt_embeds: the ControlNet pipelines take them as the others do."""
-    weighted = latents("tiny-sd1", [unit("sd1-folder")], prompt="a (cat:1.4)")
-    assert (weighted - latents("tiny-sd1", [unit("sd1-folder")])).abs().mean() > 1e-4
+def test_two_units_at_once_in_text_to_image_and_image_to_image(cn_root):
+    units = [unit("sd1-folder", weight=0.5, start=0.5), unit("sd1-original.safetensors", image=None,
+                                                               preprocessor="canny", low_threshold=50)]
+    both = core.text_to_image("a cat", model="tiny-sd1", controlnets=[units[0], units[1] | {"image": squares()}],
+                              **FAST)
+    first = core.text_to_image("a cat", model="tiny-sd1", controlnets=units[:1], **FAST)
+    assert np.abs(pixels(both) - pixels(first)).mean() > 0.5, f"seed {FAST['seed']}: the second unit changed nothing"
+    assert [u["model"] for u in both.parameters["controlnets"]] == [u["model"] for u in units]
+    redraw = {"strength": 0.75, **FAST, "steps": 4}
+    plain = core.image_to_image(squares(), "a cat", model="tiny-sd1", **redraw)
+    steered = core.image_to_image(squares(), "a cat", model="tiny-sd1", controlnets=units, **redraw)
+    assert np.abs(pixels(steered) - pixels(plain)).mean() > 0.5, f"seed {FAST['seed']}: image to image: no change"
+    assert len(steered.parameters["controlnets"]) == 2
+
+
+def test_inpainting_and_outpainting_take_controlnets_and_keep_what_is_not_redrawn(cn_root):
+    redraw = {"strength": 1.0, "mask_blur": 0, **FAST, "steps": 4}
+    plain = core.image_to_image(squares(), "a cat", model="tiny-sd1", mask=mask(), **redraw)
+    steered = core.image_to_image(squares(), "a cat", model="tiny-sd1", mask=mask(), controlnets=[unit("sd1-folder")],
+                                  **redraw)
+    inside, outside = np.asarray(mask()) > 0, np.asarray(mask()) == 0
+    assert np.abs(pixels(steered) - pixels(plain))[inside].mean() > 0.5, f"seed {FAST['seed']}: inpaint: no change"
+    assert np.array_equal(pixels(steered)[outside], np.asarray(squares(), dtype=np.int16)[outside])
+    cropped = core.image_to_image(squares(), "a cat", model="tiny-sd1", mask=mask(), inpaint_area="masked",
+                                  controlnets=[unit("sd1-folder")], **redraw)
+    assert cropped.images[0].size == (SIDE, SIDE)
+    assert cropped.parameters["controlnets"][0]["model"] == "ControlNet/sd1-folder"
+    with pytest.raises(InvalidInput, match="masked_content 'noise' is not available with ControlNet units"):
+        core.image_to_image(squares(), "a cat", model="tiny-sd1", mask=mask(), masked_content="noise",
+                            controlnets=[unit("sd1-folder")], **redraw)
+    wider = core.outpaint(squares().crop((0, 0, 48, SIDE)), "a cat", right=16, model="tiny-sd1", steps=2, seed=3,
+                          controlnets=[unit("sd1-folder")])
+    assert wider.images[0].size == (SIDE, SIDE) and len(wider.parameters["controlnets"]) == 1
+
+
+def test_an_inpainting_checkpoint_takes_the_4_channel_controlnets_of_its_family(cn_root):
+    """SD inpainting UNets take 9 channels (latents, mask, masked picture), their ControlNets 4: a single file's
+    input channels are read from its weights, not from the model's UNet."""
+    net = controlnet.load("ControlNet/sd1-original.safetensors", diffusion.get("tiny-sd1-inpainting"))
+    assert diffusion.get("tiny-sd1-inpainting").text_to_image.unet.config.in_channels == 9
+    assert net.config.in_channels == 4
+    redraw = {"strength": 1.0, "mask_blur": 0, **FAST, "steps": 4}
+    plain = core.image_to_image(squares(), "a cat", model="tiny-sd1-inpainting", mask=mask(), **redraw)
+    steered = core.image_to_image(squares(), "a cat", model="tiny-sd1-inpainting", mask=mask(),
+                                  controlnets=[unit("sd1-original.safetensors")], **redraw)
+    inside, outside = np.asarray(mask()) > 0, np.asarray(mask()) == 0
+    assert np.abs(pixels(steered) - pixels(plain))[inside].mean() > 0.5, f"seed {FAST['seed']}: no change"
+    assert np.array_equal(pixels(steered)[outside], np.asarray(squares(), dtype=np.int16)[outside])
+
+
+def test_weighted_prompts_and_the_hires_fix_run_with_controlnets(cn_root):
+    """A1111 weights make core pass prompt_embeds (core.models.prompts): the ControlNet pipelines take them;
+    the Hires. fix runs both passes with the units."""
+    plain = core.text_to_image("a cat", model="tiny-sd1", controlnets=[unit("sd1-folder")], **FAST)
+    weighted = core.text_to_image("a (cat:1.4)", model="tiny-sd1", controlnets=[unit("sd1-folder")], **FAST)
+    assert np.abs(pixels(weighted) - pixels(plain)).mean() > 0.1, f"seed {FAST['seed']}: the weight did nothing"
+    fixed = core.text_to_image("a cat", model="tiny-sd1", controlnets=[unit("sd1-folder")], hires_scale=1.5, **FAST)
+    assert fixed.images[0].size == (96, 96) and len(fixed.parameters["controlnets"]) == 1
 
 
 # --- preprocessors ----------------------------------------------------------------------------------------
@@ -269,16 +332,20 @@ def test_bad_units_are_refused_naming_the_setting(controlnets, words):
                                                 ("tiny-sd1", "sdxl-folder", "a model with 32-wide")])
 def test_a_controlnet_for_another_family_is_refused_naming_both(cn_root, model, net, wanted):
     with pytest.raises(InvalidInput, match=rf"ControlNet {net} is for .*, but the model {model} is {wanted}"):
-        controlnet.prepare(diffusion.get(model), controlnet.parse_units([unit(net)]), "text_to_image", SIDE, SIDE)
+        core.text_to_image("a cat", model=model, controlnets=[unit(net)], **FAST)
 
 
-def test_text_to_image_needs_a_control_image(cn_root):
+def test_text_to_image_needs_a_control_image_and_units_are_checked_before_the_model_loads(cn_root):
     with pytest.raises(InvalidInput, match=r"controlnets\[0\].image is missing"):
-        controlnet.prepare(diffusion.get("tiny-sd1"), controlnet.parse_units([unit("sd1-folder", image=None)]),
-                           "text_to_image", SIDE, SIDE)
+        core.text_to_image("a cat", model="tiny-sd1", controlnets=[unit("sd1-folder", image=None)], **FAST)
+    with pytest.raises(InvalidInput, match=r"controlnets\[0\].image is not a readable picture"):
+        core.text_to_image("a cat", model="no-such-model", controlnets=[unit("sd1-folder", image=b"GIF89")], **FAST)
 
 
 def test_the_emoji_model_takes_no_controlnet(tiny_emoji):
     with pytest.raises(InvalidInput, match=f"{tiny_emoji} takes no ControlNet"):
-        controlnet.prepare(diffusion.get(tiny_emoji), controlnet.parse_units([{"model": "x.safetensors"}]),
-                           "text_to_image", 16, 16)
+        core.text_to_image("rocket", model=tiny_emoji, controlnets=[{"model": "x.safetensors", "image": sketch()}],
+                           steps=2, seed=0)
+    with pytest.raises(InvalidInput, match="takes no ControlNet"):
+        core.image_to_image(sketch(), "rocket", model=tiny_emoji, controlnets=[{"model": "x.safetensors"}], steps=2,
+                            seed=0)

@@ -4,7 +4,8 @@ Orchestration only: `model` becomes a loaded model in core.models.diffusion (the
 model, a Stable Diffusion checkpoint or diffusers folder in the models folder, or a Hub repo id);
 the sampler comes from core.models.schedulers, LoRAs from core.models.lora, the VAE decode from
 core.models.vae, the optional x4 upscale from core.generators.enlarge. Inpainting and outpainting: the
-mask work in core.imaging.masks (pixels), the inpainting pipeline in core.models.inpaint.
+mask work in core.imaging.masks (pixels), the inpainting pipeline in core.models.inpaint. ControlNet units:
+core.models.controlnet (the pipeline to call instead of the model's own).
 
 Batch invariance: image i of a batch has the same pixels as its seed alone. On the CPU, convolution
 and matrix kernels pick their blocking by batch size, which moved pixels by an 8-bit level, so
@@ -38,7 +39,7 @@ from core.generators import enlarge, hires
 from core.generators.progress import Progress, freed_on_failure
 from core.imaging import masks
 from core.imaging.io import flatten, open_image, to_pil
-from core.models import files, hashes, latent_preview, lora, prompts, schedulers, vae, zerogpu
+from core.models import controlnet, files, hashes, latent_preview, lora, prompts, schedulers, vae, zerogpu
 from core.models.diffusion import DEFAULT_MODEL, DiffusionModel, get, token_warnings
 from core.models.output_checks import bad_values, flat, lost_contrast, redo_in_float32, to_float32
 from core.models.schedulers import make_scheduler
@@ -84,8 +85,8 @@ def _denoise(m: DiffusionModel, pipe, seeds: list[int], settings: dict, callback
     """One pipeline call for len(seeds) images: returns (pixels `(N, 3, H, W)` in [0, 1], warnings,
     indices blacked out by the model's safety checker). List arguments in `call` are cut to N.
 
-    NaN or infinite values from a half-precision denoiser redo the call with the UNet and text
-    encoders in float32 for good (the redo's steps are added to `progress`); the VAE has its own
+    NaN or infinite values from a half-precision denoiser redo the call with the UNet, its ControlNets and
+    the text encoders in float32 for good (the redo's steps are added to `progress`); the VAE has its own
     fallback (core.models.vae.decode).
     """
     call = {k: v[:len(seeds)] if isinstance(v, list) else v for k, v in call.items()}
@@ -97,7 +98,8 @@ def _denoise(m: DiffusionModel, pipe, seeds: list[int], settings: dict, callback
                     callback_on_step_end=callback, output_type="latent" if m.has_vae else "pt", **args).images
 
     def upcast() -> str | None:
-        was = to_float32(getattr(pipe, name, None) for name in ("unet", "text_encoder", "text_encoder_2"))
+        was = to_float32(getattr(pipe, name, None)
+                         for name in ("unet", "controlnet", "text_encoder", "text_encoder_2"))
         if was:
             progress.add(run_steps)
         return was
@@ -258,8 +260,8 @@ def text_to_image(prompt: str, *, model: str | None = None, negative_prompt: str
                   loras: list[tuple[str, float]] | dict[str, float] | None = None, upscale: bool = False,
                   on_step: Callable[[int, int], None] | None = None,
                   on_preview: Callable[[list[Image.Image]], None] | None = None, preview_every: int = 5,
-                  hires_scale: float | None = None, hires_upscaler: str = "Lanczos", hires_strength: float = 0.5,
-                  hires_steps: int = 0) -> Result:
+                  controlnets: list[dict[str, Any]] | None = None, hires_scale: float | None = None,
+                  hires_upscaler: str = "Lanczos", hires_strength: float = 0.5, hires_steps: int = 0) -> Result:
     """Generate images from a text prompt.
 
     Args:
@@ -296,6 +298,19 @@ def text_to_image(prompt: str, *, model: str | None = None, negative_prompt: str
             picture (full size; DDIM, Euler, Euler a, LCM; the current sample for the others).
             Whatever it raises (core.Cancelled) goes out as from on_step.
         preview_every: steps between previews, 1..100.
+        controlnets: None, or up to 3 ControlNet units (Stable Diffusion models only), each a dict:
+            "model": a ControlNet file (.safetensors, or .pth/.ckpt) or diffusers folder in the models folder
+                (core.catalog.controlnets()), made for the model's family (SD 1.x, SD 2.x or SDXL);
+            "image": the control picture (as `image` of image_to_image; required here);
+            "preprocessor": "canny" (Canny edges, with "low_threshold" and "high_threshold", 1..255, default
+                100 and 200), "scribble" (a sketch: dark strokes on light ground become white lines on black)
+                or "none" (the picture as it is; the default): core.imaging.control, at width x height;
+            "weight": 0..2 (default 1), diffusers' controlnet_conditioning_scale; a unit of weight 0 is not
+                run, so the output is exactly the model's own;
+            "start", "end": 0..1, start < end (defaults 0 and 1): the fraction of the steps the unit acts in.
+            Several units at once run as diffusers' MultiControlNetModel (core.models.controlnet).
+            parameters["controlnets"] lists them ({"model", "preprocessor", "weight", "start", "end",
+            Canny's thresholds, "sha256" of a single file}). With the Hires. fix, both passes use them.
         hires_scale: AUTOMATIC1111's "Hires. fix" ("Upscale by"): None or 1 for off, else 1..4. Each
             picture drawn at width x height is enlarged this many times (sides rounded to multiples of
             8, within the model's sizes) with `hires_upscaler`, then redrawn by image_to_image at that
@@ -317,9 +332,12 @@ def text_to_image(prompt: str, *, model: str | None = None, negative_prompt: str
 
     Raises:
         InvalidInput: empty prompt, a setting out of range or of the wrong type, or a name (model,
-            scheduler, LoRA) that is no name (the message names it).
+            scheduler, LoRA) that is no name (the message names it); a ControlNet unit that is not as above,
+            a control image that cannot be read, a ControlNet for another family than the model (both
+            named), or ControlNet units for the emoji model.
         ModelNotFound: unknown model, missing weights, or a Hub id not cached while offline.
-        UnsafeModelFile: a checkpoint or LoRA that is corrupt, of the wrong kind, or needs unpickling of code.
+        UnsafeModelFile: a checkpoint, LoRA or ControlNet that is corrupt, of the wrong kind, or needs unpickling
+            of code.
         ModelError: the model (denoiser, VAE or the x4 upscaler) gave NaN or infinite values even in
             float32; a half-precision model is first moved to float32 for good and the work redone (said in
             the warnings). An image that comes out as one flat colour is kept and named in the warnings.
@@ -331,13 +349,16 @@ def text_to_image(prompt: str, *, model: str | None = None, negative_prompt: str
     negative = check_prompt(negative_prompt, name="negative_prompt", required=False)
     check_bool("upscale", upscale)
     loras = lora.parse_loras(loras)
+    units = controlnet.parse_units(controlnets)
     m = get(model)
     settings = _settings(m, model or DEFAULT_MODEL, steps, guidance_scale, width, height, batch_size, batch_count,
                          scheduler)
     settings.update(prompt=prompt, negative_prompt=negative)
     settings["warnings"] += token_warnings(m, prompt=prompt, negative_prompt=negative)
+    control = controlnet.prepare(m, units, "text_to_image", settings["width"], settings["height"])
+    settings["controlnets"] = control.parameters
     n = settings["batch_size"]
-    return _run(m, m.text_to_image, settings, seed, on_step, upscale, loras, settings["steps"],
+    return _run(m, control.pipe or m.text_to_image, settings, seed, on_step, upscale, loras, settings["steps"],
                 _check_previews(on_preview, preview_every), prompt=[prompt] * n, negative_prompt=[negative] * n, height=settings["height"],
                 width=settings["width"])
 
@@ -350,7 +371,7 @@ def image_to_image(image: Image.Image, prompt: str, *, strength: float = 0.6, mo
                    on_step: Callable[[int, int], None] | None = None,
                    on_preview: Callable[[list[Image.Image]], None] | None = None, preview_every: int = 5,
                    mask: Any = None, mask_blur: int = 4, inpaint_area: str = "whole", inpaint_padding: int = 32,
-                   masked_content: str = "original") -> Result:
+                   masked_content: str = "original", controlnets: list[dict[str, Any]] | None = None) -> Result:
     """Redraw a picture to match a prompt (SDEdit: noise it to `strength`, then denoise), or with a `mask`
     only the masked part of it (inpainting).
 
@@ -391,6 +412,11 @@ def image_to_image(image: Image.Image, prompt: str, *, strength: float = 0.6, mo
             "latent noise", pixels for the emoji model, drawn from each image's seed: at strength 1 the
             same as pure noise, below it the masked area keeps nothing of the picture), or "fill" (the
             surrounding colours blurred into it, A1111's "fill": core.imaging.masks.fill).
+        controlnets: ControlNet units, as in `text_to_image`; a unit without "image" is steered by the
+            picture itself (with a mask: the part redrawn, before "fill"). With inpaint_area "masked", a
+            unit's own image is taken as covering the whole picture and cut to the area redrawn. With a
+            mask they run in diffusers' ControlNet inpainting pipelines (masked_content "noise" is not
+            available with them).
 
     Returns:
         Result with batch_size x batch_count RGB images of (width, height) px, or with a mask of the input
@@ -402,7 +428,8 @@ def image_to_image(image: Image.Image, prompt: str, *, strength: float = 0.6, mo
             setting out of range; a mask that is unreadable, of another mode or size than the picture,
             empty or covering the whole picture; inpaint_area, masked_content, mask_blur or
             inpaint_padding out of their choices or ranges; "noise" or a mask for a model whose pipeline
-            cannot take it (the message names the model).
+            cannot take it (the message names the model); ControlNet units as in `text_to_image`, or with
+            masked_content "noise".
         ModelNotFound, UnsafeModelFile, ModelError, Cancelled: as in `text_to_image` (a flat result is
             only named in the warnings when the start picture was not flat itself).
 
@@ -416,6 +443,7 @@ def image_to_image(image: Image.Image, prompt: str, *, strength: float = 0.6, mo
     strength = check_float("strength", strength, *STRENGTH_RANGE)
     check_bool("upscale", upscale)
     loras = lora.parse_loras(loras)
+    units = controlnet.parse_units(controlnets)
     inpainting = _check_inpainting(mask_blur, inpaint_area, inpaint_padding, masked_content)
     painted = None if mask is None else masks.read_mask(mask, picture.size)
     m = get(model)
@@ -445,6 +473,7 @@ def image_to_image(image: Image.Image, prompt: str, *, strength: float = 0.6, mo
     else:
         call["image"] = [flatten(picture).resize(size, Image.LANCZOS)] * n
         pipe = _whole_mask(m, pipe, size, call)
+    pipe = _with_controlnets(m, pipe, units, size, call, finish, settings)
     return _run(m, pipe, settings, seed, on_step, upscale, loras,
                 min(int(strength * settings["steps"]), settings["steps"]), _check_previews(on_preview, preview_every),
                 finish=finish, **call)
@@ -477,6 +506,26 @@ def _inpainting(m: DiffusionModel, original: Image.Image, painted: Image.Image, 
     return pipe, redraw.paste
 
 
+def _with_controlnets(m: DiffusionModel, pipe, units: list[controlnet.Unit], size: tuple[int, int],
+                      call: dict[str, Any], finish: masks.Paste | None, settings: dict[str, Any]):
+    """The ControlNet pipeline of `units` for image to image (inpainting when `call` has a mask), or `pipe`
+    when none runs; records the units in settings["controlnets"]. Units without an image are steered by the
+    picture being redrawn (with a mask, its part at the working size, before any "fill")."""
+    start, crop = call["image"][0], None
+    if finish is not None:
+        start = finish.original.crop(finish.box).resize(size, Image.LANCZOS)
+        crop = (finish.original.size, finish.box)
+    task = "inpaint" if "mask_image" in call else "image_to_image"
+    control = controlnet.prepare(m, units, task, *size, start=start, crop=crop)
+    settings["controlnets"] = control.parameters
+    if control.pipe is None:
+        return pipe
+    if call.pop("masked_content", "original") != "original":
+        raise InvalidInput("masked_content 'noise' is not available with ControlNet units; choose 'original' or "
+                           "'fill', or remove the units")
+    return control.pipe
+
+
 def _whole_mask(m: DiffusionModel, pipe, size: tuple[int, int], call: dict[str, Any]):
     """`pipe`, or for an SD inpainting checkpoint (its UNet also takes a mask and the masked picture, which
     the image-to-image pipeline cannot give) its inpainting pipeline with the whole picture masked, as
@@ -495,7 +544,8 @@ def outpaint(image: Image.Image, prompt: str, *, left: int = 0, right: int = 0, 
              seed: int = -1, batch_size: int = 1, batch_count: int = 1, scheduler: str | None = None,
              loras: list[tuple[str, float]] | dict[str, float] | None = None, upscale: bool = False,
              on_step: Callable[[int, int], None] | None = None,
-             on_preview: Callable[[list[Image.Image]], None] | None = None, preview_every: int = 5) -> Result:
+             on_preview: Callable[[list[Image.Image]], None] | None = None, preview_every: int = 5,
+             controlnets: list[dict[str, Any]] | None = None) -> Result:
     """Extend a picture past its borders: the new area is drawn to match the picture and the prompt.
 
     The picture is put on a canvas grown by `left`, `right`, `top` and `bottom` px; the new area plus
@@ -515,7 +565,8 @@ def outpaint(image: Image.Image, prompt: str, *, left: int = 0, right: int = 0, 
             "noise" of `image_to_image`). At strength 1 (the default) the start matters little.
         strength: 0.01..1 (default 1), as in `image_to_image`.
         model, negative_prompt, steps, guidance_scale, seed, batch_size, batch_count, scheduler, loras,
-        upscale, on_step, on_preview, preview_every: as in `image_to_image`.
+        upscale, on_step, on_preview, preview_every, controlnets: as in `image_to_image` (a unit's own image
+            covers the extended picture; a unit without one is steered by the extended canvas).
 
     Returns:
         Result with batch_size x batch_count RGB images of the extended size (W + left + right,
@@ -546,7 +597,7 @@ def outpaint(image: Image.Image, prompt: str, *, left: int = 0, right: int = 0, 
                             batch_size=batch_size, batch_count=batch_count, scheduler=scheduler, loras=loras,
                             upscale=upscale, on_step=on_step, on_preview=on_preview, preview_every=preview_every,
                             mask=mask, mask_blur=mask_blur, inpaint_area="whole",
-                            masked_content="noise" if fill == "noise" else "original")
+                            masked_content="noise" if fill == "noise" else "original", controlnets=controlnets)
     for key in ("inpaint_area", "inpaint_padding", "masked_content"):  # not outpaint's settings
         result.parameters.pop(key, None)
     result.parameters.update(outpaint=sides, fill=fill, input_size=list(picture.size))

@@ -19,13 +19,16 @@ its cross-attention (768 SD 1.x, 1024 SD 2.x, 2048 SDXL) and SDXL's size conditi
 `label_emb`) must be the model's UNet's. Loaded ControlNets are cached per file version (the registry's
 cache, keys `cache_key`), on the model's device and in its UNet's precision.
 
-`prepare` turns a request's units into the pipeline to call and its ControlNet keyword arguments: diffusers'
-StableDiffusion(XL)ControlNet{,Img2Img,Inpaint}Pipeline made with `from_pipe` from the loaded model (every
-module shared); several units become a list of ControlNets (diffusers' MultiControlNetModel).
+`prepare` turns a request's units into the pipeline to call: diffusers'
+StableDiffusion(XL)ControlNet{,Img2Img,Inpaint}Pipeline made with AutoPipeline's `from_pipe` from the loaded
+model (every module shared, none moved or cast), holding the request's ControlNet keyword arguments
+(`WithArguments`), so the generators call it exactly as the model's own pipeline; several units become a list
+of ControlNets (diffusers' MultiControlNetModel).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -45,8 +48,6 @@ from core.models.registry import FileVersion, ModelKind
 
 TASKS = ("text_to_image", "image_to_image", "inpaint")
 FIELDS = ("model", "image", "preprocessor", "weight", "start", "end", "low_threshold", "high_threshold")
-PER_CONTROLNET = ("controlnet_conditioning_scale", "control_guidance_start", "control_guidance_end")
-"""Call arguments that hold one value per ControlNet (lists with several), never one per image."""
 _KNOWN = {(768, False): "SD 1.x", (1024, False): "SD 2.x", (2048, True): "SDXL"}
 _LOADED: dict[Path, str] = {}
 """ControlNet path -> its cache key now, so that an older version of a replaced file leaves the cache."""
@@ -74,7 +75,7 @@ def parse_units(controlnets: object) -> list[Unit]:
         InvalidInput: another type, too many units, an unknown key, an empty or bad model name, a control image
             that cannot be read, a preprocessor not in core.catalog.PREPROCESSORS, weight outside 0..2, start or
             end outside 0..1 or start not below end, Canny thresholds outside 1..255 or low above high. Each
-            message names the unit and the setting, e.g. "controlnets[1].weight must be 0..2, got 3".
+            message names the unit and the setting, e.g. "controlnets[1].weight must be 0.0..2.0, got 3".
     """
     if controlnets is None:
         return []
@@ -101,9 +102,10 @@ def _unit(name: str, unit: dict) -> Unit:
     if start >= end:
         raise InvalidInput(f"{name}.start ({start:g}) must be below {name}.end ({end:g}): the ControlNet acts "
                            "from start to end, as fractions of the steps")
-    return Unit(model=model, image=image, preprocessor=control.check_preprocessor(f"{name}.preprocessor",
-                unit.get("preprocessor", "none")), weight=check_float(f"{name}.weight", unit.get("weight", 1.0),
-                *CONTROLNET_WEIGHT_RANGE), start=start, end=end, low_threshold=low, high_threshold=high)
+    preprocessor = control.check_preprocessor(f"{name}.preprocessor", unit.get("preprocessor", "none"))
+    weight = check_float(f"{name}.weight", unit.get("weight", 1.0), *CONTROLNET_WEIGHT_RANGE)
+    return Unit(model=model, image=image, preprocessor=preprocessor, weight=weight, start=start, end=end,
+                low_threshold=low, high_threshold=high)
 
 
 @dataclass
@@ -112,8 +114,10 @@ class Control:
 
     Attributes:
         pipe: the ControlNet pipeline to call, or None when no unit has a weight above 0 (the model's own).
-        arguments: its ControlNet keyword arguments (the control image(s) under "image" for text to image,
-            "control_image" otherwise, and PER_CONTROLNET), for every image of a call: none is per image.
+            It adds `arguments` to every call (WithArguments).
+        arguments: its ControlNet keyword arguments: the control image(s) under "image" for text to image,
+            "control_image" otherwise, controlnet_conditioning_scale, control_guidance_start and _end; one
+            value each for one ControlNet, lists of one per ControlNet for several (never one per image).
         parameters: the units for Result.parameters["controlnets"] (no picture data).
         images: the control images, one RGB (width, height) picture per unit.
     """
@@ -124,8 +128,8 @@ class Control:
     images: list[Image.Image]
 
 
-def prepare(m, units: list[Unit], task: str, width: int, height: int,
-            start: Image.Image | None = None) -> Control:
+def prepare(m, units: list[Unit], task: str, width: int, height: int, start: Image.Image | None = None,
+            crop: tuple[tuple[int, int], tuple[int, int, int, int]] | None = None) -> Control:
     """The pipeline and call arguments for `units` on model `m` (a core.models.diffusion.DiffusionModel).
 
     Args:
@@ -136,6 +140,8 @@ def prepare(m, units: list[Unit], task: str, width: int, height: int,
             with `image` and `mask_image` as the generator gives them).
         width, height: the generation size in px; control images are made at this size.
         start: the start picture (image to image, inpaint), the control picture of units without an image.
+        crop: for an inpainting of only the masked area, ((W, H) of the whole picture, (left, top, right,
+            bottom) of the area redrawn): a unit's own image is resized to W x H and cut to that area first.
 
     Raises:
         InvalidInput: ControlNets on a model without a Stable Diffusion UNet (the emoji model), a ControlNet
@@ -154,18 +160,22 @@ def prepare(m, units: list[Unit], task: str, width: int, height: int,
     paths = [controlnet_files.locate(unit.model) for unit in units]
     for unit, path in zip(units, paths):
         _check_fits(m, unit.model, controlnet_files.shape_of(path))
-    images = [_control_image(f"controlnets[{i}]", unit, width, height, start) for i, unit in enumerate(units)]
+    images = [_control_image(f"controlnets[{i}]", unit, width, height, start, crop) for i, unit in enumerate(units)]
     parameters = [_parameters(unit, path) for unit, path in zip(units, paths)]
     active = [i for i, unit in enumerate(units) if unit.weight > 0]
     if not active:
         return Control(None, {}, parameters, images)
     nets = [load(units[i].model, m) for i in active]
-    return Control(_pipeline(m, task, nets), _arguments(task, [units[i] for i in active],
-                                                        [images[i] for i in active]), parameters, images)
+    arguments = _arguments(task, [units[i] for i in active], [images[i] for i in active])
+    return Control(_pipeline(m, task, nets, arguments), arguments, parameters, images)
 
 
-def _control_image(name: str, unit: Unit, width: int, height: int, start: Image.Image | None) -> Image.Image:
+def _control_image(name: str, unit: Unit, width: int, height: int, start: Image.Image | None,
+                   crop: tuple[tuple[int, int], tuple[int, int, int, int]] | None) -> Image.Image:
     picture = unit.image if unit.image is not None else start
+    if unit.image is not None and crop is not None:
+        size, box = crop
+        picture = unit.image.resize(size, Image.LANCZOS).crop(box)
     if picture is None:
         raise InvalidInput(f"{name}.image is missing: text to image has no start picture, so give each ControlNet "
                            "unit a control image")
@@ -193,9 +203,44 @@ def _arguments(task: str, units: list[Unit], images: list[Image.Image]) -> dict[
     return {key: value[0] if one else value for key, value in values.items()}
 
 
-def _pipeline(m, task: str, nets: list) -> Any:
-    """diffusers' ControlNet pipeline for `task`, made from the model's pipeline with from_pipe (modules
-    shared; AutoPipeline's from_pipe leaves every module's device and precision as they are)."""
+class WithArguments:
+    """Mixed into a ControlNet pipeline: every call gets `control_arguments` (the request's ControlNet keyword
+    arguments), so it is called as the model's own pipeline is. (The generators cut list arguments to the
+    images of each call; these lists are per ControlNet.)"""
+
+    control_arguments: dict[str, Any] = {}
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return super().__call__(*args, **(self.control_arguments | kwargs))
+
+
+PIPELINES = ("StableDiffusionControlNetPipeline", "StableDiffusionControlNetImg2ImgPipeline",
+             "StableDiffusionControlNetInpaintPipeline", "StableDiffusionXLControlNetPipeline",
+             "StableDiffusionXLControlNetImg2ImgPipeline", "StableDiffusionXLControlNetInpaintPipeline")
+"""diffusers' ControlNet pipelines that AutoPipeline picks for SD 1.x/2.x and SDXL; each is also a class of this
+module, with WithArguments mixed in (module `__getattr__`)."""
+
+
+def __getattr__(name: str) -> type:
+    """The classes of PIPELINES with WithArguments, made on first use (importing diffusers' pipelines takes
+    seconds) and found by name as pickle finds classes (ZeroGPU pickles the pipeline to its worker)."""
+    if name not in PIPELINES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return _with_arguments(name)
+
+
+@functools.cache
+def _with_arguments(name: str) -> type:
+    import diffusers
+
+    base = getattr(diffusers, name)
+    return type(name, (WithArguments, base), {"__module__": __name__, "__qualname__": name, "__doc__": base.__doc__})
+
+
+def _pipeline(m, task: str, nets: list, arguments: dict[str, Any]) -> Any:
+    """diffusers' ControlNet pipeline for `task` holding `arguments`, made from the model's pipeline with
+    AutoPipeline's from_pipe: modules shared, and left on their device and in their precision (the pipeline
+    classes' own from_pipe casts every module to its `dtype` argument, float32 by default)."""
     from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting, AutoPipelineForText2Image
 
     auto = {"text_to_image": AutoPipelineForText2Image, "image_to_image": AutoPipelineForImage2Image,
@@ -204,7 +249,17 @@ def _pipeline(m, task: str, nets: list) -> Any:
     for net in nets:
         if net.dtype != unet.dtype:  # the model was moved to float32 after NaN values: its ControlNets follow
             net.to(unet.dtype)
-    return auto.from_pipe(m.text_to_image, controlnet=nets[0] if len(nets) == 1 else list(nets))
+    try:
+        pipe = auto.from_pipe(m.text_to_image, controlnet=nets[0] if len(nets) == 1 else list(nets))
+    except (ValueError, KeyError, TypeError) as err:  # a family without ControlNet pipelines in diffusers
+        raise InvalidInput(f"{m.label} has no ControlNet pipeline in diffusers ({brief(err)}); choose an SD 1.x, "
+                           "SD 2.x or SDXL model") from None
+    if type(pipe).__name__ not in PIPELINES:
+        raise InvalidInput(f"{m.label} has no ControlNet pipeline here ({type(pipe).__name__}); choose an SD 1.x, "
+                           "SD 2.x or SDXL model")
+    pipe.__class__ = _with_arguments(type(pipe).__name__)  # the same object and state, one method more
+    pipe.control_arguments = arguments
+    return pipe
 
 
 # --- what a ControlNet was made for ----------------------------------------------------------------------

@@ -138,7 +138,8 @@ def diffusers_names(state: dict, layers_per_block: int) -> dict:
     try:
         converted = convert_controlnet_checkpoint(rest, {"layers_per_block": layers_per_block})
     except (KeyError, ValueError, IndexError, AttributeError) as err:
-        raise UnsafeModelFile(f"a ControlNet file in the original layout could not be converted ({brief(err)})") from None
+        raise UnsafeModelFile(f"a ControlNet file in the original layout could not be converted: {brief(err)}"
+                              ) from None
     return {name: t for name, t in converted.items() if t is not None} | renamed
 
 

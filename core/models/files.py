@@ -2,14 +2,16 @@
 
 Users keep checkpoints, LoRAs, ControlNets and upscalers in the models folder (`core.paths.MODELS_DIR`,
 default `models/`, or `IMAGEGEN_MODELS_DIR`), in any sub-folders (A1111's `Stable-diffusion/`, `Lora/`,
-`ControlNet/`, `ESRGAN/` or ComfyUI's `checkpoints/`, `loras/`, `controlnet/`, `upscale_models/` all work). The server reads model
-files only from there and from the bundled `weights/`: a name with `..`, an absolute path elsewhere, or a
-symbolic link that leads out of its folder is refused, and such a link is left out of the lists.
+`ControlNet/`, `ESRGAN/` or ComfyUI's `checkpoints/`, `loras/`, `controlnet/`, `upscale_models/` all
+work). The server reads model files only from there and from the bundled `weights/`: a name with `..`,
+an absolute path elsewhere, or a symbolic link that leads out of its folder is refused, and such a link
+is left out of the lists.
 
 A file's kind comes from its tensor names, read from the safetensors header without loading any
 tensor: ControlNets hold `control_model.input_hint_block.*` or `input_hint_block.*` (the original
-layout of lllyasviel/ControlNet, which A1111 reads) or `controlnet_cond_embedding.*` (diffusers' layout),
-Stable Diffusion checkpoints hold `model.diffusion_model.*` (the original LDM/SGM layout), LoRAs hold `lora_*` keys (kohya/A1111) or `.lora_A.`/`.lora_down.` keys (diffusers/PEFT), StyleGAN
+layout of lllyasviel/ControlNet, which A1111 reads) or `controlnet_cond_embedding.*` (diffusers'
+layout), Stable Diffusion checkpoints hold `model.diffusion_model.*` (the original LDM/SGM layout),
+LoRAs hold `lora_*` keys (kohya/A1111) or `.lora_A.`/`.lora_down.` keys (diffusers/PEFT), StyleGAN
 face generators the keys of `core.models.stylegan.is_style_file`; anything else is taken for an upscaler (spandrel decides when it loads). Pickle-based files (`.ckpt`, `.pt`,
 `.pth`) have no readable header, so their kind comes from the folder they sit in. Diffusers folders are
 pipelines (`model_index.json`, kind "checkpoint") or ControlNets (`config.json` naming `ControlNetModel`).
