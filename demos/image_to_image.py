@@ -1,4 +1,5 @@
-"""Image to image tab: redraw a picture to match a prompt (SDEdit on the emoji diffusion model).
+"""Image to image tab: redraw a picture to match a prompt (SDEdit), or only the part of it a mask covers
+(inpaint), a sketch drawn here (sketch to image), or the picture extended past its borders (outpaint).
 
     python demos/image_to_image.py
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 if __package__ in (None, ""):  # run as `python demos/image_to_image.py`: make `core` and `demos` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -15,8 +17,10 @@ import gradio as gr
 from PIL import Image, ImageDraw
 
 import core
-from demos import host, inputs, limits, serving, ui, uploads
-from demos.diffusion_settings import call_args, panel
+from core import catalog
+from core.imaging import masks
+from demos import controlnet_panel, host, inputs, limits, serving, ui, uploads
+from demos.diffusion_settings import LORA_ROWS, call_args, panel
 
 SKETCHES = {  # start picture (a flat sketch drawn below) -> prompt
     "red disc": "red apple",
@@ -52,11 +56,30 @@ def example_rows(prompts: tuple[str, ...] | None = None) -> list[list[str | floa
     return [[path, prompt, 0.7] for path, prompt in pairs]
 
 
+SETTINGS = (*ui.PANEL_KEYS, *(f"lora_{i}{end}" for i in range(1, LORA_ROWS + 1) for end in ("", "_weight")))
+"""The shared panel's inputs by API name, in its order; the new endpoints take them by name (inputs_kwargs)."""
+MODES = {"image": "Generate", "inpaint": "Inpaint", "sketch": "Generate from sketch", "outpaint": "Outpaint"}
+"""The tab's modes (sub-tab id -> its run button's label); the button of the mode shown is the one visible."""
+LABELS = {"whole": "Whole picture", "masked": "Only masked", "noise": "latent noise",
+          "edge": "edge (stretch the border)"}
+"""Labels of core's choices where A1111's words differ from core's values (the API takes the values)."""
+
+
+def labelled(choices: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(label, value) for each of core's `choices`: every one offered, in core's order."""
+    return [(LABELS.get(value, value), value) for value in choices]
+
+
+PICK_VISIBLE_RUN = """() => { const run = [...document.querySelectorAll('button.i2i-run')]
+    .find(button => button.offsetParent !== null); if (run) run.click(); }"""
+"""Enter in the prompt presses the run button of the mode shown (each mode has its own endpoint)."""
+
+
 def generate(image: dict | None, prompt: str, strength: float, negative_prompt: str, model: str, scheduler: str,
              steps: int, guidance_scale: float, width: int, height: int, seed: int, batch_size: int,
              batch_count: int, upscale: str, lora_1: str = "", lora_1_weight: float = 1.0, lora_2: str = "",
              lora_2_weight: float = 1.0, lora_3: str = "", lora_3_weight: float = 1.0,
-             request: gr.Request = None, progress=gr.Progress()):
+             request: gr.Request = None, progress=gr.Progress(), **control):
     """Redraw a picture to match a prompt: noise it to `strength`, then denoise it toward the prompt.
 
     Args:
@@ -67,46 +90,282 @@ def generate(image: dict | None, prompt: str, strength: float, negative_prompt: 
         negative_prompt, model, scheduler, guidance_scale, width, height, seed, batch_size, batch_count,
         upscale, lora_1, lora_1_weight, lora_2, lora_2_weight, lora_3, lora_3_weight: as for text to
             image (the picture is resized to width x height).
+        controlnet_1, controlnet_2: ControlNet files or folders of the models folder ("" for none; Stable
+            Diffusion models only), each with _image (the control image; none: the picture itself),
+            _preprocessor ("canny", "scribble", "none"), _weight (0..2), _start and _end (0..1, fractions
+            of the steps) and _low_threshold, _high_threshold (Canny, 1..255).
 
     Returns:
         The pictures (with their seeds as captions), the seeds used, and the parameters applied.
     """
-    limits.check_text("prompt", prompt)
     settings = call_args(negative_prompt, model, scheduler, steps, guidance_scale, width, height, seed, batch_size,
                          batch_count, upscale, lora_1, lora_1_weight, lora_2, lora_2_weight, lora_3, lora_3_weight)
-    return ui.show_files(ui.call(core.image_to_image, uploads.image_source(image), prompt, progress=progress,
-                                 strength=strength, **settings), "picture")
+    return _redraw(core.image_to_image, uploads.image_source(image), prompt, settings, control, progress,
+                   strength=strength)
+
+
+def inpaint(image: dict | None, prompt: str, mask: Any, strength: float = 0.75, mask_blur: int = 4,
+            inpaint_area: str = "whole", inpaint_padding: int = 32, masked_content: str = "original",
+            request: gr.Request = None, progress=gr.Progress(), **settings):
+    """Redraw only the masked part of a picture; every pixel the blurred mask does not reach is kept exactly.
+
+    Args:
+        image: the picture, as the image editor sends it: {"background": picture file, "layers": [painted
+            layer files], "composite": ...}; the layers' painted pixels are the mask when `mask` is None.
+        prompt: what the masked part should show, e.g. "grinning face".
+        mask: a picture of the same size (white = redraw), or None for the painted layers.
+        strength: 0.01..1, how much the masked part changes (A1111's "Denoising strength").
+        mask_blur: 0..64 px, the softened edge of the mask.
+        inpaint_area: "whole" (the whole picture at the working size) or "masked" (only the mask's box, grown
+            by inpaint_padding px, redrawn at the working size and pasted back: A1111's "Only masked").
+        inpaint_padding: 0..256 px around the mask for "masked".
+        masked_content: what the masked part starts from: "original", "fill" (the colours around it) or
+            "noise" (A1111's "latent noise").
+        negative_prompt, model, scheduler, steps, guidance_scale, width, height, seed, batch_size,
+        batch_count, upscale, lora_1 ... lora_3_weight, controlnet_1 ...: as for /image_to_image (width x
+            height is the working size; the result keeps the picture's size).
+
+    Returns:
+        The pictures (with their seeds as captions), the seeds used, and the parameters applied.
+    """
+    if mask is not None:
+        mask = uploads.image_source(mask, "mask")
+    else:
+        mask = _painted(image)
+    if mask is None:
+        raise gr.Error("mask: paint the part to redraw over the picture, or upload a mask picture (white = redraw)",
+                       print_exception=False)
+    return _redraw(core.image_to_image, _picture(image, "background"), prompt, _settings(settings), settings, progress,
+                   strength=strength, mask=mask, mask_blur=mask_blur, inpaint_area=inpaint_area,
+                   inpaint_padding=inpaint_padding, masked_content=masked_content)
+
+
+def sketch_to_image(image: dict | None, prompt: str, strength: float = 0.8, request: gr.Request = None,
+                    progress=gr.Progress(), **settings):
+    """Draw a picture from a sketch: the sketch (its strokes over its background, on white) redrawn toward the
+    prompt at `strength` (SDEdit); with a scribble ControlNet and no control image, the sketch also steers it.
+
+    Args:
+        image: the sketch, as the image editor sends it: {"background": ..., "layers": [...], "composite":
+            the drawing}; a plain picture file works as "background".
+        prompt: what the sketch shows, e.g. "red apple".
+        strength: 0.01..1, how far the result may go from the sketch.
+        negative_prompt ... controlnet_1 ...: as for /image_to_image.
+
+    Returns:
+        The pictures (with their seeds as captions), the seeds used, and the parameters applied.
+    """
+    return _redraw(core.image_to_image, _picture(image, "composite"), prompt, _settings(settings), settings, progress,
+                   strength=strength)
+
+
+def outpaint(image: dict | None, prompt: str, left: int = 0, right: int = 32, top: int = 0, bottom: int = 0,
+             fill: str = "edge", mask_blur: int = 8, strength: float = 1.0, request: gr.Request = None,
+             progress=gr.Progress(), **settings):
+    """Extend a picture past its borders: the new area is drawn to match the picture and the prompt.
+
+    Args:
+        image: the picture to extend.
+        prompt: what the whole extended picture should show.
+        left, right, top, bottom: px to add on each side (multiples of 8; at least one over 0); the extended
+            picture must fit the model's sides (emoji 16..64 px, Stable Diffusion 64..2048 px).
+        fill: what the new area starts from: "edge" (the border pixels stretched outward) or "noise".
+        mask_blur: 0..64 px; the new area reaches 2 x mask_blur px into the picture, so the seam is redrawn.
+        strength: 0.01..1 (1: the new area is drawn anew).
+        negative_prompt, model, scheduler, steps, guidance_scale, seed, batch_size, batch_count, upscale,
+        lora_1 ... lora_3_weight, controlnet_1 ...: as for /image_to_image (width and height are not used:
+            the working size is the extended picture's).
+
+    Returns:
+        The pictures of the extended size (with their seeds as captions), the seeds used, and the parameters.
+    """
+    args = _settings(settings)
+    del args["width"], args["height"]  # the extended picture's size
+    return _redraw(core.outpaint, uploads.image_source(image), prompt, args, settings, progress, left=left,
+                   right=right, top=top, bottom=bottom, fill=fill, mask_blur=mask_blur, strength=strength)
+
+
+for _fn in (generate, inpaint, sketch_to_image, outpaint):
+    controlnet_panel.takes_units(_fn)
+
+
+def _settings(values: dict[str, Any]) -> dict[str, Any]:
+    """The shared panel's values (by their SETTINGS names) as core keyword arguments (call_args)."""
+    return call_args(*(values[name] for name in SETTINGS))
+
+
+def _redraw(fn: Callable[..., core.Result], picture: Any, prompt: str, settings: dict[str, Any],
+            control: dict[str, Any], progress: gr.Progress | None, **kwargs: Any):
+    """core's `fn(picture, prompt, ...)` with the panel's `settings` (core keyword arguments), the ControlNet
+    units of `control` (controlnet_panel.units) and `kwargs`, shown as the tab's outputs."""
+    limits.check_text("prompt", prompt)
+    return ui.show_files(ui.call(fn, picture, prompt, progress=progress, controlnets=controlnet_panel.units(control),
+                                 **kwargs, **settings), "picture")
+
+
+def editor(**kwargs: Any) -> gr.ImageEditor:
+    """A gr.ImageEditor whose value reaches the event as {"background", "layers", "composite"}: PIL images for
+    what was drawn on the page (Gradio's own preprocess), the uploads unopened (FileData dicts) for an API
+    call that sent files, so that core reads them and names what it cannot."""
+    component = gr.ImageEditor(type="pil", format="png", image_mode="RGBA", **kwargs)
+    own = component.preprocess
+
+    def preprocess(payload: Any) -> Any:
+        if payload is None or payload.id is not None:  # the page sends its canvas as blobs, under an id
+            return own(payload)
+        dump = (lambda file: None if file is None else file.model_dump())
+        return {"background": dump(payload.background), "layers": [dump(layer) for layer in payload.layers],
+                "composite": dump(payload.composite)}
+
+    component.preprocess = preprocess
+    return component
+
+
+def _picture(value: dict | None, first: str) -> Any:
+    """The picture of an editor value: its `first` ("background" or "composite"), else the other one; a PIL
+    image from the page, an upload's path over the API, None when there is none (core then says so)."""
+    if not value:
+        return None
+    for key in (first, "composite" if first == "background" else "background"):
+        picture = value.get(key)
+        if picture is not None:
+            return picture if isinstance(picture, Image.Image) else uploads.image_source(picture, "image")
+    return None
+
+
+def _painted(value: dict | None) -> Any:
+    """The editor's painted layers as one mask (core reads an RGBA layer's alpha), None when there is no
+    layer: the one layer as it is, or several laid over each other.
+
+    Raises:
+        gr.Error: layers of different sizes.
+    """
+    layers = [layer if isinstance(layer, Image.Image) else uploads.image_source(layer, "image layers")
+              for layer in (value or {}).get("layers") or [] if layer is not None]
+    if len(layers) <= 1:
+        return layers[0] if layers else None
+    opened = [(layer if isinstance(layer, Image.Image) else core.open_image(layer, name="image layers")).convert("RGBA")
+              for layer in layers]
+    if len({layer.size for layer in opened}) > 1:
+        raise gr.Error("image layers: the painted layers have different sizes; paint the mask on one layer",
+                       print_exception=False)
+    merged = opened[0]
+    for layer in opened[1:]:
+        merged = Image.alpha_composite(merged, layer)
+    return merged
+
+
+def _copied(value: dict | None) -> tuple:
+    """A new start picture (an upload, a send, an example) also becomes the picture of Inpaint and Outpaint,
+    and the tab shows Image to image (run buttons: see `_shown`)."""
+    path = uploads.image_source(value) if value else None
+    if not isinstance(path, str):
+        return (gr.skip(),) * (3 + len(MODES))
+    return ({"background": path, "layers": [], "composite": path}, path, gr.Tabs(selected="image"), *_shown("image"))
+
+
+def _shown(mode: str) -> list[gr.Button]:
+    """Updates of the run buttons (MODES' order): only that of `mode` is visible."""
+    return [gr.Button(visible=name == mode) for name in MODES]
 
 
 def build() -> gr.Blocks:
-    """The image-to-image tab; its event is the API endpoint /image_to_image (`image` and `prompt` required)."""
+    """The image-to-image tab; its events are the API endpoints /image_to_image (`image`, `prompt` required),
+    /inpaint (`image`, `prompt`, `mask`), /sketch_to_image and /outpaint (`image`, `prompt`)."""
     choices = host.load()["image_to_image"]
     with gr.Blocks(title="Image to image") as tab:
-        gr.Markdown("Start from a picture and a prompt. The picture is resized to the output size and "
-                    "noised by *Strength*; the model then redraws it toward the prompt.")
+        gr.Markdown("Start from a picture and a prompt. *Image to image* redraws all of it (noised by *Strength*); "
+                    "*Inpaint* only what you paint over it; *Sketch* draws from your drawing; *Outpaint* extends "
+                    "the picture past its borders.")
         with gr.Row():
             with gr.Column():
-                with gr.Row(equal_height=True):
-                    image = gr.Image(label="Start picture", type="filepath", image_mode=None, height=220)
-                    with gr.Column():
-                        prompt = gr.Textbox(label="Prompt", placeholder="red apple", lines=2)
-                        strength = inputs.slider(0.05, 1.0, value=0.6, step=0.05, label="Strength",
-                                             info="low keeps the picture, 1 ignores it")
+                prompt = gr.Textbox(label="Prompt", placeholder="red apple", lines=2)
+                with gr.Tabs(selected="image") as modes:
+                    with gr.Tab("Image to image", id="image") as image_mode:
+                        with gr.Row(equal_height=True):
+                            image = gr.Image(label="Start picture", type="filepath", image_mode=None, height=220)
+                            strength = inputs.slider(0.05, 1.0, value=0.6, step=0.05, label="Strength",
+                                                     info="low keeps the picture, 1 ignores it")
+                        gr.Examples(example_rows(choices.examples), [image, prompt, strength],
+                                    label="Sketches to redraw")
+                    with gr.Tab("Inpaint", id="inpaint") as inpaint_mode:
+                        canvas = editor(label="Picture and mask", height=360, sources=("upload", "clipboard"),
+                                        brush=gr.Brush(colors=["#ffffff", "#ff00ff", "#000000"], color_mode="fixed"),
+                                        eraser=gr.Eraser(), layers=False, transforms=())
+                        gr.Markdown("Upload the picture, then paint over what to redraw (any colour; the eraser "
+                                    "takes paint away).")
+                        with gr.Accordion("Upload a mask instead", open=False):
+                            mask = controlnet_panel.picture_input(label="Mask (white = redraw)", height=160)
+                        with gr.Row():
+                            inpaint_strength = inputs.slider(*catalog.STRENGTH_RANGE, value=0.75, step=0.01,
+                                                             label="Denoising strength",
+                                                             info="how much the masked part changes")
+                            mask_blur = inputs.slider(*masks.MASK_BLUR_RANGE, value=4, step=1, whole=True,
+                                                      label="Mask blur", info="px of softened edge")
+                        with gr.Row():
+                            area = inputs.radio(labelled(masks.INPAINT_AREAS), value="whole", label="Inpaint area")
+                            padding = inputs.slider(*masks.INPAINT_PADDING_RANGE, value=32, step=4, whole=True,
+                                                    label="Only masked padding (px)")
+                        content = inputs.radio(labelled(masks.MASKED_CONTENTS), value="original", label="Masked content")
+                    with gr.Tab("Sketch", id="sketch") as sketch_mode:
+                        sketch = editor(label="Sketch", height=420, canvas_size=(512, 512),
+                                        sources=("upload", "clipboard"), layers=False, transforms=(),
+                                        brush=gr.Brush(default_size=12, colors=["#000000", "#cc3232", "#f2c21b",
+                                                                                "#32a852", "#3270cc", "#8b4513"]))
+                        gr.Markdown("Draw in colour on the blank canvas, or over an uploaded picture. With a "
+                                    "*scribble* ControlNet below (preprocessor *scribble*, no control image), "
+                                    "the sketch also steers the drawing.")
+                        sketch_strength = inputs.slider(*catalog.STRENGTH_RANGE, value=0.8, step=0.01,
+                                                        label="Sketch strength",
+                                                        info="how far the picture may go from the sketch")
+                    with gr.Tab("Outpaint", id="outpaint") as outpaint_mode:
+                        extend = controlnet_panel.picture_input(label="Picture to extend", height=220)
+                        with gr.Row():
+                            # px per side up to the largest side any model takes (core's own limit)
+                            sides = [inputs.slider(0, catalog.SD_SIDES[1], value=value, step=catalog.SIDE_STEP,
+                                                   whole=True, label=f"{name} (px)")
+                                     for name, value in (("Left", 0), ("Right", 32), ("Top", 0), ("Bottom", 0))]
+                        with gr.Row():
+                            fill = inputs.radio(labelled(masks.OUTPAINT_FILLS), value="edge", label="Fill")
+                            seam = inputs.slider(*masks.MASK_BLUR_RANGE, value=8, step=1, whole=True,
+                                                 label="Seam blur (px)",
+                                                 info="mask blur; the seam is redrawn 2x this far in")
+                            outpaint_strength = inputs.slider(*catalog.STRENGTH_RANGE, value=1.0, step=0.01,
+                                                              label="Outpaint strength")
                 settings = panel(tab, choices)
-                go, stop = ui.run_buttons("Generate")
-                gr.Examples(example_rows(choices.examples), [image, prompt, strength], label="Sketches to redraw")
+                control = controlnet_panel.panel("In this tab a unit without a control image follows the "
+                                                 "picture itself (in *Sketch*: the sketch).")
+                with gr.Row():
+                    runs = {mode: gr.Button(label, variant="primary", scale=3, visible=mode == "image",
+                                            elem_classes="i2i-run") for mode, label in MODES.items()}
+                    stop = gr.Button("Stop", variant="stop", scale=1, min_width=80)
             with gr.Column():
                 status = ui.status_line()
                 outputs = ui.result_panel("Pictures")
                 sends = ui.send_buttons(outputs[0], "image_to_image", "super_resolution", "png_info")
 
-        # preprocess=False: the upload reaches core unopened, so a broken file gets core's message
         # previews stream into the gallery (output 0 of 3) while the model works
-        event = gr.on([go.click, prompt.submit], serving.guarded(generate, preview=(0, 3)),
-                      [image, prompt, strength, *settings],
-                      list(outputs), api_name="image_to_image", preprocess=False, show_progress_on=status,
-                      **ui.GENERATOR)
-        ui.stops(stop, event)
+        served = {"outputs": list(outputs), "show_progress_on": status, **ui.GENERATOR}
+        named = {**dict(zip(SETTINGS, settings)), **control}
+        events = [
+            # preprocess=False: the upload reaches core unopened, so a broken file gets core's message
+            runs["image"].click(serving.guarded(generate, preview=(0, 3)), [image, prompt, strength, *settings],
+                                inputs_kwargs=control, api_name="image_to_image", preprocess=False, **served),
+            # the editors need Gradio's preprocess (the page sends them as blobs); picture inputs skip it
+            runs["inpaint"].click(serving.guarded(inpaint, preview=(0, 3)),
+                                  [canvas, prompt, mask, inpaint_strength, mask_blur, area, padding, content],
+                                  inputs_kwargs=named, api_name="inpaint", **served),
+            runs["sketch"].click(serving.guarded(sketch_to_image, preview=(0, 3)), [sketch, prompt, sketch_strength],
+                                 inputs_kwargs=named, api_name="sketch_to_image", **served),
+            runs["outpaint"].click(serving.guarded(outpaint, preview=(0, 3)),
+                                   [extend, prompt, *sides, fill, seam, outpaint_strength], inputs_kwargs=named,
+                                   api_name="outpaint", **served)]
+        ui.stops(stop, *events)
+        prompt.submit(None, None, None, js=PICK_VISIBLE_RUN, **ui.QUIET)
+        for mode, sub_tab in (("image", image_mode), ("inpaint", inpaint_mode), ("sketch", sketch_mode),
+                              ("outpaint", outpaint_mode)):
+            sub_tab.select(lambda mode=mode: _shown(mode), None, list(runs.values()), **ui.QUIET)
+        image.change(_copied, image, [canvas, extend, modes, *runs.values()], preprocess=False, **ui.QUIET)
     tab.sends = sends
     tab.receiver = image  # where "Send to image to image" puts a picture
     tab.fills = ui.fill_slots(prompt, settings, strength=strength, image=image)  # PNG Info's "Send to ..."
