@@ -75,6 +75,7 @@ PICK_VISIBLE_RUN = """() => { const run = [...document.querySelectorAll('button.
 """Enter in the prompt presses the run button of the mode shown (each mode has its own endpoint)."""
 
 
+@controlnet_panel.takes_units
 def generate(image: dict | None, prompt: str, strength: float, negative_prompt: str, model: str, scheduler: str,
              steps: int, guidance_scale: float, width: int, height: int, seed: int, batch_size: int,
              batch_count: int, upscale: str, lora_1: str = "", lora_1_weight: float = 1.0, lora_2: str = "",
@@ -104,6 +105,7 @@ def generate(image: dict | None, prompt: str, strength: float, negative_prompt: 
                    strength=strength)
 
 
+@controlnet_panel.takes_units
 def inpaint(image: dict | None, prompt: str, mask: Any, strength: float = 0.75, mask_blur: int = 4,
             inpaint_area: str = "whole", inpaint_padding: int = 32, masked_content: str = "original",
             request: gr.Request = None, progress=gr.Progress(), **settings):
@@ -140,6 +142,7 @@ def inpaint(image: dict | None, prompt: str, mask: Any, strength: float = 0.75, 
                    inpaint_padding=inpaint_padding, masked_content=masked_content)
 
 
+@controlnet_panel.takes_units
 def sketch_to_image(image: dict | None, prompt: str, strength: float = 0.8, request: gr.Request = None,
                     progress=gr.Progress(), **settings):
     """Draw a picture from a sketch: the sketch (its strokes over its background, on white) redrawn toward the
@@ -159,6 +162,7 @@ def sketch_to_image(image: dict | None, prompt: str, strength: float = 0.8, requ
                    strength=strength)
 
 
+@controlnet_panel.takes_units
 def outpaint(image: dict | None, prompt: str, left: int = 0, right: int = 32, top: int = 0, bottom: int = 0,
              fill: str = "edge", mask_blur: int = 8, strength: float = 1.0, request: gr.Request = None,
              progress=gr.Progress(), **settings):
@@ -183,10 +187,6 @@ def outpaint(image: dict | None, prompt: str, left: int = 0, right: int = 32, to
     del args["width"], args["height"]  # the extended picture's size
     return _redraw(core.outpaint, uploads.image_source(image), prompt, args, settings, progress, left=left,
                    right=right, top=top, bottom=bottom, fill=fill, mask_blur=mask_blur, strength=strength)
-
-
-for _fn in (generate, inpaint, sketch_to_image, outpaint):
-    controlnet_panel.takes_units(_fn)
 
 
 def _settings(values: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import gradio as gr
 import core
 from core import CoreError, catalog
 from core.generators import hires
-from demos import host, inputs, limits, serving, ui
+from demos import controlnet_panel, host, inputs, limits, serving, ui
 from demos.diffusion_settings import call_args, panel
 
 HIRES_KEYS = ("hires_scale", "hires_upscaler", "hires_strength", "hires_steps")
@@ -26,12 +26,13 @@ EXAMPLES = ["red apple", "grinning face", "rocket", "japan flag", "slice of pizz
 The host's examples ([text_to_image] examples, $IMAGEGEN_EXAMPLES_TEXT_TO_IMAGE) replace them."""
 
 
+@controlnet_panel.takes_units
 def generate(prompt: str, negative_prompt: str, model: str, scheduler: str, steps: int, guidance_scale: float,
              width: int, height: int, seed: int, batch_size: int, batch_count: int, upscale: str,
              lora_1: str = "", lora_1_weight: float = 1.0, lora_2: str = "", lora_2_weight: float = 1.0,
              lora_3: str = "", lora_3_weight: float = 1.0, hires_scale: float = 1.0,
              hires_upscaler: str = hires.LANCZOS, hires_strength: float = 0.5, hires_steps: int = 0,
-             request: gr.Request = None, progress=gr.Progress()):
+             request: gr.Request = None, progress=gr.Progress(), **control):
     """Draw pictures from a text prompt with a diffusion model (default: a 32x32 emoji model).
 
     Args:
@@ -59,6 +60,10 @@ def generate(prompt: str, negative_prompt: str, model: str, scheduler: str, step
             super-resolution list, e.g. "realesr-animevideov3-x4".
         hires_strength: 0.01..1, how much the redraw changes (A1111's "Denoising strength").
         hires_steps: the steps the redraw runs, 0..100 (0 = the same as `steps`).
+        controlnet_1, controlnet_2: ControlNet files or folders of the models folder ("" for none; Stable
+            Diffusion models only), each with _image (the control image, needed here), _preprocessor ("canny",
+            "scribble", "none"), _weight (0..2), _start and _end (0..1, fractions of the steps) and
+            _low_threshold, _high_threshold (Canny, 1..255).
 
     Returns:
         The pictures (with their seeds as captions), the seeds used, and the parameters applied.
@@ -70,7 +75,7 @@ def generate(prompt: str, negative_prompt: str, model: str, scheduler: str, step
     _check_hires_pixels(settings, hires_scale)
     return ui.show_files(ui.call(core.text_to_image, prompt, progress=progress, hires_scale=hires_scale,
                                  hires_upscaler=hires_upscaler, hires_strength=hires_strength, hires_steps=hires_steps,
-                                 **settings), "picture")
+                                 controlnets=controlnet_panel.units(control), **settings), "picture")
 
 
 def _check_hires_pixels(settings: dict, scale: object) -> None:
@@ -132,6 +137,7 @@ def build() -> gr.Blocks:
                 prompt = inputs.textbox(label="Prompt", placeholder="red apple", lines=2)  # non-text: core refuses
                 settings = panel(tab, choices)
                 fix = hires_panel()
+                control = controlnet_panel.panel("Here each unit needs its control image.")
                 go, stop = ui.run_buttons("Generate")
                 gr.Examples([[text] for text in choices.examples or EXAMPLES], [prompt],
                             label="Prompts to try" if choices.examples else "Emoji names to try")
@@ -142,7 +148,7 @@ def build() -> gr.Blocks:
 
         # previews stream into the gallery (output 0 of 3) while the model works
         event = gr.on([go.click, prompt.submit], serving.guarded(generate, preview=(0, 3)),
-                      [prompt, *settings, *fix], list(outputs),
+                      [prompt, *settings, *fix], list(outputs), inputs_kwargs=control,
                       api_name="text_to_image", show_progress_on=status, **ui.GENERATOR)
         ui.stops(stop, event)
     tab.sends = sends
