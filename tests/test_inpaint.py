@@ -333,3 +333,16 @@ def test_a_single_file_inpainting_checkpoint_loads_on_its_family_config_and_inpa
     from_file = core.image_to_image(before, "a cat", model="tiny-sd1-inpainting.safetensors", **run)
     from_folder = core.image_to_image(before, "a cat", model="tiny-sd1-inpainting", **run)
     assert same(from_file.images[0], from_folder.images[0])
+
+
+def test_the_inpainting_pipeline_keeps_the_models_precision(root):
+    """A pipeline class's from_pipe casts the modules it shares (float32 unless told): a bfloat16 model must
+    stay bfloat16, its text-to-image pipeline included."""
+    from diffusers import StableDiffusionPipeline
+
+    sd1 = sd_fixtures.tiny_sd1(2).to(torch.bfloat16)
+    m = diffusion.DiffusionModel(name="bf16", text_to_image=sd1, image_to_image=sd1, family="sd1", native=64,
+                                 sizes=(64, 256), defaults={}, scheduler_config=sd1.scheduler.config)
+    assert isinstance(sd1, StableDiffusionPipeline)
+    pipe = inpaint.pipeline(m)
+    assert pipe.unet.dtype == torch.bfloat16 and sd1.unet.dtype == torch.bfloat16 and sd1.vae.dtype == torch.bfloat16

@@ -106,7 +106,8 @@ def load_emoji_folder(folder: Path, name: str = DEFAULT_MODEL) -> DiffusionModel
     if device.type != "cpu":
         t2i = t2i.to(device)
     native = t2i.unet.config.sample_size
-    return DiffusionModel(name=name, text_to_image=t2i, image_to_image=EmojiImg2ImgPipeline.from_pipe(t2i),
+    image_to_image = EmojiImg2ImgPipeline.from_pipe(t2i, dtype=t2i.unet.dtype)  # from_pipe casts what it shares
+    return DiffusionModel(name=name, text_to_image=t2i, image_to_image=image_to_image,
                           family="emoji", native=native, sizes=(native // 2, native * 2),
                           defaults=dict(catalog.EMOJI_SETTINGS), scheduler_config=t2i.scheduler.config)
 

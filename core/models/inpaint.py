@@ -102,13 +102,16 @@ def pipeline(m: DiffusionModel) -> Any:
 
 
 def _build(m: DiffusionModel) -> Any:
+    """The pipeline, in the model's own precision: a pipeline class's from_pipe casts every module it shares
+    to `dtype` (float32 unless told), which would cast the model's text-to-image pipeline too."""
     t2i = m.text_to_image
+    dtype = t2i.unet.dtype
     if isinstance(t2i, EmojiPipeline):
-        return EmojiInpaintPipeline.from_pipe(t2i)
+        return EmojiInpaintPipeline.from_pipe(t2i, dtype=dtype)
     if isinstance(t2i, StableDiffusionXLPipeline):
-        return InpaintXL.from_pipe(t2i)
+        return InpaintXL.from_pipe(t2i, dtype=dtype)
     if isinstance(t2i, StableDiffusionPipeline):
-        return Inpaint.from_pipe(t2i)
+        return Inpaint.from_pipe(t2i, dtype=dtype)
     try:
         return AutoPipelineForInpainting.from_pipe(t2i)
     except (ValueError, KeyError, TypeError):
