@@ -96,8 +96,9 @@ def panel(image_note: str) -> dict[str, gr.components.Component]:
 
 def takes_units(fn: Callable[..., Any]) -> Callable[..., Any]:
     """`fn` (whose last parameter is `**control`, or `**settings` holding more named inputs) with a signature
-    that also names each unit input of PARAMETERS as a keyword-only parameter with its default: Gradio reads the API's parameter names from it,
-    and a client may leave out any input whose parameter defaults to None (the control images)."""
+    that also names each unit input of PARAMETERS as a keyword-only parameter with its default: Gradio reads
+    the API's parameter names from it, and a client may leave out any input whose parameter defaults to None
+    (the control images)."""
     signature = inspect.signature(fn)
     kept = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
     rest = [p for p in signature.parameters.values() if p.kind is inspect.Parameter.VAR_KEYWORD]

@@ -290,7 +290,8 @@ def build() -> gr.Blocks:
                                     label="Sketches to redraw")
                     with gr.Tab("Inpaint", id="inpaint") as inpaint_mode:
                         canvas = editor(label="Picture and mask", height=360, sources=("upload", "clipboard"),
-                                        brush=gr.Brush(colors=["#ffffff", "#ff00ff", "#000000"], color_mode="fixed"),
+                                        brush=gr.Brush(default_size=6, colors=["#ff00ff", "#ffffff", "#000000"],
+                                                       color_mode="fixed"),
                                         eraser=gr.Eraser(), layers=False, transforms=())
                         gr.Markdown("Upload the picture, then paint over what to redraw (any colour; the eraser "
                                     "takes paint away).")
@@ -306,7 +307,8 @@ def build() -> gr.Blocks:
                             area = inputs.radio(labelled(masks.INPAINT_AREAS), value="whole", label="Inpaint area")
                             padding = inputs.slider(*masks.INPAINT_PADDING_RANGE, value=32, step=4, whole=True,
                                                     label="Only masked padding (px)")
-                        content = inputs.radio(labelled(masks.MASKED_CONTENTS), value="original", label="Masked content")
+                        content = inputs.radio(labelled(masks.MASKED_CONTENTS), value="original",
+                                               label="Masked content")
                     with gr.Tab("Sketch", id="sketch") as sketch_mode:
                         sketch = editor(label="Sketch", height=420, canvas_size=(512, 512),
                                         sources=("upload", "clipboard"), layers=False, transforms=(),
