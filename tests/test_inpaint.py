@@ -346,3 +346,13 @@ def test_the_inpainting_pipeline_keeps_the_models_precision(root):
     assert isinstance(sd1, StableDiffusionPipeline)
     pipe = inpaint.pipeline(m)
     assert pipe.unet.dtype == torch.bfloat16 and sd1.unet.dtype == torch.bfloat16 and sd1.vae.dtype == torch.bfloat16
+
+
+def test_text_to_image_on_an_inpainting_checkpoint_draws_from_noise_with_the_whole_picture_masked(root):
+    """As A1111 runs such models in txt2img (before: a raw RuntimeError, the UNet wanting 9 channels)."""
+    result = core.text_to_image("a cat", model="tiny-sd1-inpainting", seed=2, **SD)
+    again = core.text_to_image("a cat", model="tiny-sd1-inpainting", seed=2, **SD)
+    other = core.text_to_image("a cat", model="tiny-sd1-inpainting", seed=3, **SD)
+    assert result.images[0].size == (64, 64) and same(result.images[0], again.images[0])
+    assert not same(result.images[0], other.images[0])
+    assert "strength" not in result.parameters and "mask_blur" not in result.parameters

@@ -358,9 +358,16 @@ def text_to_image(prompt: str, *, model: str | None = None, negative_prompt: str
     control = controlnet.prepare(m, units, "text_to_image", settings["width"], settings["height"])
     settings["controlnets"] = control.parameters
     n = settings["batch_size"]
-    return _run(m, control.pipe or m.text_to_image, settings, seed, on_step, upscale, loras, settings["steps"],
-                _check_previews(on_preview, preview_every), prompt=[prompt] * n, negative_prompt=[negative] * n, height=settings["height"],
-                width=settings["width"])
+    size = (settings["width"], settings["height"])
+    call = {"prompt": [prompt] * n, "negative_prompt": [negative] * n, "height": size[1], "width": size[0]}
+    pipe = control.pipe
+    if pipe is None:  # an SD inpainting checkpoint draws from pure noise with the whole picture masked, as in A1111
+        call.update(image=[Image.new("RGB", size, (127, 127, 127))] * n, strength=1.0)
+        pipe = _whole_mask(m, m.text_to_image, size, call)
+        if pipe is m.text_to_image:
+            del call["image"], call["strength"]
+    return _run(m, pipe, settings, seed, on_step, upscale, loras, settings["steps"],
+                _check_previews(on_preview, preview_every), **call)
 
 
 def image_to_image(image: Image.Image, prompt: str, *, strength: float = 0.6, model: str | None = None,
