@@ -60,14 +60,13 @@ SETTINGS = (*ui.PANEL_KEYS, *(f"lora_{i}{end}" for i in range(1, LORA_ROWS + 1) 
 """The shared panel's inputs by API name, in its order; the new endpoints take them by name (inputs_kwargs)."""
 MODES = {"image": "Generate", "inpaint": "Inpaint", "sketch": "Generate from sketch", "outpaint": "Outpaint"}
 """The tab's modes (sub-tab id -> its run button's label); the button of the mode shown is the one visible."""
-LABELS = {"whole": "Whole picture", "masked": "Only masked", "noise": "latent noise",
-          "edge": "edge (stretch the border)"}
+LABELS = {"whole": "Whole picture", "masked": "Only masked", "noise": "latent noise", "edge": "edge (stretch the border)"}
 """Labels of core's choices where A1111's words differ from core's values (the API takes the values)."""
 
 
-def labelled(choices: tuple[str, ...]) -> list[tuple[str, str]]:
-    """(label, value) for each of core's `choices`: every one offered, in core's order."""
-    return [(LABELS.get(value, value), value) for value in choices]
+def labelled(choices: tuple[str, ...], **labels: str) -> list[tuple[str, str]]:
+    """(label, value) for each of core's `choices`, every one offered, in core's order; `labels` replace LABELS'."""
+    return [({**LABELS, **labels}.get(value, value), value) for value in choices]
 
 
 PICK_VISIBLE_RUN = """() => { const run = [...document.querySelectorAll('button.i2i-run')]
@@ -256,12 +255,13 @@ def _painted(value: dict | None) -> Any:
 
 
 def _copied(value: dict | None) -> tuple:
-    """A new start picture (an upload, a send, an example) also becomes the picture of Inpaint and Outpaint,
-    and the tab shows Image to image (run buttons: see `_shown`)."""
+    """A new start picture (an upload, a send, an example) also becomes the picture of Outpaint, and the tab
+    shows Redraw (run buttons: see `_shown`). Not the Inpaint editor's: a picture set from here leaves it
+    without a layer to paint on (Gradio 6.31), so the mask could not be painted."""
     path = uploads.image_source(value) if value else None
     if not isinstance(path, str):
-        return (gr.skip(),) * (3 + len(MODES))
-    return ({"background": path, "layers": [], "composite": path}, path, gr.Tabs(selected="image"), *_shown("image"))
+        return (gr.skip(),) * (2 + len(MODES))
+    return (path, gr.Tabs(selected="image"), *_shown("image"))
 
 
 def _shown(mode: str) -> list[gr.Button]:
@@ -274,14 +274,14 @@ def build() -> gr.Blocks:
     /inpaint (`image`, `prompt`, `mask`), /sketch_to_image and /outpaint (`image`, `prompt`)."""
     choices = host.load()["image_to_image"]
     with gr.Blocks(title="Image to image") as tab:
-        gr.Markdown("Start from a picture and a prompt. *Image to image* redraws all of it (noised by *Strength*); "
+        gr.Markdown("Start from a picture and a prompt. *Redraw* redraws all of it (noised by *Strength*); "
                     "*Inpaint* only what you paint over it; *Sketch* draws from your drawing; *Outpaint* extends "
                     "the picture past its borders.")
         with gr.Row():
             with gr.Column():
                 prompt = gr.Textbox(label="Prompt", placeholder="red apple", lines=2)
                 with gr.Tabs(selected="image") as modes:
-                    with gr.Tab("Image to image", id="image") as image_mode:
+                    with gr.Tab("Redraw", id="image") as image_mode:
                         with gr.Row(equal_height=True):
                             image = gr.Image(label="Start picture", type="filepath", image_mode=None, height=220)
                             strength = inputs.slider(0.05, 1.0, value=0.6, step=0.05, label="Strength",
@@ -328,7 +328,7 @@ def build() -> gr.Blocks:
                                                    whole=True, label=f"{name} (px)")
                                      for name, value in (("Left", 0), ("Right", 32), ("Top", 0), ("Bottom", 0))]
                         with gr.Row():
-                            fill = inputs.radio(labelled(masks.OUTPAINT_FILLS), value="edge", label="Fill")
+                            fill = inputs.radio(labelled(masks.OUTPAINT_FILLS, noise="noise"), value="edge", label="Fill")
                             seam = inputs.slider(*masks.MASK_BLUR_RANGE, value=8, step=1, whole=True,
                                                  label="Seam blur (px)",
                                                  info="mask blur; the seam is redrawn 2x this far in")
@@ -367,7 +367,7 @@ def build() -> gr.Blocks:
         for mode, sub_tab in (("image", image_mode), ("inpaint", inpaint_mode), ("sketch", sketch_mode),
                               ("outpaint", outpaint_mode)):
             sub_tab.select(lambda mode=mode: _shown(mode), None, list(runs.values()), **ui.QUIET)
-        image.change(_copied, image, [canvas, extend, modes, *runs.values()], preprocess=False, **ui.QUIET)
+        image.change(_copied, image, [extend, modes, *runs.values()], preprocess=False, **ui.QUIET)
     tab.sends = sends
     tab.receiver = image  # where "Send to image to image" puts a picture
     tab.fills = ui.fill_slots(prompt, settings, strength=strength, image=image)  # PNG Info's "Send to ..."

@@ -536,3 +536,64 @@ def test_stop_ends_a_long_request_and_the_tab_serves_the_next(page):
     expect(seeds(panel)).not_to_have_value(re.compile(r"\b24\b"))  # its 16 pictures (seeds 9..24) never came
     set_numbers(panel, {"Steps": 2, "Batch count": 1})
     send(go, partial(wait_seeds, panel, "9", "the request after Stop"), block(panel, "Pictures"), 1, (128, 128))
+
+
+# --- image to image: inpaint, sketch, outpaint (issue 15) ----------------------------------------
+
+def paint(editor: Locator, points: list[tuple[float, float]]) -> None:
+    """Choose the image editor's brush and drag the mouse, button down, through `points`: fractions (x, y) of
+    the editor's canvas box (the picture sits in its middle)."""
+    editor.get_by_role("button", name="Brush").first.click()
+    box = editor.locator("canvas").first.bounding_box()
+    mouse = editor.page.mouse
+    at = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in points]
+    mouse.move(*at[0])
+    mouse.down()
+    for point in at[1:]:
+        mouse.move(*point, steps=6)
+    mouse.up()
+
+
+def open_mode(page: Page, mode: str) -> Locator:
+    """The image-to-image tab showing its sub-tab `mode` ("Inpaint", "Sketch", "Outpaint"); returns the tab."""
+    panel = open_tab(page, "image_to_image")
+    panel.get_by_role("tab", name=mode, exact=True).click()
+    return panel
+
+
+def test_inpaint_paints_a_mask_and_redraws_there(page, pictures):
+    """The mask is painted with the mouse over an uploaded picture; the result keeps the picture's size (64 px,
+    x4 by the emoji model's own upscale), where a plain redraw gives the model's 32 px."""
+    panel = open_mode(page, "Inpaint")
+    editor = block(panel, "Picture and mask")
+    editor.locator("input[type=file]").set_input_files(pictures["apple"])
+    expect(editor.get_by_text("Upload an image")).to_have_count(0)
+    paint(editor, [(0.45, 0.4), (0.55, 0.45), (0.5, 0.55), (0.42, 0.5)])
+    panel.get_by_label("Prompt", exact=True).fill("grinning face")
+    set_numbers(panel, {"Seed": 5, "Batch count": 1})
+    send(panel.get_by_role("button", name="Inpaint", exact=True), partial(wait_seeds, panel, "5", "inpaint"),
+         block(panel, "Pictures"), 1, (256, 256))
+    screenshot(page, "inpaint")
+
+
+def test_sketch_draws_from_a_drawing(page):
+    """Strokes drawn on the blank canvas are the start picture (SDEdit at the sketch strength)."""
+    panel = open_mode(page, "Sketch")
+    editor = block(panel, "Sketch")
+    paint(editor, [(0.4, 0.35), (0.6, 0.35), (0.62, 0.6), (0.4, 0.62), (0.4, 0.35)])
+    paint(editor, [(0.45, 0.45), (0.55, 0.5)])
+    panel.get_by_label("Prompt", exact=True).fill("red apple")
+    set_numbers(panel, {"Seed": 6, "Batch count": 1})
+    send(panel.get_by_role("button", name="Generate from sketch", exact=True),
+         partial(wait_seeds, panel, "6", "sketch to image"), block(panel, "Pictures"), 1, (128, 128))
+    screenshot(page, "sketch")
+
+
+def test_outpaint_extends_the_picture(page, pictures):
+    """64x48 px extended by 16 px at the top: 64x64 px (x4 by the emoji model's own upscale)."""
+    panel = open_mode(page, "Outpaint")
+    upload(panel, "Picture to extend", pictures["shapes"])
+    set_numbers(panel, {"Right (px)": 0, "Top (px)": 16, "Seed": 8, "Batch count": 1})
+    send(panel.get_by_role("button", name="Outpaint", exact=True), partial(wait_seeds, panel, "8", "outpaint"),
+         block(panel, "Pictures"), 1, (256, 256))
+    screenshot(page, "outpaint")
