@@ -60,7 +60,8 @@ SETTINGS = (*ui.PANEL_KEYS, *(f"lora_{i}{end}" for i in range(1, LORA_ROWS + 1) 
 """The shared panel's inputs by API name, in its order; the new endpoints take them by name (inputs_kwargs)."""
 MODES = {"image": "Generate", "inpaint": "Inpaint", "sketch": "Generate from sketch", "outpaint": "Outpaint"}
 """The tab's modes (sub-tab id -> its run button's label); the button of the mode shown is the one visible."""
-LABELS = {"whole": "Whole picture", "masked": "Only masked", "noise": "latent noise", "edge": "edge (stretch the border)"}
+LABELS = {"whole": "Whole picture", "masked": "Only masked", "noise": "latent noise",
+          "edge": "edge (stretch the border)"}
 """Labels of core's choices where A1111's words differ from core's values (the API takes the values)."""
 
 
@@ -328,7 +329,8 @@ def build() -> gr.Blocks:
                                                    whole=True, label=f"{name} (px)")
                                      for name, value in (("Left", 0), ("Right", 32), ("Top", 0), ("Bottom", 0))]
                         with gr.Row():
-                            fill = inputs.radio(labelled(masks.OUTPAINT_FILLS, noise="noise"), value="edge", label="Fill")
+                            fill = inputs.radio(labelled(masks.OUTPAINT_FILLS, noise="noise"), value="edge",
+                                                label="Fill")
                             seam = inputs.slider(*masks.MASK_BLUR_RANGE, value=8, step=1, whole=True,
                                                  label="Seam blur (px)",
                                                  info="mask blur; the seam is redrawn 2x this far in")
