@@ -226,17 +226,20 @@ class Hub(gr.Blocks):
     few inputs, a file path that was not uploaded to this server, or a bare string instead of a file
     are refused there with an error that reaches the caller as a bare "error" with no message, and a
     URL in place of a file is first downloaded by the server. Here a URL is refused before Gradio
-    fetches it, and those refusals become a `gr.Error` that names the event's file inputs (or the
-    count of inputs) and says what to send. Other errors pass unchanged.
+    fetches it, and those refusals become a `gr.Error` that names the event's file inputs that were sent
+    something (or the count of inputs) and says what to send. Other errors pass unchanged.
     """
 
     async def preprocess_data(self, block_fn: Any, inputs: list[Any], *args: Any, **kwargs: Any) -> Any:
-        files = [block.label or "file" for block in block_fn.inputs if isinstance(block, FILE_INPUTS)]
         if isinstance(inputs, list) and len(inputs) < len(block_fn.inputs):
             raise gr.Error(f"This endpoint takes {len(block_fn.inputs)} inputs and got {len(inputs)}: send them "
                            "all (gradio_client fills in the ones you leave out)", print_exception=False)
-        if any(_is_url(value) for value in inputs or []):
-            raise gr.Error(f"{' / '.join(files) or 'file'}: a URL is not fetched by this server; download the "
+        sent = [(block.label or "file", value) for block, value in zip(block_fn.inputs, inputs or [])
+                if isinstance(block, FILE_INPUTS)]
+        urls = [label for label, value in sent if _is_url(value)]
+        files = [label for label, value in sent if value not in (None, "", [], {})] or [label for label, _ in sent]
+        if urls:  # the file inputs given something: those that can be the one refused (an empty one is not)
+            raise gr.Error(f"{' / '.join(urls)}: a URL is not fetched by this server; download the "
                            "picture and upload the file (with gradio_client: handle_file(path))",
                            print_exception=False)
         try:
