@@ -304,7 +304,9 @@ def client():
 def test_the_endpoint_takes_the_hires_inputs_after_the_old_ones(client):
     endpoint = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/text_to_image"]
     names = [p["parameter_name"] for p in endpoint["parameters"]]
-    assert names[-4:] == ["hires_scale", "hires_upscaler", "hires_strength", "hires_steps"]
+    at = names.index("hires_scale")
+    assert names[at:at + 4] == ["hires_scale", "hires_upscaler", "hires_strength", "hires_steps"]
+    assert all(name.startswith("controlnet_") for name in names[at + 4:])  # only ControlNet's came after
     assert [p["parameter_name"] for p in endpoint["parameters"] if not p["parameter_has_default"]] == ["prompt"]
     gallery, seeds, parameters = client.predict("red apple", "", catalog.DEFAULT_DIFFUSION_MODEL, "", 2,
                                               api_name="/text_to_image")  # an old positional call
