@@ -597,3 +597,27 @@ def test_outpaint_extends_the_picture(page, pictures):
     send(panel.get_by_role("button", name="Outpaint", exact=True), partial(wait_seeds, panel, "8", "outpaint"),
          block(panel, "Pictures"), 1, (256, 256))
     screenshot(page, "outpaint")
+
+
+# --- text to image: Hires. fix ------------------------------------------------------------------
+
+def test_hires_fix_draws_at_twice_the_size(page):
+    """Upscale by 2 in the "Hires. fix" accordion: the emoji model draws 32 px, the fix enlarges to 64 px and
+    redraws there, and the tab's Upscale x4 makes 256 px, twice the 128 px of the same request without it."""
+    panel = open_tab(page, "text_to_image")
+    pictures = block(panel, "Pictures")
+    go = panel.get_by_role("button", name="Generate", exact=True)
+    choose_model(panel, "emoji-diffusion-32")
+    panel.get_by_label("Prompt", exact=True).fill("red apple")
+    set_numbers(panel, {"Width (px)": 0, "Height (px)": 0, "Seed": 11, "Steps": 10, "Batch size": 1,
+                        "Batch count": 1})
+    send(go, partial(wait_seeds, panel, "11", "without Hires. fix"), pictures, 1, (128, 128))
+
+    panel.get_by_role("button", name=re.compile(r"^\s*Hires\. fix")).click()
+    expect(panel.get_by_label("number input for Upscale by", exact=True)).to_be_visible()
+    set_numbers(panel, {"Upscale by": 2, "Seed": 12})
+    try:
+        send(go, partial(wait_seeds, panel, "12", "Hires. fix x2"), pictures, 1, (256, 256))
+        screenshot(page, "hires_fix")
+    finally:
+        set_number(panel, "Upscale by", 1)  # off again for the tests after this one
