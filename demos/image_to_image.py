@@ -106,7 +106,7 @@ def generate(image: dict | None, prompt: str, strength: float, negative_prompt: 
 
 
 @controlnet_panel.takes_units
-def inpaint(image: dict | None, prompt: str, mask: Any, strength: float = 0.75, mask_blur: int = 4,
+def inpaint(image: dict | None, prompt: str, mask: Any = None, strength: float = 0.75, mask_blur: int = 4,
             inpaint_area: str = "whole", inpaint_padding: int = 32, masked_content: str = "original",
             request: gr.Request = None, progress=gr.Progress(), **settings):
     """Redraw only the masked part of a picture; every pixel the blurred mask does not reach is kept exactly.
@@ -164,7 +164,7 @@ def sketch_to_image(image: dict | None, prompt: str, strength: float = 0.8, requ
 
 @controlnet_panel.takes_units
 def outpaint(image: dict | None, prompt: str, left: int = 0, right: int = 32, top: int = 0, bottom: int = 0,
-             fill: str = "edge", mask_blur: int = 8, strength: float = 1.0, request: gr.Request = None,
+             fill: str = "edge", mask_blur: int = 4, strength: float = 1.0, request: gr.Request = None,
              progress=gr.Progress(), **settings):
     """Extend a picture past its borders: the new area is drawn to match the picture and the prompt.
 
@@ -331,7 +331,7 @@ def build() -> gr.Blocks:
                         with gr.Row():
                             fill = inputs.radio(labelled(masks.OUTPAINT_FILLS, noise="noise"), value="edge",
                                                 label="Fill")
-                            seam = inputs.slider(*masks.MASK_BLUR_RANGE, value=8, step=1, whole=True,
+                            seam = inputs.slider(*masks.MASK_BLUR_RANGE, value=4, step=1, whole=True,
                                                  label="Seam blur (px)",
                                                  info="mask blur; the seam is redrawn 2x this far in")
                             outpaint_strength = inputs.slider(*catalog.STRENGTH_RANGE, value=1.0, step=0.01,

@@ -275,7 +275,7 @@ def _bad_mode(mode: str) -> Image.Image:
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"mask": square((20, 24), (2, 2, 8, 8))}, "mask is 20x24 px but the picture is 24x24 px"),
-    ({"mask": _bad_mode("LA")}, "mask has mode LA"),
+    ({"mask": _bad_mode("CMYK")}, "mask has mode CMYK"),
     ({"mask": _bad_mode("P")}, "mask has mode P"),
     ({"mask": _bad_mode("I")}, "mask has mode I"),
     ({"mask": Image.new("L", (24, 24), 0)}, "mask is empty: paint the area to redraw"),
@@ -356,3 +356,13 @@ def test_text_to_image_on_an_inpainting_checkpoint_draws_from_noise_with_the_who
     assert result.images[0].size == (64, 64) and same(result.images[0], again.images[0])
     assert not same(result.images[0], other.images[0])
     assert "strength" not in result.parameters and "mask_blur" not in result.parameters
+
+
+def test_a_16_bit_grey_mask_and_a_grey_mask_with_alpha_are_read_as_their_8_bit_forms():
+    painted = square((24, 24), (4, 4, 12, 12))
+    wide = Image.fromarray(np.asarray(painted, dtype=np.uint16) * 257)  # mode I;16
+    assert wide.mode == "I;16"
+    assert same(masks.read_mask(wide, (24, 24)), masks.read_mask(painted, (24, 24)))
+    layer = Image.new("LA", (24, 24), (0, 0))
+    layer.paste((255, 255), (4, 4, 12, 12))  # opaque strokes on a transparent layer
+    assert same(masks.read_mask(layer, (24, 24)), masks.read_mask(painted, (24, 24)))

@@ -142,7 +142,7 @@ def test_each_new_endpoint_works_with_only_its_required_inputs(client, files, en
 
 def test_required_inputs_and_controlnet_inputs_over_the_api(client):  # noqa: F811
     endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
-    required = {"/image_to_image": ["image", "prompt"], "/inpaint": ["image", "prompt", "mask"],
+    required = {"/image_to_image": ["image", "prompt"], "/inpaint": ["image", "prompt"],
                 "/sketch_to_image": ["image", "prompt"], "/outpaint": ["image", "prompt"], "/text_to_image": ["prompt"]}
     for name, wanted in required.items():
         params = endpoints[name]["parameters"]

@@ -546,7 +546,7 @@ def _whole_mask(m: DiffusionModel, pipe, size: tuple[int, int], call: dict[str, 
 
 
 def outpaint(image: Image.Image, prompt: str, *, left: int = 0, right: int = 0, top: int = 0, bottom: int = 0,
-             mask_blur: int = 8, fill: str = "edge", strength: float = 1.0, model: str | None = None,
+             mask_blur: int = 4, fill: str = "edge", strength: float = 1.0, model: str | None = None,
              negative_prompt: str = "", steps: int | None = None, guidance_scale: float | None = None,
              seed: int = -1, batch_size: int = 1, batch_count: int = 1, scheduler: str | None = None,
              loras: list[tuple[str, float]] | dict[str, float] | None = None, upscale: bool = False,
@@ -565,7 +565,7 @@ def outpaint(image: Image.Image, prompt: str, *, left: int = 0, right: int = 0, 
         prompt: what the whole extended picture should show, 1..2000 characters.
         left, right, top, bottom: px to add on each side, 0..2048, at least one over 0. The canvas must
             fit the model's sides (core.catalog: SD 64..2048, the emoji model 16..64 px).
-        mask_blur: 0..64 px, as in `image_to_image`; pixels of the picture farther than
+        mask_blur: 0..64 px (default 4, A1111's), as in `image_to_image`; pixels of the picture farther than
             2 x mask_blur + int(2.5 x mask_blur + 0.5) px inside its extended sides are kept exactly.
         fill: what the new area starts from before the SDEdit noising: "edge" (the picture's border
             pixels stretched outward) or "noise" (noise in the model's own space, per seed: masked_content

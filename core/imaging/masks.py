@@ -33,8 +33,8 @@ OUTPAINT_FILLS = ("edge", "noise")
 """outpaint fill: the new area starts from the border pixels stretched outward, or from noise."""
 MASK_BLUR_RANGE = (0, 64)
 INPAINT_PADDING_RANGE = (0, 256)
-MASK_MODES = ("1", "L", "RGB", "RGBA")
-"""The PIL modes a mask may have (a Gradio ImageEditor layer is RGBA)."""
+MASK_MODES = ("1", "L", "LA", "I;16", "RGB", "RGBA")
+"""The PIL modes a mask may have (a Gradio ImageEditor layer is RGBA; 16-bit grey is read at 8 bits)."""
 PAINTED = 128
 """A mask pixel (luminance, or alpha) from this level up means "redraw"."""
 
@@ -50,21 +50,25 @@ def read_mask(mask: Any, size: tuple[int, int]) -> Image.Image:
     """Check a user's mask and return it as a binary "L" image: 255 where the picture is to be redrawn.
 
     Args:
-        mask: a PIL image of mode 1, L, RGB or RGBA, a path, bytes, or a uint8 array `(H, W)`, `(H, W, 3)`
+        mask: a PIL image of mode 1, L, LA, I;16, RGB or RGBA, a path, bytes, or a uint8 array `(H, W)`, `(H, W, 3)`
             or `(H, W, 4)` (see core.imaging.io.open_image). White means redraw: the luminance, or for an
-            RGBA mask with any transparency (a painted layer over a transparent one, as Gradio's ImageEditor
-            gives) its alpha. A pixel counts as painted from level PAINTED (128) up.
+            RGBA or LA mask with any transparency (a painted layer over a transparent one, as Gradio's
+            ImageEditor gives) its alpha; a 16-bit grey mask is read at 8 bits. A pixel counts as painted from level PAINTED (128) up.
         size: the picture's (width, height) in px; the mask must have the same.
 
     Raises:
-        InvalidInput (naming `mask`): unreadable; a PIL image of another mode (e.g. LA, P, I) or a file
-            that reads as grey with alpha or 16-bit grey; of another size than the picture; empty ("paint
+        InvalidInput (naming `mask`): unreadable; a PIL image of another mode (e.g. P, I, F, CMYK); of
+            another size than the picture; empty ("paint
             the area to redraw") or covering the whole picture.
     """
     if isinstance(mask, Image.Image) and mask.mode not in MASK_MODES:
         raise InvalidInput(f"mask has mode {mask.mode}; give a black-and-white mask of mode {', '.join(MASK_MODES)} "
                            "(white = redraw)")
     picture = open_image(mask, name="mask", grey=True)
+    if picture.mode == "I;16":  # 16-bit grey: its top 8 bits
+        picture = Image.fromarray((np.asarray(picture, dtype=np.uint16) >> 8).astype(np.uint8), mode="L")
+    elif picture.mode == "LA":  # grey with alpha: as RGBA (its alpha when it has transparency)
+        picture = picture.convert("RGBA")
     if picture.mode not in ("L", "RGB", "RGBA"):
         raise InvalidInput(f"mask has mode {picture.mode}; give a black-and-white mask of mode "
                            f"{', '.join(MASK_MODES)} (white = redraw)")
