@@ -76,11 +76,20 @@ DONE: set[str] = set()
 # --- fixtures ---------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, request):
-    """`python app.py --port <free>` with HF_HUB_OFFLINE=1, as a user starts it; yields its URL."""
+def models_folder(tmp_path_factory) -> Path:
+    """The app's models folder (IMAGEGEN_MODELS_DIR): empty, as in a fresh checkout (models/ is not committed);
+    the ControlNet test puts its tiny models there while the app runs (the app reads the folder when asked)."""
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, request, models_folder):
+    """`python app.py --port <free>` with HF_HUB_OFFLINE=1, as a user starts it, on the empty `models_folder`;
+    yields its URL."""
     port = free_port()
     log_path = tmp_path_factory.mktemp("server") / "app.log"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1",
+           "IMAGEGEN_MODELS_DIR": str(models_folder)}
     url = f"http://127.0.0.1:{port}/"
     proc = start_app([sys.executable, "app.py", "--port", str(port)], cwd=REPO, env=env, log_path=log_path)
     try:
@@ -621,3 +630,43 @@ def test_hires_fix_draws_at_twice_the_size(page):
         screenshot(page, "hires_fix")
     finally:
         set_number(panel, "Upscale by", 1)  # off again for the tests after this one
+        panel.get_by_role("button", name=re.compile(r"^\s*Hires\. fix")).click()  # and closed
+
+
+# --- text to image: ControlNet ------------------------------------------------------------------
+
+def test_controlnet_steers_a_stable_diffusion_model(page, pictures, models_folder):
+    """A tiny random SD 1.x model and a ControlNet for it (tests/sd_fixtures.py) put into the models folder while
+    the app runs: the ControlNet list finds it when opened, and a canny unit on an uploaded picture steers a
+    64 px, 2-step request of the model (typed into the Model list)."""
+    import sd_fixtures
+
+    pipe = sd_fixtures.tiny_sd1(0)
+    sd_fixtures.save_folder(pipe, models_folder / "tiny-sd1")
+    sd_fixtures.save_controlnet(sd_fixtures.tiny_controlnet(pipe, 1),
+                                models_folder / "ControlNet" / "sd1-canny.safetensors")
+
+    panel = open_tab(page, "text_to_image")
+    choose_model(panel, "tiny-sd1")
+    panel.get_by_label("Prompt", exact=True).fill("a red ball beside a blue box")
+    set_numbers(panel, {"Width (px)": 64, "Height (px)": 64, "Steps": 2, "Seed": 21, "Batch size": 1,
+                        "Batch count": 1})
+    panel.get_by_role("button", name=re.compile(r"^\s*ControlNet \(Stable Diffusion models\)")).click()
+    unit = panel.get_by_label("ControlNet 1", exact=True)
+    unit.click()  # opening the list reads the models folder
+    option = page.get_by_role("option", name="ControlNet/sd1-canny.safetensors", exact=True)
+    expect(option).to_be_visible(timeout=WAIT_MS)
+    option.click()
+    expect(unit).to_have_value("ControlNet/sd1-canny.safetensors")
+    panel.get_by_role("radio", name="canny", exact=True).first.check()
+    upload(panel, "Control image 1", pictures["shapes"])
+    result = block(panel, "Pictures")
+    send(panel.get_by_role("button", name="Generate", exact=True),
+         partial(wait_seeds, panel, "21", "tiny SD 1.x with a canny ControlNet"), result, 1, None)
+    # no size: "Upscale x4" is whatever the tests before left (PNG Info's "Send to text to image" sets it)
+    expect(result.get_by_text("seed 21")).to_be_visible()
+    screenshot(page, "controlnet")
+    applied = panel.get_by_role("button", name=re.compile(r"^\s*Parameters applied"))
+    applied.click()  # the unit ran: the result's parameters record it
+    expect(panel.get_by_test_id("json")).to_contain_text("ControlNet/sd1-canny.safetensors")
+    applied.click()
