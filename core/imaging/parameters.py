@@ -88,7 +88,7 @@ def a1111_fields(parameters: dict[str, Any], size: tuple[int, int]) -> dict[str,
     fields["Seed"] = p.get("seed")
     width, height = (p["width"], p["height"]) if "width" in p and "height" in p else size
     fields["Size"] = f"{width}x{height}"
-    upscaler = "model_scale" in p  # core.upscale's parameters: the model is an upscaler, not a checkpoint
+    upscaler = provenance.is_upscale(p)  # core.upscale's parameters: the model is an upscaler, not a checkpoint
     sha = p.get("model_sha256")
     fields["Model hash"] = sha[:10] if isinstance(sha, str) and not upscaler else None
     fields["Model"] = None if upscaler else p.get("model")

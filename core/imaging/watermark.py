@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from core.errors import InvalidInput
+from core.imaging import provenance
 
 MESSAGE = b"imageg"
 """The 48-bit message (the first 6 bytes of "imagegen"), as many bits as diffusers' SDXL mark."""
@@ -57,7 +58,7 @@ def mark(image: Image.Image, parameters: dict[str, Any] | None) -> tuple[Image.I
         return image, None
     if not enabled():
         return image, f"off ({ENV}=0)"
-    if "model_scale" in parameters:  # core.upscale: the user's picture enlarged
+    if provenance.is_upscale(parameters):  # core.upscale: the user's picture enlarged
         return image, "none: super-resolution of a given picture"
     if min(image.size) < MIN_SIDE:
         return image, f"none: under {MIN_SIDE} px"
