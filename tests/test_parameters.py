@@ -292,7 +292,8 @@ def test_the_png_info_endpoint_returns_all_three_and_the_provenance(tmp_path):
     info.add_text("workflow", '{"nodes": []}')
     path = tmp_path / "all.png"
     path.write_bytes(_with_info(info))
-    generated = save_png(Image.effect_noise((320, 320), 60).convert("RGB"), tmp_path / "made.png",
+    noise = np.random.default_rng(3).integers(0, 256, (320, 320, 3), dtype=np.uint8)  # seeded, not C's rand()
+    generated = save_png(Image.fromarray(noise, "RGB"), tmp_path / "made.png",
                          {"prompt": "a cat", "model": "m", "seed": 3})
     tab = png_info.build()
     tab.launch(server_port=free_port(), prevent_thread_lock=True, quiet=True)
