@@ -90,8 +90,9 @@ def test_replacing_one_of_two_loras_loads_it_under_its_own_name_and_keeps_the_ot
 def test_a_lora_that_fails_takes_off_only_what_its_request_added(root, sd1):
     good, bad = root / "loras" / "good.safetensors", root / "loras" / "nothing.safetensors"
     _write(good, kohya_lora(sd1.unet, seed=4))
-    _write(bad, {"lora_unet_no_such_layer.lora_down.weight": torch.randn(4, 32),
-                 "lora_unet_no_such_layer.lora_up.weight": torch.randn(32, 4)})
+    gen = torch.Generator().manual_seed(7)
+    _write(bad, {"lora_unet_no_such_layer.lora_down.weight": torch.randn(4, 32, generator=gen),
+                 "lora_unet_no_such_layer.lora_up.weight": torch.randn(32, 4, generator=gen)})
     core.text_to_image("a cat", model=SD1, loras={"loras/good.safetensors": 1.0}, **FAST)
     m = diffusion.get(SD1)
     before = dict(m.adapters)
@@ -108,8 +109,9 @@ def test_a_lora_that_fails_takes_off_only_what_its_request_added(root, sd1):
 def test_lora_layers_that_match_nothing_are_listed_and_a_lora_of_only_those_is_refused(root, sd1):
     state = kohya_lora(sd1.unet, seed=6)
     layers = sum(k.endswith("lora_down.weight") for k in state) + 1
-    state |= {"lora_unet_label_emb_0_0.lora_down.weight": torch.randn(4, 32),
-              "lora_unet_label_emb_0_0.lora_up.weight": torch.randn(32, 4),
+    gen = torch.Generator().manual_seed(8)
+    state |= {"lora_unet_label_emb_0_0.lora_down.weight": torch.randn(4, 32, generator=gen),
+              "lora_unet_label_emb_0_0.lora_up.weight": torch.randn(32, 4, generator=gen),
               "lora_unet_label_emb_0_0.alpha": torch.tensor(4.0)}
     _write(root / "loras" / "extra.safetensors", state)
     loras = [("loras/extra.safetensors", 1.0)]
