@@ -23,8 +23,12 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -34,7 +38,7 @@ PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png", "
 MODELS = ("realesr-animevideov3-x4", "RealESRGAN_x4plus", "RealESRGAN_x4plus_anime_6B")
 
 
-def photos() -> dict[str, "Image.Image"]:
+def photos() -> dict[str, Image.Image]:
     """PHOTOS as RGB images, cropped to a multiple of SCALE; fetched once from the scikit-image wheel."""
     from PIL import Image
 

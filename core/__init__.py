@@ -24,7 +24,7 @@ from core.result import Result
 _LAZY = {
     "text_to_image": "core.generators.diffusion",
     "image_to_image": "core.generators.diffusion",
-    "outpaint": "core.generators.diffusion",
+    "outpaint": "core.generators.outpaint",
     "generate_faces": "core.generators.faces",
     "interpolate_faces": "core.generators.faces",
     "upscale": "core.generators.super_resolution",
@@ -41,8 +41,9 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from core.generators.diffusion import image_to_image, outpaint, text_to_image  # noqa: F401
+    from core.generators.diffusion import image_to_image, text_to_image  # noqa: F401
     from core.generators.faces import generate_faces, interpolate_faces  # noqa: F401
+    from core.generators.outpaint import outpaint  # noqa: F401
     from core.generators.super_resolution import upscale  # noqa: F401
     from core.imaging.io import open_image, save_png, to_8bit  # noqa: F401
     from core.imaging.parameters import read_parameters  # noqa: F401

@@ -52,6 +52,32 @@ HUB_MODELS = {
 }
 """Hub repo ids offered in the model list, with their family (any other id works too)."""
 
+# --- inpainting and outpainting (image to image) ----------------------------------------------
+INPAINT_AREAS = ("whole", "masked")
+"""inpaint_area: the whole picture at width x height, or only the masked area's crop (A1111 "Only masked")."""
+MASKED_CONTENTS = ("original", "noise", "fill")
+"""masked_content: what the masked area holds before denoising (A1111's original / latent noise / fill)."""
+OUTPAINT_FILLS = ("edge", "noise")
+"""outpaint fill: the new area starts from the border pixels stretched outward, or from noise."""
+MASK_BLUR_RANGE = (0, 64)
+"""Mask blur in px (the Gaussian's sigma; A1111's "Mask blur" slider, default 4)."""
+INPAINT_PADDING_RANGE = (0, 256)
+"""px around the mask in the "masked" inpaint area (A1111's "Only masked padding", default 32)."""
+OUTPAINT_MAX = SD_SIDES[1]
+"""The most px outpaint adds on one side (the largest side any model here takes)."""
+
+# --- Hires. fix (text to image) ----------------------------------------------------------------
+HIRES_SCALE_RANGE = (1.0, 4.0)
+"""A1111's "Upscale by" slider: 1 = off."""
+HIRES_SCALE_STEP = 0.05
+HIRES_STEPS_RANGE = (0, STEPS_RANGE[1])
+"""Steps the second pass runs; 0 = the first pass's steps."""
+HIRES_STRENGTH_RANGE = STRENGTH_RANGE
+LANCZOS = "Lanczos"
+"""The hires upscaler that is a plain resize (PIL's Lanczos), as in A1111's list."""
+HIRES_DEFAULTS = {"hires_scale": None, "hires_upscaler": LANCZOS, "hires_strength": 0.5, "hires_steps": 0}
+"""text_to_image's defaults: off; A1111's own are 2, "Latent", 0.7, 0 (strength 0.5 suits a pixel upscaler)."""
+
 # --- ControlNet (text to image, image to image) ------------------------------------------------
 PREPROCESSORS = ("canny", "scribble", "none")
 """How a control image is made from a picture (core.imaging.control): Canny edges, a sketch as white strokes
@@ -92,6 +118,11 @@ TILE_RANGE = (64, 2048)
 INPUT_SIDES = (8, 4096)
 """Each side of an input picture, in px."""
 
+
+def hires_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
+    """The Hires. fix second pass's (width, height) in px: `size` (px) times `scale` (HIRES_SCALE_RANGE), each
+    side rounded to a multiple of SIDE_STEP."""
+    return tuple(SIDE_STEP * round(side * scale / SIDE_STEP) for side in size)
 
 @dataclass(frozen=True)
 class DiffusionSettings:

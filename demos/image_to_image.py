@@ -18,7 +18,6 @@ from PIL import Image, ImageDraw
 
 import core
 from core import catalog
-from core.imaging import masks
 from demos import controlnet_panel, host, inputs, limits, serving, ui, uploads
 from demos.diffusion_settings import LORA_ROWS, call_args, panel
 
@@ -302,13 +301,13 @@ def build() -> gr.Blocks:
                             inpaint_strength = inputs.slider(*catalog.STRENGTH_RANGE, value=0.75, step=0.01,
                                                              label="Denoising strength",
                                                              info="how much the masked part changes")
-                            mask_blur = inputs.slider(*masks.MASK_BLUR_RANGE, value=4, step=1, whole=True,
+                            mask_blur = inputs.slider(*catalog.MASK_BLUR_RANGE, value=4, step=1, whole=True,
                                                       label="Mask blur", info="px of softened edge")
                         with gr.Row():
-                            area = inputs.radio(labelled(masks.INPAINT_AREAS), value="whole", label="Inpaint area")
-                            padding = inputs.slider(*masks.INPAINT_PADDING_RANGE, value=32, step=4, whole=True,
+                            area = inputs.radio(labelled(catalog.INPAINT_AREAS), value="whole", label="Inpaint area")
+                            padding = inputs.slider(*catalog.INPAINT_PADDING_RANGE, value=32, step=4, whole=True,
                                                     label="Only masked padding (px)")
-                        content = inputs.radio(labelled(masks.MASKED_CONTENTS), value="original",
+                        content = inputs.radio(labelled(catalog.MASKED_CONTENTS), value="original",
                                                label="Masked content")
                     with gr.Tab("Sketch", id="sketch") as sketch_mode:
                         sketch = editor(label="Sketch", height=420, canvas_size=(512, 512),
@@ -329,9 +328,9 @@ def build() -> gr.Blocks:
                                                    whole=True, label=f"{name} (px)")
                                      for name, value in (("Left", 0), ("Right", 32), ("Top", 0), ("Bottom", 0))]
                         with gr.Row():
-                            fill = inputs.radio(labelled(masks.OUTPAINT_FILLS, noise="noise"), value="edge",
+                            fill = inputs.radio(labelled(catalog.OUTPAINT_FILLS, noise="noise"), value="edge",
                                                 label="Fill")
-                            seam = inputs.slider(*masks.MASK_BLUR_RANGE, value=4, step=1, whole=True,
+                            seam = inputs.slider(*catalog.MASK_BLUR_RANGE, value=4, step=1, whole=True,
                                                  label="Seam blur (px)",
                                                  info="mask blur; the seam is redrawn 2x this far in")
                             outpaint_strength = inputs.slider(*catalog.STRENGTH_RANGE, value=1.0, step=0.01,
@@ -372,7 +371,10 @@ def build() -> gr.Blocks:
         image.change(_copied, image, [extend, modes, *runs.values()], preprocess=False, **ui.QUIET)
     tab.sends = sends
     tab.receiver = image  # where "Send to image to image" puts a picture
-    tab.fills = ui.fill_slots(prompt, settings, strength=strength, image=image)  # PNG Info's "Send to ..."
+    # PNG Info's "Send to image to image": the settings, and those of the Inpaint and Outpaint sub-tabs
+    tab.fills = ui.fill_slots(prompt, settings, strength=strength, image=image, mask_blur=mask_blur,
+                              inpaint_area=area, inpaint_padding=padding, masked_content=content,
+                              **dict(zip(("left", "right", "top", "bottom"), sides)), fill=fill)
     return tab
 
 

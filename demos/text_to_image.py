@@ -15,7 +15,6 @@ import gradio as gr
 
 import core
 from core import CoreError, catalog
-from core.generators import hires
 from demos import controlnet_panel, host, inputs, limits, serving, ui
 from demos.diffusion_settings import call_args, panel
 
@@ -31,7 +30,7 @@ def generate(prompt: str, negative_prompt: str, model: str, scheduler: str, step
              width: int, height: int, seed: int, batch_size: int, batch_count: int, upscale: str,
              lora_1: str = "", lora_1_weight: float = 1.0, lora_2: str = "", lora_2_weight: float = 1.0,
              lora_3: str = "", lora_3_weight: float = 1.0, hires_scale: float = 1.0,
-             hires_upscaler: str = hires.LANCZOS, hires_strength: float = 0.5, hires_steps: int = 0,
+             hires_upscaler: str = catalog.LANCZOS, hires_strength: float = 0.5, hires_steps: int = 0,
              request: gr.Request = None, progress=gr.Progress(), **control):
     """Draw pictures from a text prompt with a diffusion model (default: a 32x32 emoji model).
 
@@ -94,7 +93,7 @@ def _check_hires_pixels(settings: dict, scale: object) -> None:
     sides = (settings["width"] or own.width, settings["height"] or own.height)
     if not all(limits.finite_number(side) for side in sides):
         return
-    width, height = hires.target_size(sides, scale)
+    width, height = catalog.hires_size(sides, scale)
     limit = limits.current().pixels
     if width * height > limit:
         raise gr.Error(f"Hires. fix would make {width} x {height} px, over this demo's limit of {limit} pixels "
@@ -110,16 +109,16 @@ def hires_panel() -> list[gr.components.Component]:
         gr.Markdown("Draw at the size above, enlarge, then redraw at the larger size with the same prompt and "
                     "seed (AUTOMATIC1111's *Hires. fix*).")
         with gr.Row():
-            scale = inputs.slider(*hires.HIRES_SCALE_RANGE, value=1.0, step=hires.HIRES_SCALE_STEP, label="Upscale by",
+            scale = inputs.slider(*catalog.HIRES_SCALE_RANGE, value=1.0, step=catalog.HIRES_SCALE_STEP, label="Upscale by",
                                   info="1 = off")
-            upscaler = gr.Dropdown([hires.LANCZOS, *catalog.BUNDLED_UPSCALERS], value=hires.LANCZOS,
+            upscaler = gr.Dropdown([catalog.LANCZOS, *catalog.BUNDLED_UPSCALERS], value=catalog.LANCZOS,
                                    label="Hires upscaler", scale=2, allow_custom_value=True,
                                    info="Lanczos resizes; the others are the super-resolution models")
-            ui.refresh_button(upscaler, lambda: gr.Dropdown(choices=[hires.LANCZOS, *catalog.upscalers()]))
+            ui.refresh_button(upscaler, lambda: gr.Dropdown(choices=[catalog.LANCZOS, *catalog.upscalers()]))
         with gr.Row():
-            strength = inputs.slider(*hires.HIRES_STRENGTH_RANGE, value=hires.DEFAULTS["hires_strength"], step=0.01,
+            strength = inputs.slider(*catalog.HIRES_STRENGTH_RANGE, value=catalog.HIRES_DEFAULTS["hires_strength"], step=0.01,
                                      label="Denoising strength", info="how much the redraw changes")
-            steps = inputs.slider(0, min(hires.HIRES_STEPS_RANGE[1], limit.steps), value=0, step=1,
+            steps = inputs.slider(0, min(catalog.HIRES_STEPS_RANGE[1], limit.steps), value=0, step=1,
                                   label="Hires steps", limit="steps", whole=True, note="0 = the same as Steps",
                                   info="steps the redraw runs; 0 = the same as Steps")
     return [scale, upscaler, strength, steps]

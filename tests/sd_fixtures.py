@@ -335,8 +335,6 @@ def truncated_copy(path: Path, dest: Path, keep: float = 0.5) -> Path:
 
 # --- ControlNets ---------------------------------------------------------------------------------------
 
-
-
 def tiny_controlnet(pipe, seed: int = 0):
     """A random ControlNetModel for `pipe`'s UNet (diffusers' `ControlNetModel.from_unet`), with a hint encoder
     of (8, 16, 32) channels: two stride-2 convolutions, 4x smaller, as the tiny VAE's latents (real ones have

@@ -181,7 +181,6 @@ def test_each_endpoint_function_names_the_unit_inputs_with_their_defaults():
 
 
 def test_the_choices_offered_are_cores():
-    from core.imaging import masks
 
-    assert [value for _, value in tab.labelled(masks.MASKED_CONTENTS)] == list(masks.MASKED_CONTENTS)
-    assert dict(tab.labelled(masks.INPAINT_AREAS)) == {"Whole picture": "whole", "Only masked": "masked"}
+    assert [value for _, value in tab.labelled(catalog.MASKED_CONTENTS)] == list(catalog.MASKED_CONTENTS)
+    assert dict(tab.labelled(catalog.INPAINT_AREAS)) == {"Whole picture": "whole", "Only masked": "masked"}

@@ -134,3 +134,19 @@ def test_a_faces_settings_fill_no_diffusion_tab(tabs, tmp_path, monkeypatch):
         assert isinstance(got["prompt"], SKIP) and warned[-1].endswith("only the picture itself is sent.")
     finally:
         shutil.rmtree(folder)
+
+
+def test_inpaint_and_outpaint_settings_fill_their_sub_tabs(tabs):
+    slots = tabs["image_to_image"].fills
+    text = ("a cat\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 3, Size: 512x512, Denoising strength: 0.55, "
+            "Mask blur: 9, Inpaint area: Only masked, Masked area padding: 48, Masked content: latent noise")
+    got = {slots[name].label: plain(value)
+           for name, value in zip(slots, ui.fill_values(to_settings(parse_infotext(text)), slots)[0])}
+    assert (got["Mask blur"], got["Inpaint area"], got["Only masked padding (px)"], got["Masked content"]) == (
+        9, "masked", 48, "noise")
+    assert got["Strength"] == 0.55 and isinstance(got["Left (px)"], SKIP) and isinstance(got["Fill"], SKIP)
+    text = "a cat\nSteps: 20, Seed: 3, Outpaint: \"left 16, right 0, top 64, bottom 8\", Outpaint fill: noise"
+    got = {slots[name].label: plain(value)
+           for name, value in zip(slots, ui.fill_values(to_settings(parse_infotext(text)), slots)[0])}
+    assert [got[f"{side} (px)"] for side in ("Left", "Right", "Top", "Bottom")] == [16, 0, 64, 8]
+    assert got["Fill"] == "noise" and isinstance(got["Inpaint area"], SKIP)

@@ -3,9 +3,10 @@
 Orchestration only: `model` becomes a loaded model in core.models.diffusion (the embedded emoji
 model, a Stable Diffusion checkpoint or diffusers folder in the models folder, or a Hub repo id);
 the sampler comes from core.models.schedulers, LoRAs from core.models.lora, the VAE decode from
-core.models.vae, the optional x4 upscale from core.generators.enlarge. Inpainting and outpainting: the
-mask work in core.imaging.masks (pixels), the inpainting pipeline in core.models.inpaint. ControlNet units:
-core.models.controlnet (the pipeline to call instead of the model's own).
+core.models.vae, the optional x4 upscale from core.generators.enlarge, the Hires. fix from core.generators.hires.
+Inpainting: the steps in core.generators.inpainting (the mask work in pixels: core.imaging.masks; the
+pipelines: core.models.inpaint); outpainting, built on image_to_image: core.generators.outpaint. ControlNet
+units: core.models.controlnet (the pipeline to call instead of the model's own).
 
 Batch invariance: image i of a batch has the same pixels as its seed alone. On the CPU, convolution
 and matrix kernels pick their blocking by batch size, which moved pixels by an 8-bit level, so
@@ -29,13 +30,13 @@ from core.catalog import (
     GUIDANCE_RANGE,
     MAX_BATCH,
     MAX_BATCH_COUNT,
-    SIDE_STEP,
     STEPS_RANGE,
     STRENGTH_RANGE,
 )
 from core.checks import check_bool, check_float, check_int, check_prompt
 from core.errors import CoreError, InvalidInput
 from core.generators import enlarge, hires
+from core.generators import inpainting as inpaint_steps
 from core.generators.progress import Progress, freed_on_failure
 from core.imaging import masks
 from core.imaging.io import flatten, open_image, to_pil
@@ -363,7 +364,7 @@ def text_to_image(prompt: str, *, model: str | None = None, negative_prompt: str
     pipe = control.pipe
     if pipe is None:  # an SD inpainting checkpoint draws from pure noise with the whole picture masked, as in A1111
         call.update(image=[Image.new("RGB", size, (127, 127, 127))] * n, strength=1.0)
-        pipe = _whole_mask(m, m.text_to_image, size, call)
+        pipe = inpaint_steps.whole_mask(m, m.text_to_image, size, call)
         if pipe is m.text_to_image:
             del call["image"], call["strength"]
     return _run(m, pipe, settings, seed, on_step, upscale, loras, settings["steps"],
@@ -451,7 +452,7 @@ def image_to_image(image: Image.Image, prompt: str, *, strength: float = 0.6, mo
     check_bool("upscale", upscale)
     loras = lora.parse_loras(loras)
     units = controlnet.parse_units(controlnets)
-    inpainting = _check_inpainting(mask_blur, inpaint_area, inpaint_padding, masked_content)
+    inpainting = inpaint_steps.check_settings(mask_blur, inpaint_area, inpaint_padding, masked_content)
     painted = None if mask is None else masks.read_mask(mask, picture.size)
     m = get(model)
     settings = _settings(m, model or DEFAULT_MODEL, steps, guidance_scale, width, height, batch_size, batch_count,
@@ -475,161 +476,15 @@ def image_to_image(image: Image.Image, prompt: str, *, strength: float = 0.6, mo
     call = {"prompt": [prompt] * n, "negative_prompt": [negative] * n, "strength": strength}
     pipe, finish = m.image_to_image, None
     if painted is not None:
-        pipe, finish = _inpainting(m, flatten(picture), painted, inpainting, size, call)
+        pipe, finish = inpaint_steps.masked(m, flatten(picture), painted, inpainting, size, call)
         settings.update(inpainting)
     else:
         call["image"] = [flatten(picture).resize(size, Image.LANCZOS)] * n
-        pipe = _whole_mask(m, pipe, size, call)
-    pipe = _with_controlnets(m, pipe, units, size, call, finish, settings)
+        pipe = inpaint_steps.whole_mask(m, pipe, size, call)
+    pipe = inpaint_steps.with_controlnets(m, pipe, units, size, call, finish, settings)
     return _run(m, pipe, settings, seed, on_step, upscale, loras,
                 min(int(strength * settings["steps"]), settings["steps"]), _check_previews(on_preview, preview_every),
                 finish=finish, **call)
-
-
-def _check_inpainting(mask_blur: object, inpaint_area: object, inpaint_padding: object,
-                      masked_content: object) -> dict[str, Any]:
-    """The inpainting settings checked (also without a mask: a bad value is refused all the same)."""
-    return {"mask_blur": check_int("mask_blur", mask_blur, *masks.MASK_BLUR_RANGE),
-            "inpaint_area": masks.check_choice("inpaint_area", inpaint_area, masks.INPAINT_AREAS),
-            "inpaint_padding": check_int("inpaint_padding", inpaint_padding, *masks.INPAINT_PADDING_RANGE),
-            "masked_content": masks.check_choice("masked_content", masked_content, masks.MASKED_CONTENTS)}
-
-
-def _inpainting(m: DiffusionModel, original: Image.Image, painted: Image.Image, inpainting: dict[str, Any],
-                size: tuple[int, int], call: dict[str, Any]) -> tuple[Any, masks.Paste]:
-    """The inpainting pipeline of `m` and the Paste that puts its output back into `original`; puts the
-    working picture, its mask, the working size and masked_content into `call` (core.imaging.masks.plan)."""
-    from core.models import inpaint
-
-    pipe = inpaint.pipeline(m)
-    content = inpainting["masked_content"]
-    if content == "noise" and not inpaint.takes_noise(pipe):
-        raise InvalidInput(f"masked_content 'noise' is not available for {m.label}; choose 'original' or 'fill'")
-    redraw = masks.plan(original, painted, size=size, cell=inpaint.cell(m), **inpainting)
-    n = len(call["prompt"])
-    call.update(image=[redraw.start] * n, mask_image=[redraw.mask] * n, width=size[0], height=size[1])
-    if inpaint.takes_noise(pipe):
-        call["masked_content"] = "noise" if content == "noise" else "original"
-    return pipe, redraw.paste
-
-
-def _with_controlnets(m: DiffusionModel, pipe, units: list[controlnet.Unit], size: tuple[int, int],
-                      call: dict[str, Any], finish: masks.Paste | None, settings: dict[str, Any]):
-    """The ControlNet pipeline of `units` for image to image (inpainting when `call` has a mask), or `pipe`
-    when none runs; records the units in settings["controlnets"]. Units without an image are steered by the
-    picture being redrawn (with a mask, its part at the working size, before any "fill")."""
-    start, crop = call["image"][0], None
-    if finish is not None:
-        start = finish.original.crop(finish.box).resize(size, Image.LANCZOS)
-        crop = (finish.original.size, finish.box)
-    task = "inpaint" if "mask_image" in call else "image_to_image"
-    control = controlnet.prepare(m, units, task, *size, start=start, crop=crop)
-    settings["controlnets"] = control.parameters
-    if control.pipe is None:
-        return pipe
-    if call.pop("masked_content", "original") != "original":
-        raise InvalidInput("masked_content 'noise' is not available with ControlNet units; choose 'original' or "
-                           "'fill', or remove the units")
-    return control.pipe
-
-
-def _whole_mask(m: DiffusionModel, pipe, size: tuple[int, int], call: dict[str, Any]):
-    """`pipe`, or for an SD inpainting checkpoint (its UNet also takes a mask and the masked picture, which
-    the image-to-image pipeline cannot give) its inpainting pipeline with the whole picture masked, as
-    AUTOMATIC1111 runs such models in img2img; the mask goes into `call`."""
-    from core.models import inpaint
-
-    if not inpaint.needs_mask(m):
-        return pipe
-    call.update(mask_image=[Image.new("L", size, 255)] * len(call["prompt"]), width=size[0], height=size[1])
-    return inpaint.pipeline(m)
-
-
-def outpaint(image: Image.Image, prompt: str, *, left: int = 0, right: int = 0, top: int = 0, bottom: int = 0,
-             mask_blur: int = 4, fill: str = "edge", strength: float = 1.0, model: str | None = None,
-             negative_prompt: str = "", steps: int | None = None, guidance_scale: float | None = None,
-             seed: int = -1, batch_size: int = 1, batch_count: int = 1, scheduler: str | None = None,
-             loras: list[tuple[str, float]] | dict[str, float] | None = None, upscale: bool = False,
-             on_step: Callable[[int, int], None] | None = None,
-             on_preview: Callable[[list[Image.Image]], None] | None = None, preview_every: int = 5,
-             controlnets: list[dict[str, Any]] | None = None) -> Result:
-    """Extend a picture past its borders: the new area is drawn to match the picture and the prompt.
-
-    The picture is put on a canvas grown by `left`, `right`, `top` and `bottom` px; the new area plus
-    2 x mask_blur px of overlap into the picture on each extended side (so the seam is redrawn, as
-    A1111's "Poor man's outpainting") is the mask, and the canvas is inpainted as `image_to_image` does
-    with inpaint_area "whole", at the canvas size rounded to multiples of 8 (the working size).
-
-    Args:
-        image: the picture (as in `image_to_image`).
-        prompt: what the whole extended picture should show, 1..2000 characters.
-        left, right, top, bottom: px to add on each side, 0..2048, at least one over 0. The canvas must
-            fit the model's sides (core.catalog: SD 64..2048, the emoji model 16..64 px).
-        mask_blur: 0..64 px (default 4, A1111's), as in `image_to_image`; pixels of the picture farther than
-            2 x mask_blur + int(2.5 x mask_blur + 0.5) px inside its extended sides are kept exactly.
-        fill: what the new area starts from before the SDEdit noising: "edge" (the picture's border
-            pixels stretched outward) or "noise" (noise in the model's own space, per seed: masked_content
-            "noise" of `image_to_image`). At strength 1 (the default) the start matters little.
-        strength: 0.01..1 (default 1), as in `image_to_image`.
-        model, negative_prompt, steps, guidance_scale, seed, batch_size, batch_count, scheduler, loras,
-        upscale, on_step, on_preview, preview_every, controlnets: as in `image_to_image` (a unit's own image
-            covers the extended picture; a unit without one is steered by the extended canvas).
-
-    Returns:
-        Result with batch_size x batch_count RGB images of the extended size (W + left + right,
-        H + top + bottom) px (x4 when `upscale`); `parameters` holds outpaint ({"left", "right", "top",
-        "bottom"}), fill and mask_blur, width and height (the working size) and input_size (the picture's).
-
-    Raises:
-        InvalidInput: as `image_to_image`; a side out of range or all sides 0; an extended size outside
-            the model's sides (the message names the sides and the limit); a mask_blur whose overlap
-            covers the whole picture; a fill that is not "edge" or "noise".
-        ModelNotFound, UnsafeModelFile, ModelError, Cancelled: as in `text_to_image`.
-    """
-    picture = open_image(image)
-    check_prompt(prompt)  # before the model loads; image_to_image checks the rest
-    sides = {name: check_int(name, value, 0, OUTPAINT_MAX) for name, value in
-             (("left", left), ("right", right), ("top", top), ("bottom", bottom))}
-    if not any(sides.values()):
-        raise InvalidInput("left, right, top and bottom are all 0: give at least one side the px to extend by")
-    fill = masks.check_choice("fill", fill, masks.OUTPAINT_FILLS)
-    mask_blur = check_int("mask_blur", mask_blur, *masks.MASK_BLUR_RANGE)
-    m = get(model)
-    canvas = masks.outpaint_canvas(flatten(picture), **sides)
-    _check_extent(m, picture.size, canvas.size, sides, overlap=2 * mask_blur)
-    mask = masks.outpaint_mask(canvas.size, overlap=2 * mask_blur, **sides)
-    width, height = (SIDE_STEP * round(side / SIDE_STEP) for side in canvas.size)
-    result = image_to_image(canvas, prompt, strength=strength, model=model, negative_prompt=negative_prompt,
-                            steps=steps, guidance_scale=guidance_scale, width=width, height=height, seed=seed,
-                            batch_size=batch_size, batch_count=batch_count, scheduler=scheduler, loras=loras,
-                            upscale=upscale, on_step=on_step, on_preview=on_preview, preview_every=preview_every,
-                            mask=mask, mask_blur=mask_blur, inpaint_area="whole",
-                            masked_content="noise" if fill == "noise" else "original", controlnets=controlnets)
-    for key in ("inpaint_area", "inpaint_padding", "masked_content"):  # not outpaint's settings
-        result.parameters.pop(key, None)
-    result.parameters.update(outpaint=sides, fill=fill, input_size=list(picture.size))
-    return result
-
-
-OUTPAINT_MAX = 2048
-"""The most px outpaint adds on one side (the largest side any model here takes)."""
-
-
-def _check_extent(m: DiffusionModel, size: tuple[int, int], extended: tuple[int, int], sides: dict[str, int],
-                  overlap: int) -> None:
-    """Refuse an outpainting whose canvas is outside the model's sides, or whose overlap (2 x mask_blur px
-    into each extended side) leaves nothing of the picture kept (InvalidInput naming the sides)."""
-    low, high = m.sizes
-    for (a, b), total, axis, own in ((("left", "right"), extended[0], "wide", size[0]),
-                                     (("top", "bottom"), extended[1], "high", size[1])):
-        grown = f"{a} {sides[a]} + {b} {sides[b]} px make the picture ({own} px {axis}) {total} px {axis}"
-        if total > high:
-            raise InvalidInput(f"{grown}, over the {high} px a side that {m.label} takes: lower {a}/{b}")
-        if total < low:
-            raise InvalidInput(f"{grown}, under the {low} px a side that {m.label} takes: raise {a}/{b}")
-        if own <= overlap * ((sides[a] > 0) + (sides[b] > 0)):
-            raise InvalidInput(f"mask_blur {overlap // 2} overlaps {overlap} px into each extended side, which "
-                               f"covers the whole picture ({own} px {axis}): lower mask_blur")
 
 
 def _check_previews(on_preview: object, preview_every: object) -> tuple:

@@ -30,23 +30,20 @@ from typing import Any
 from PIL import Image
 
 from core import catalog
-from core.catalog import SIDE_STEP, STEPS_RANGE, STRENGTH_RANGE
+from core.catalog import (
+    HIRES_SCALE_RANGE,
+    HIRES_SCALE_STEP,
+    HIRES_STEPS_RANGE,
+    HIRES_STRENGTH_RANGE,
+    LANCZOS,
+    STEPS_RANGE,
+    hires_size,
+)
 from core.checks import check_bool, check_float, check_int, shown
 from core.errors import InvalidInput
 from core.generators.progress import Progress, freed_on_failure
 from core.models import zerogpu
 from core.result import Result
-
-HIRES_SCALE_RANGE = (1.0, 4.0)
-"""A1111's "Upscale by" slider: 1 = off."""
-HIRES_SCALE_STEP = 0.05
-HIRES_STEPS_RANGE = (0, STEPS_RANGE[1])
-"""Steps the second pass runs; 0 = the first pass's steps."""
-HIRES_STRENGTH_RANGE = STRENGTH_RANGE
-LANCZOS = "Lanczos"
-"""The upscaler that is a plain resize (PIL's Lanczos), as in A1111's list."""
-DEFAULTS = {"hires_scale": None, "hires_upscaler": LANCZOS, "hires_strength": 0.5, "hires_steps": 0}
-"""text_to_image's defaults: off; A1111's own are 2, "Latent", 0.7, 0 (strength 0.5 suits a pixel upscaler)."""
 
 
 def upscaler_names() -> list[str]:
@@ -71,11 +68,6 @@ def wanted(hires_scale: object, hires_upscaler: object, hires_strength: object, 
             raise InvalidInput(f"hires_upscaler must be one of {', '.join(names)} (the super-resolution "
                                f"list, or Lanczos for a plain resize); got {shown(hires_upscaler)}")
     return hires_scale is not None and hires_scale != 1
-
-
-def target_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
-    """The second pass's (width, height) in px: `size` times `scale`, each side rounded to a multiple of 8."""
-    return tuple(SIDE_STEP * round(side * scale / SIDE_STEP) for side in size)
 
 
 def schedule(steps: int, strength: float) -> tuple[int, float]:
@@ -159,7 +151,7 @@ def fix(*, prompt: str, model: str | None, negative_prompt: str, steps: int | No
 
 def _check_size(model: str, base: tuple[int, int], scale: float, largest: int) -> tuple[int, int]:
     """The hires size of `base` at `scale`, refused when a side is over the model's `largest`."""
-    size = target_size(base, scale)
+    size = hires_size(base, scale)
     if max(size) <= largest:
         return size
     fits = math.floor(largest / max(base) / HIRES_SCALE_STEP) * HIRES_SCALE_STEP

@@ -25,14 +25,6 @@ from core.checks import shown
 from core.errors import InvalidInput
 from core.imaging.io import open_image
 
-INPAINT_AREAS = ("whole", "masked")
-"""inpaint_area: the whole picture at width x height, or only the masked area's crop (A1111 "Only masked")."""
-MASKED_CONTENTS = ("original", "noise", "fill")
-"""masked_content: what the masked area holds before denoising (A1111's original / latent noise / fill)."""
-OUTPAINT_FILLS = ("edge", "noise")
-"""outpaint fill: the new area starts from the border pixels stretched outward, or from noise."""
-MASK_BLUR_RANGE = (0, 64)
-INPAINT_PADDING_RANGE = (0, 256)
 MASK_MODES = ("1", "L", "LA", "I;16", "RGB", "RGBA")
 """The PIL modes a mask may have (a Gradio ImageEditor layer is RGBA; 16-bit grey is read at 8 bits)."""
 PAINTED = 128

@@ -295,15 +295,14 @@ def load(name: str, m) -> Any:
     key = cache_key(path, unet)
     old = _LOADED.get(path)
     if old is not None and old != key:
-        registry.forget(ModelKind.DIFFUSION, old)  # the same path, replaced in place or built for another UNet
+        registry.forget(ModelKind.CONTROLNET, old)  # the same path, replaced in place or built for another UNet
     _LOADED[path] = key
-    return registry.load_source(ModelKind.DIFFUSION, key, lambda: _load(path, unet, pipe._execution_device))
+    return registry.load_source(ModelKind.CONTROLNET, key, lambda: _load(path, unet, pipe._execution_device))
 
 
 def cache_key(path: Path, unet) -> str:
     """The registry key of ControlNet `path` for `unet`'s architecture: its version (weights file and config of
-    a folder) and a digest of the UNet config it is built on, tab-separated. No model name can equal it
-    (core.checks.check_name refuses tabs), so it shares the diffusion kind's cache without clashing."""
+    a folder) and a digest of the UNet config it is built on, tab-separated (cached under ModelKind.CONTROLNET)."""
     parts = [path / "config.json", path / "diffusion_pytorch_model.safetensors"] if path.is_dir() else [path]
     versions = [FileVersion.of(p) for p in parts if p.exists()]
     config = {k: v for k, v in unet.config.items() if not k.startswith("_")}  # not its source's name or version

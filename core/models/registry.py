@@ -37,6 +37,7 @@ class ModelKind(str, enum.Enum):
     FACES = "faces"                  # face GANs
     UPSCALER = "upscaler"            # super-resolution nets
     FACE_RESTORER = "face_restorer"  # GFPGAN, RestoreFormer, ...
+    CONTROLNET = "controlnet"        # ControlNets, each built for one diffusion model's UNet
 
     def __str__(self) -> str:
         return self.value
