@@ -16,7 +16,7 @@ from typing import Any, Callable
 import gradio as gr
 
 from core import catalog
-from demos import inputs, ui, uploads
+from demos import editors, inputs, ui, uploads
 
 UNITS = min(2, catalog.MAX_CONTROLNETS)
 """ControlNet units the page offers (core takes up to catalog.MAX_CONTROLNETS)."""
@@ -47,15 +47,6 @@ def _listed() -> gr.Dropdown:
                        info=WHERE if not found else "ControlNet files and folders of the models folder")
 
 
-def picture_input(**kwargs: Any) -> gr.Image:
-    """A gr.Image (filepath) whose value reaches the event unopened, as a FileData dict or None, also in an
-    event that preprocesses its other inputs: pass it through `uploads.image_source`, so that a broken file
-    gets core's message rather than Gradio's bare "error"."""
-    component = gr.Image(type="filepath", image_mode=None, **kwargs)
-    component.preprocess = lambda payload: None if payload is None else payload.model_dump()
-    return component
-
-
 def panel(image_note: str) -> dict[str, gr.components.Component]:
     """The "ControlNet" accordion (closed), inside the Blocks being built; `image_note` says what a unit
     without a control image is steered by. Returns {API parameter name: component} (PARAMETERS' order)."""
@@ -82,7 +73,7 @@ def panel(image_note: str) -> dict[str, gr.components.Component]:
                     end = inputs.slider(*catalog.CONTROL_GUIDANCE_RANGE, value=DEFAULTS["end"], step=0.05,
                                         label=f"Guidance end {unit}", info="fraction of the steps")
                 with gr.Row(equal_height=True):
-                    image = picture_input(label=f"Control image {unit}", height=160, scale=1)
+                    image = editors.picture_input(label=f"Control image {unit}", height=160, scale=1)
                     with gr.Column(scale=1):
                         low = inputs.slider(*catalog.CANNY_THRESHOLD_RANGE, value=DEFAULTS["low_threshold"], step=1,
                                             whole=True, label=f"Canny low threshold {unit}")
@@ -114,12 +105,17 @@ def units(control: dict[str, Any]) -> list[dict[str, Any]] | None:
     passed as the upload (uploads.image_source, named "controlnet_<n>_image"), or None for the tab's own picture.
 
     Raises:
-        gr.Error: a control image that is not an upload to this page.
+        gr.Error: a control image that is not an upload to this page, or one given to a unit without a
+            ControlNet (it would steer nothing).
     """
     chosen = []
     for unit in range(1, UNITS + 1):
         values = {key: control.get(name, DEFAULTS[key]) for key, name in names(unit).items()}
         if not values["model"]:
+            if values["image"] is not None:
+                raise gr.Error(f"{names(unit)['image']}: a control image is given but ControlNet {unit} is None, so "
+                               f"it would steer nothing; choose a ControlNet for unit {unit} (Refresh lists the "
+                               f"models folder's), or remove the image", print_exception=False)
             continue
         values["image"] = uploads.image_source(values["image"], names(unit)["image"])
         chosen.append(values)

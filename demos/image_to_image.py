@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 
 import core
 from core import catalog
-from demos import controlnet_panel, host, inputs, limits, serving, ui, uploads
+from demos import controlnet_panel, editors, host, inputs, limits, serving, ui, uploads
 from demos.diffusion_settings import LORA_ROWS, call_args, panel
 
 SKETCHES = {  # start picture (a flat sketch drawn below) -> prompt
@@ -132,12 +132,12 @@ def inpaint(image: dict | None, prompt: str, mask: Any = None, strength: float =
     if mask is not None:
         mask = uploads.image_source(mask, "mask")
     else:
-        mask = _painted(image)
+        mask = editors.painted(image)
     if mask is None:
         raise gr.Error("mask: paint the part to redraw over the picture, or upload a mask picture (white = redraw)",
                        print_exception=False)
-    return _redraw(core.image_to_image, _picture(image, "background"), prompt, _settings(settings), settings, progress,
-                   strength=strength, mask=mask, mask_blur=mask_blur, inpaint_area=inpaint_area,
+    return _redraw(core.image_to_image, editors.picture(image, "background"), prompt, _settings(settings), settings,
+                   progress, strength=strength, mask=mask, mask_blur=mask_blur, inpaint_area=inpaint_area,
                    inpaint_padding=inpaint_padding, masked_content=masked_content)
 
 
@@ -157,8 +157,8 @@ def sketch_to_image(image: dict | None, prompt: str, strength: float = 0.8, requ
     Returns:
         The pictures (with their seeds as captions), the seeds used, and the parameters applied.
     """
-    return _redraw(core.image_to_image, _picture(image, "composite"), prompt, _settings(settings), settings, progress,
-                   strength=strength)
+    return _redraw(core.image_to_image, editors.picture(image, "composite"), prompt, _settings(settings), settings,
+                   progress, strength=strength)
 
 
 @controlnet_panel.takes_units
@@ -202,58 +202,6 @@ def _redraw(fn: Callable[..., core.Result], picture: Any, prompt: str, settings:
                                  **kwargs, **settings), "picture")
 
 
-def editor(**kwargs: Any) -> gr.ImageEditor:
-    """A gr.ImageEditor whose value reaches the event as {"background", "layers", "composite"}: PIL images for
-    what was drawn on the page (Gradio's own preprocess), the uploads unopened (FileData dicts) for an API
-    call that sent files, so that core reads them and names what it cannot."""
-    component = gr.ImageEditor(type="pil", format="png", image_mode="RGBA", **kwargs)
-    own = component.preprocess
-
-    def preprocess(payload: Any) -> Any:
-        if payload is None or payload.id is not None:  # the page sends its canvas as blobs, under an id
-            return own(payload)
-        dump = (lambda file: None if file is None else file.model_dump())
-        return {"background": dump(payload.background), "layers": [dump(layer) for layer in payload.layers],
-                "composite": dump(payload.composite)}
-
-    component.preprocess = preprocess
-    return component
-
-
-def _picture(value: dict | None, first: str) -> Any:
-    """The picture of an editor value: its `first` ("background" or "composite"), else the other one; a PIL
-    image from the page, an upload's path over the API, None when there is none (core then says so)."""
-    if not value:
-        return None
-    for key in (first, "composite" if first == "background" else "background"):
-        picture = value.get(key)
-        if picture is not None:
-            return picture if isinstance(picture, Image.Image) else uploads.image_source(picture, "image")
-    return None
-
-
-def _painted(value: dict | None) -> Any:
-    """The editor's painted layers as one mask (core reads an RGBA layer's alpha), None when there is no
-    layer: the one layer as it is, or several laid over each other.
-
-    Raises:
-        gr.Error: layers of different sizes.
-    """
-    layers = [layer if isinstance(layer, Image.Image) else uploads.image_source(layer, "image layers")
-              for layer in (value or {}).get("layers") or [] if layer is not None]
-    if len(layers) <= 1:
-        return layers[0] if layers else None
-    opened = [(layer if isinstance(layer, Image.Image) else core.open_image(layer, name="image layers")).convert("RGBA")
-              for layer in layers]
-    if len({layer.size for layer in opened}) > 1:
-        raise gr.Error("image layers: the painted layers have different sizes; paint the mask on one layer",
-                       print_exception=False)
-    merged = opened[0]
-    for layer in opened[1:]:
-        merged = Image.alpha_composite(merged, layer)
-    return merged
-
-
 def _copied(value: dict | None) -> tuple:
     """A new start picture (an upload, a send, an example) also becomes the picture of Outpaint, and the tab
     shows Redraw (run buttons: see `_shown`). Not the Inpaint editor's: a picture set from here leaves it
@@ -289,14 +237,14 @@ def build() -> gr.Blocks:
                         gr.Examples(example_rows(choices.examples), [image, prompt, strength],
                                     label="Sketches to redraw")
                     with gr.Tab("Inpaint", id="inpaint") as inpaint_mode:
-                        canvas = editor(label="Picture and mask", height=360, sources=("upload", "clipboard"),
+                        canvas = editors.editor(label="Picture and mask", height=360, sources=("upload", "clipboard"),
                                         brush=gr.Brush(default_size=6, colors=["#ff00ff", "#ffffff", "#000000"],
                                                        color_mode="fixed"),
                                         eraser=gr.Eraser(), layers=False, transforms=())
                         gr.Markdown("Upload the picture, then paint over what to redraw (any colour; the eraser "
                                     "takes paint away).")
                         with gr.Accordion("Upload a mask instead", open=False):
-                            mask = controlnet_panel.picture_input(label="Mask (white = redraw)", height=160)
+                            mask = editors.picture_input(label="Mask (white = redraw)", height=160)
                         with gr.Row():
                             inpaint_strength = inputs.slider(*catalog.STRENGTH_RANGE, value=0.75, step=0.01,
                                                              label="Denoising strength",
@@ -310,7 +258,7 @@ def build() -> gr.Blocks:
                         content = inputs.radio(labelled(catalog.MASKED_CONTENTS), value="original",
                                                label="Masked content")
                     with gr.Tab("Sketch", id="sketch") as sketch_mode:
-                        sketch = editor(label="Sketch", height=420, canvas_size=(512, 512),
+                        sketch = editors.editor(label="Sketch", height=420, canvas_size=(512, 512),
                                         sources=("upload", "clipboard"), layers=False, transforms=(),
                                         brush=gr.Brush(default_size=12, colors=["#000000", "#cc3232", "#f2c21b",
                                                                                 "#32a852", "#3270cc", "#8b4513"]))
@@ -321,7 +269,7 @@ def build() -> gr.Blocks:
                                                         label="Sketch strength",
                                                         info="how far the picture may go from the sketch")
                     with gr.Tab("Outpaint", id="outpaint") as outpaint_mode:
-                        extend = controlnet_panel.picture_input(label="Picture to extend", height=220)
+                        extend = editors.picture_input(label="Picture to extend", height=220)
                         with gr.Row():
                             # px per side up to the largest side any model takes (core's own limit)
                             sides = [inputs.slider(0, catalog.SD_SIDES[1], value=value, step=catalog.SIDE_STEP,

@@ -97,27 +97,27 @@ def _check_hires_pixels(settings: dict, scale: object) -> None:
     limit = limits.current().pixels
     if width * height > limit:
         raise gr.Error(f"Hires. fix would make {width} x {height} px, over this demo's limit of {limit} pixels "
-                       f"({limits.ENV['pixels']}). Choose a smaller upscale or size.", print_exception=False)
+                       f"({limits.ENV['pixels']}): lower Upscale by (hires_scale) or the size.", print_exception=False)
 
 
 def hires_panel() -> list[gr.components.Component]:
     """The "Hires. fix" accordion (closed): upscale by (1 = off), upscaler, denoising strength, hires
-    steps. Ranges from core.generators.hires; the upscaler list from core.catalog (read when opened).
+    steps. Ranges and the upscaler list (read when opened) from core.catalog.
     Returns the inputs in `generate`'s order."""
     limit = limits.current()
     with gr.Accordion("Hires. fix", open=False):
         gr.Markdown("Draw at the size above, enlarge, then redraw at the larger size with the same prompt and "
                     "seed (AUTOMATIC1111's *Hires. fix*).")
         with gr.Row():
-            scale = inputs.slider(*catalog.HIRES_SCALE_RANGE, value=1.0, step=catalog.HIRES_SCALE_STEP, label="Upscale by",
-                                  info="1 = off")
+            scale = inputs.slider(*catalog.HIRES_SCALE_RANGE, value=1.0, step=catalog.HIRES_SCALE_STEP,
+                                  label="Upscale by", info="1 = off")
             upscaler = gr.Dropdown([catalog.LANCZOS, *catalog.BUNDLED_UPSCALERS], value=catalog.LANCZOS,
                                    label="Hires upscaler", scale=2, allow_custom_value=True,
                                    info="Lanczos resizes; the others are the super-resolution models")
             ui.refresh_button(upscaler, lambda: gr.Dropdown(choices=[catalog.LANCZOS, *catalog.upscalers()]))
         with gr.Row():
-            strength = inputs.slider(*catalog.HIRES_STRENGTH_RANGE, value=catalog.HIRES_DEFAULTS["hires_strength"], step=0.01,
-                                     label="Denoising strength", info="how much the redraw changes")
+            strength = inputs.slider(*catalog.HIRES_STRENGTH_RANGE, value=catalog.HIRES_DEFAULTS["hires_strength"],
+                                     step=0.01, label="Denoising strength", info="how much the redraw changes")
             steps = inputs.slider(0, min(catalog.HIRES_STEPS_RANGE[1], limit.steps), value=0, step=1,
                                   label="Hires steps", limit="steps", whole=True, note="0 = the same as Steps",
                                   info="steps the redraw runs; 0 = the same as Steps")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 
+import gradio as gr
 import numpy as np
 import pytest
 from gradio_client import handle_file
@@ -172,6 +173,8 @@ def test_controlnet_units_skip_those_without_a_model():
                                      "controlnet_2_preprocessor": "canny"})
     assert chosen == [{**controlnet_panel.DEFAULTS, "model": "canny.safetensors", "weight": 0.5,
                        "preprocessor": "canny"}]
+    with pytest.raises(gr.Error, match="controlnet_1_image: a control image is given but ControlNet 1 is None"):
+        controlnet_panel.units({"controlnet_1_image": {"path": "/tmp/edges.png"}, "controlnet_2": "canny.safetensors"})
 
 
 def test_each_endpoint_function_names_the_unit_inputs_with_their_defaults():
@@ -181,6 +184,5 @@ def test_each_endpoint_function_names_the_unit_inputs_with_their_defaults():
 
 
 def test_the_choices_offered_are_cores():
-
     assert [value for _, value in tab.labelled(catalog.MASKED_CONTENTS)] == list(catalog.MASKED_CONTENTS)
     assert dict(tab.labelled(catalog.INPAINT_AREAS)) == {"Whole picture": "whole", "Only masked": "masked"}

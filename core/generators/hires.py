@@ -114,8 +114,8 @@ def fix(*, prompt: str, model: str | None, negative_prompt: str, steps: int | No
     size = _check_size(name, base, hires_scale, m.sizes[1])
     run = hires_steps or first["steps"]
     total, strength = schedule(run, hires_strength)
-    _check_schedule(run, hires_steps, hires_strength, total,
-                    min(STEPS_RANGE[1], schedulers.max_steps(first["scheduler"], m.scheduler_config)), first["scheduler"])
+    most = min(STEPS_RANGE[1], schedulers.max_steps(first["scheduler"], m.scheduler_config))
+    _check_schedule(run, hires_steps, hires_strength, total, most, first["scheduler"])
     up = None if hires_upscaler == LANCZOS else upscalers.get_upscaler(hires_upscaler)
 
     # 2. the units of work on_step counts: first pass, then per picture: upscaler tiles, second pass, x4 tiles

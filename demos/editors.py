@@ -1,0 +1,77 @@
+"""The tabs' picture inputs that hand the event what core reads: an image input whose upload reaches the event
+unopened (`picture_input`), the image editor (`editor`), and what an editor's value holds (`picture`: its
+background or composite; `painted`: its painted layers as one mask).
+
+Uploads go through uploads.image_source (only files this server received); no model logic.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+from PIL import Image
+
+import core
+from demos import uploads
+
+
+def picture_input(**kwargs: Any) -> gr.Image:
+    """A gr.Image (filepath) whose value reaches the event unopened, as a FileData dict or None, also in an
+    event that preprocesses its other inputs: pass it through `uploads.image_source`, so that a broken file
+    gets core's message rather than Gradio's bare "error"."""
+    component = gr.Image(type="filepath", image_mode=None, **kwargs)
+    component.preprocess = lambda payload: None if payload is None else payload.model_dump()
+    return component
+
+
+def editor(**kwargs: Any) -> gr.ImageEditor:
+    """A gr.ImageEditor whose value reaches the event as {"background", "layers", "composite"}: PIL images for
+    what was drawn on the page (Gradio's own preprocess), the uploads unopened (FileData dicts) for an API
+    call that sent files, so that core reads them and names what it cannot."""
+    component = gr.ImageEditor(type="pil", format="png", image_mode="RGBA", **kwargs)
+    own = component.preprocess
+
+    def preprocess(payload: Any) -> Any:
+        if payload is None or payload.id is not None:  # the page sends its canvas as blobs, under an id
+            return own(payload)
+        dump = (lambda file: None if file is None else file.model_dump())
+        return {"background": dump(payload.background), "layers": [dump(layer) for layer in payload.layers],
+                "composite": dump(payload.composite)}
+
+    component.preprocess = preprocess
+    return component
+
+
+def picture(value: dict | None, first: str) -> Any:
+    """The picture of an editor value: its `first` ("background" or "composite"), else the other one; a PIL
+    image from the page, an upload's path over the API, None when there is none (core then says so)."""
+    if not value:
+        return None
+    for key in (first, "composite" if first == "background" else "background"):
+        picture = value.get(key)
+        if picture is not None:
+            return picture if isinstance(picture, Image.Image) else uploads.image_source(picture, "image")
+    return None
+
+
+def painted(value: dict | None) -> Any:
+    """The editor's painted layers as one mask (core reads an RGBA layer's alpha), None when there is no
+    layer: the one layer as it is, or several laid over each other.
+
+    Raises:
+        gr.Error: layers of different sizes.
+    """
+    layers = [layer if isinstance(layer, Image.Image) else uploads.image_source(layer, "image layers")
+              for layer in (value or {}).get("layers") or [] if layer is not None]
+    if len(layers) <= 1:
+        return layers[0] if layers else None
+    opened = [(layer if isinstance(layer, Image.Image) else core.open_image(layer, name="image layers")).convert("RGBA")
+              for layer in layers]
+    if len({layer.size for layer in opened}) > 1:
+        raise gr.Error("image layers: the painted layers have different sizes; paint the mask on one layer",
+                       print_exception=False)
+    merged = opened[0]
+    for layer in opened[1:]:
+        merged = Image.alpha_composite(merged, layer)
+    return merged
