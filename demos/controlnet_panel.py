@@ -75,14 +75,21 @@ def panel(image_note: str) -> dict[str, gr.components.Component]:
                 with gr.Row(equal_height=True):
                     image = editors.picture_input(label=f"Control image {unit}", height=160, scale=1)
                     with gr.Column(scale=1):
+                        shown = DEFAULTS["preprocessor"] == "canny"  # the thresholds show for Canny only
                         low = inputs.slider(*catalog.CANNY_THRESHOLD_RANGE, value=DEFAULTS["low_threshold"], step=1,
-                                            whole=True, label=f"Canny low threshold {unit}")
+                                            whole=True, label=f"Canny low threshold {unit}", visible=shown)
                         high = inputs.slider(*catalog.CANNY_THRESHOLD_RANGE, value=DEFAULTS["high_threshold"],
-                                             step=1, whole=True, label=f"Canny high threshold {unit}")
+                                             step=1, whole=True, label=f"Canny high threshold {unit}", visible=shown)
+            preprocessor.change(_thresholds, preprocessor, [low, high], **ui.QUIET)
             built.update({name["model"]: model, name["image"]: image, name["preprocessor"]: preprocessor,
                           name["weight"]: weight, name["start"]: start, name["end"]: end,
                           name["low_threshold"]: low, name["high_threshold"]: high})
     return built
+
+
+def _thresholds(preprocessor: str) -> tuple[gr.Slider, gr.Slider]:
+    """Updates of a unit's two Canny thresholds: shown only while its preprocessor is "canny"."""
+    return gr.Slider(visible=preprocessor == "canny"), gr.Slider(visible=preprocessor == "canny")
 
 
 def takes_units(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -33,7 +33,7 @@ def _labels(s: catalog.DiffusionSettings) -> dict[str, str]:
             "guidance": f"-1 = the model's own ({s.guidance_scale:g}); 0..1 turns guidance off",
             "size": f"0 = the model's native {s.width} px; {s.sides[0]}..{s.sides[1]}, multiples of {catalog.SIDE_STEP}",
             "sampler": f"the model's own ({s.scheduler})",
-            "upscale": f"the model's own ({'on' if s.upscale else 'off'})"}
+            "upscale": f"the model's own ({'on; in/outpaint: off' if s.upscale else 'off'})"}
 
 
 def panel(tab: gr.Blocks, choices: host.TabChoices | None = None) -> list[gr.components.Component]:
@@ -189,10 +189,12 @@ def _side_max(natural: int) -> int:
 
 
 def call_args(negative_prompt, model, scheduler, steps, guidance_scale, width, height, seed, batch_size,
-              batch_count, upscale, *lora_rows) -> dict:
+              batch_count, upscale, *lora_rows, masked: bool = False) -> dict:
     """The panel's values as core keyword arguments: "the model's own" values become None (core then
-    takes the model's; upscale becomes the model's own True or False), LoRA rows become
-    [(file, weight), ...]; every other value is passed as set, never replaced by a model's default.
+    takes the model's; upscale becomes the model's own True or False, and False when `masked`: inpainting
+    and outpainting keep the picture's own pixels outside the mask, which an x4 upscale would redraw),
+    LoRA rows become [(file, weight), ...]; every other value is passed as set, never replaced by a
+    model's default.
 
     Raises:
         gr.Error: a value is over one of the host's limits (demos.limits), or upscale is none of its
@@ -210,7 +212,7 @@ def call_args(negative_prompt, model, scheduler, steps, guidance_scale, width, h
     if own is not None:
         limits.check_size(width, height, (own.width, own.height))
     upscale = _upscale_choice(upscale)  # also here: image to image takes its values unprocessed
-    upscale_on = upscale == "on" if upscale != OWN else bool(own and own.upscale)
+    upscale_on = upscale == "on" if upscale != OWN else bool(own and own.upscale and not masked)
     return {"negative_prompt": negative_prompt, "model": model, "scheduler": scheduler or None,
             "steps": steps or None, "guidance_scale": _own_guidance(guidance_scale), "width": width or None,
             "height": height or None, "seed": seed, "batch_size": batch_size, "batch_count": batch_count,

@@ -43,27 +43,39 @@ def editor(**kwargs: Any) -> gr.ImageEditor:
     return component
 
 
-def picture(value: dict | None, first: str) -> Any:
+def picture(value: dict | None, first: str, *, drawn: bool = False) -> Any:
     """The picture of an editor value: its `first` ("background" or "composite"), else the other one; a PIL
-    image from the page, an upload's path over the API, None when there is none (core then says so)."""
-    if not value:
-        return None
+    image from the page, an upload's path over the API. With `drawn` (a sketch), a value holding only
+    painted layers gives them laid over white.
+
+    Raises:
+        gr.Error: naming `image` and the value's form, when the editor holds no picture (and, with `drawn`,
+            nothing painted).
+    """
     for key in (first, "composite" if first == "background" else "background"):
-        picture = value.get(key)
-        if picture is not None:
-            return picture if isinstance(picture, Image.Image) else uploads.image_source(picture, "image")
-    return None
+        found = (value or {}).get(key) if isinstance(value, dict) else None
+        if found is not None:
+            return found if isinstance(found, Image.Image) else uploads.image_source(found, "image")
+    layers = painted(value) if drawn and isinstance(value, dict) else None
+    if layers is not None:
+        layer = (layers if isinstance(layers, Image.Image) else core.open_image(layers, name="image layers"))
+        sheet = Image.new("RGBA", layer.size, "white")
+        return Image.alpha_composite(sheet, layer.convert("RGBA")).convert("RGB")
+    raise gr.Error("image: the editor holds no picture; upload one into it (over the API, send the editor's "
+                   "value: {\"background\": handle_file(path), \"layers\": [], \"composite\": None})",
+                   print_exception=False)
 
 
 def painted(value: dict | None) -> Any:
-    """The editor's painted layers as one mask (core reads an RGBA layer's alpha), None when there is no
-    layer: the one layer as it is, or several laid over each other.
+    """The editor's painted layers as one mask (core reads an RGBA layer's alpha), None when nothing is
+    painted (no layer, or only the empty layer the page's editor always sends): the one layer as it is, or
+    several laid over each other.
 
     Raises:
         gr.Error: layers of different sizes.
     """
     layers = [layer if isinstance(layer, Image.Image) else uploads.image_source(layer, "image layers")
-              for layer in (value or {}).get("layers") or [] if layer is not None]
+              for layer in (value or {}).get("layers") or [] if layer is not None and not _blank(layer)]
     if len(layers) <= 1:
         return layers[0] if layers else None
     opened = [(layer if isinstance(layer, Image.Image) else core.open_image(layer, name="image layers")).convert("RGBA")
@@ -75,3 +87,9 @@ def painted(value: dict | None) -> Any:
     for layer in opened[1:]:
         merged = Image.alpha_composite(merged, layer)
     return merged
+
+
+def _blank(layer: Any) -> bool:
+    """Whether `layer` is a layer drawn on the page (a PIL RGBA image) with nothing painted on it (alpha 0
+    everywhere). Uploaded layers are core's to read."""
+    return isinstance(layer, Image.Image) and layer.mode == "RGBA" and layer.getchannel("A").getextrema()[1] == 0

@@ -129,15 +129,17 @@ def inpaint(image: dict | None, prompt: str, mask: Any = None, strength: float =
     Returns:
         The pictures (with their seeds as captions), the seeds used, and the parameters applied.
     """
-    if mask is not None:
-        mask = uploads.image_source(mask, "mask")
-    else:
-        mask = editors.painted(image)
+    picture, painted = editors.picture(image, "background"), editors.painted(image)
+    if mask is not None and painted is not None:
+        raise gr.Error("mask: a mask is painted over the picture and a mask picture is uploaded too; keep one: "
+                       "clear the painted strokes (the editor's eraser or trash button) or remove the uploaded mask",
+                       print_exception=False)
+    mask = uploads.image_source(mask, "mask") if mask is not None else painted
     if mask is None:
         raise gr.Error("mask: paint the part to redraw over the picture, or upload a mask picture (white = redraw)",
                        print_exception=False)
-    return _redraw(core.image_to_image, editors.picture(image, "background"), prompt, _settings(settings), settings,
-                   progress, strength=strength, mask=mask, mask_blur=mask_blur, inpaint_area=inpaint_area,
+    return _redraw(core.image_to_image, picture, prompt, _settings(settings, masked=True), settings, progress,
+                   strength=strength, mask=mask, mask_blur=mask_blur, inpaint_area=inpaint_area,
                    inpaint_padding=inpaint_padding, masked_content=masked_content)
 
 
@@ -149,7 +151,7 @@ def sketch_to_image(image: dict | None, prompt: str, strength: float = 0.8, requ
 
     Args:
         image: the sketch, as the image editor sends it: {"background": ..., "layers": [...], "composite":
-            the drawing}; a plain picture file works as "background".
+            the drawing}; a plain picture file works as "background", and layers alone are drawn on white.
         prompt: what the sketch shows, e.g. "red apple".
         strength: 0.01..1, how far the result may go from the sketch.
         negative_prompt ... controlnet_1 ...: as for /image_to_image.
@@ -157,8 +159,8 @@ def sketch_to_image(image: dict | None, prompt: str, strength: float = 0.8, requ
     Returns:
         The pictures (with their seeds as captions), the seeds used, and the parameters applied.
     """
-    return _redraw(core.image_to_image, editors.picture(image, "composite"), prompt, _settings(settings), settings,
-                   progress, strength=strength)
+    sketched = editors.picture(image, "composite", drawn=True)
+    return _redraw(core.image_to_image, sketched, prompt, _settings(settings), settings, progress, strength=strength)
 
 
 @controlnet_panel.takes_units
@@ -182,15 +184,18 @@ def outpaint(image: dict | None, prompt: str, left: int = 0, right: int = 32, to
     Returns:
         The pictures of the extended size (with their seeds as captions), the seeds used, and the parameters.
     """
-    args = _settings(settings)
-    del args["width"], args["height"]  # the extended picture's size
+    args = _settings(settings, masked=True)
+    if args.pop("width") or args.pop("height"):  # the working size is the extended picture's
+        gr.Warning("Width and height are not used by Outpaint: it works at the extended picture's size.")
+    args.pop("height", None)
     return _redraw(core.outpaint, uploads.image_source(image), prompt, args, settings, progress, left=left,
                    right=right, top=top, bottom=bottom, fill=fill, mask_blur=mask_blur, strength=strength)
 
 
-def _settings(values: dict[str, Any]) -> dict[str, Any]:
-    """The shared panel's values (by their SETTINGS names) as core keyword arguments (call_args)."""
-    return call_args(*(values[name] for name in SETTINGS))
+def _settings(values: dict[str, Any], masked: bool = False) -> dict[str, Any]:
+    """The shared panel's values (by their SETTINGS names) as core keyword arguments (call_args; `masked`:
+    inpainting or outpainting, where "the model's own" upscale is off)."""
+    return call_args(*(values[name] for name in SETTINGS), masked=masked)
 
 
 def _redraw(fn: Callable[..., core.Result], picture: Any, prompt: str, settings: dict[str, Any],
@@ -322,7 +327,7 @@ def build() -> gr.Blocks:
     # PNG Info's "Send to image to image": the settings, and those of the Inpaint and Outpaint sub-tabs
     tab.fills = ui.fill_slots(prompt, settings, strength=strength, image=image, mask_blur=mask_blur,
                               inpaint_area=area, inpaint_padding=padding, masked_content=content,
-                              **dict(zip(("left", "right", "top", "bottom"), sides)), fill=fill)
+                              **dict(zip(ui.OUTPAINT_SIDES, sides)), fill=fill, **control)
     return tab
 
 

@@ -151,7 +151,7 @@ def build() -> gr.Blocks:
                       api_name="text_to_image", show_progress_on=status, **ui.GENERATOR)
         ui.stops(stop, event)
     tab.sends = sends
-    tab.fills = ui.fill_slots(prompt, settings, **dict(zip(HIRES_KEYS, fix)))  # PNG Info's "Send to text to image"
+    tab.fills = ui.fill_slots(prompt, settings, **dict(zip(HIRES_KEYS, fix)), **control)  # PNG Info's "Send to"
     return tab
 
 

@@ -65,7 +65,8 @@ def call(fn: Callable[..., Result], *args: Any, progress: gr.Progress | None = N
     of the result's `parameters["warnings"]` is shown as a gr.Warning toast.
 
     Inside a streamed event (`serving.guarded(..., preview=...)`) and when `fn` takes `on_preview`,
-    its previews go to the page (enlarged for display, at most every PREVIEW_EVERY_S).
+    its previews go to the page (enlarged for display, captioned PREVIEW_CAPTION, at most every
+    PREVIEW_EVERY_S), so that one left in the gallery by Stop is not taken for a result.
     When `progress` is given and `fn` takes `on_step`, each on_step(done, total) moves the
     Gradio progress bar (`unit` names what is counted: "steps", "tiles"). Inside a served event
     (`serving.guarded`), the call waits for its turn on the device and each on_step is also a
@@ -81,7 +82,7 @@ def call(fn: Callable[..., Result], *args: Any, progress: gr.Progress | None = N
     job = serving.CURRENT_JOB.get()
     push = serving.PREVIEW.get()
     if push is not None and "on_preview" in takes:  # a streamed event: the first picture of each preview
-        kwargs = {**kwargs, "on_preview": _every(PREVIEW_EVERY_S, lambda images: push(_for_display(images)))}
+        kwargs = {**kwargs, "on_preview": _every(PREVIEW_EVERY_S, lambda images: push(_previews(images)))}
 
     def run(*more_steps: Callable[[int, int], None]) -> Result:
         chained = [*steps, *more_steps] if takes_on_step else []
@@ -114,6 +115,14 @@ def _chain(steps: list[Callable[[int, int], None]]) -> Callable[[int, int], None
 
 PREVIEW_SIDE = 256
 """Previews smaller than this (a latent is 1/8 of the picture) are enlarged to it for display."""
+
+
+PREVIEW_CAPTION = "unfinished preview (not a result)"
+
+
+def _previews(images: list[Image.Image]) -> list[tuple[Image.Image, str]]:
+    """The gallery value of a preview: each picture enlarged for display, with PREVIEW_CAPTION."""
+    return [(image, PREVIEW_CAPTION) for image in _for_display(images)]
 
 
 def _for_display(images: list[Image.Image]) -> list[Image.Image]:
@@ -367,6 +376,11 @@ PANEL_KEYS = ("negative_prompt", "model", "scheduler", "steps", "guidance_scale"
 """The settings names of demos.diffusion_settings.panel's components, in its order; (LoRA file, weight)
 rows follow as lora_1, lora_1_weight, lora_2, ..."""
 PICTURE = "image"
+CLEAR = object()
+"""A fill value that empties its slot (fill_values gives it as None), unlike an absent setting (gr.skip())."""
+CONTROLNET_SETTINGS = ("model", "preprocessor", "weight", "start", "end", "low_threshold", "high_threshold")
+"""The settings of a recorded ControlNet unit that the panel's rows take back (not its picture or sha256)."""
+OUTPAINT_SIDES = ("left", "right", "top", "bottom")
 """The fill slot that takes the picture itself (a file path)."""
 
 
@@ -403,13 +417,16 @@ def fill_values(settings: dict[str, Any], slots: dict[str, gr.components.Compone
                 picture: str | None = None) -> tuple[list[Any], list[str]]:
     """The values that put `settings` (core keyword names, as core.read_parameters gives them) into
     `slots` (see `fill_slots`), in the slots' order: batch size and count 1 (the picture's own seed
-    makes it again), upscale as "on"/"off", the Hires. fix off (scale 1) for a picture made without it, LoRAs ({"file", "weight"} items) into the LoRA rows with
-    the other rows cleared, `picture` into the "image" slot. A setting the picture lacks, or whose
+    makes it again), upscale as "on"/"off", the Hires. fix off (scale 1) for a picture made without it,
+    LoRAs ({"file", "weight"} items) into the LoRA rows and ControlNet units into the ControlNet rows (see
+    `_controlnet_rows`) with the other rows cleared, an outpainting's sides, `picture` into the "image" slot. A setting the picture lacks, or whose
     value the component cannot take (out of its range, wrong type), or a width or height the picture's
     model does not take, is gr.skip(): the control keeps its value. A slider's value comes as an update
     that also sets its end back to the widest (the end a model's sides narrowed it to may be shorter).
     Returns (values, what was left out and why, for a warning)."""
     wanted = {**settings, "batch_size": 1, "batch_count": 1, PICTURE: picture}
+    if isinstance(settings.get("outpaint"), dict):  # our JSON keeps an outpainting's sides together
+        wanted.update({side: value for side, value in settings["outpaint"].items() if side in OUTPAINT_SIDES})
     if "prompt" in settings and "hires_scale" not in settings:
         wanted["hires_scale"] = 1  # a picture made without the Hires. fix turns it off, as A1111's paste does
     if isinstance(wanted.get("upscale"), bool):
@@ -426,12 +443,15 @@ def fill_values(settings: dict[str, Any], slots: dict[str, gr.components.Compone
         skipped = [f"LoRA {item['file']} (only {rows} rows)" for item in items[rows:]]
     else:
         skipped = []
+    skipped += _controlnet_rows(wanted, slots)
     skipped += _off_sides(wanted)
     values = []
     for name, component in slots.items():
         value = wanted.get(name)
         problem = _unfit(component, value) if value is not None else "absent"
-        if problem is None and isinstance(component, gr.Slider):
+        if value is CLEAR:
+            values.append(None)
+        elif problem is None and isinstance(component, gr.Slider):
             # the slider's end may have been narrowed for the model chosen before (diffusion_settings.follow)
             values.append(gr.Slider(value=value, maximum=max(component.maximum, value)))
         elif problem is None:
@@ -441,6 +461,42 @@ def fill_values(settings: dict[str, Any], slots: dict[str, gr.components.Compone
             if problem != "absent":
                 skipped.append(f"{name} {value!r} ({problem})")
     return values, skipped
+
+
+def _controlnet_rows(wanted: dict[str, Any], slots: dict[str, gr.components.Component]) -> list[str]:
+    """Put a diffusion picture's ControlNet units (core's parameters["controlnets"]) into `wanted` as the
+    ControlNet panel's rows take them (controlnet_<n>, controlnet_<n>_<setting>), the other rows cleared, and
+    every row's control image emptied (CLEAR): a picture stores none, and another picture's would steer
+    this one. Returns the units left out (more than the rows)."""
+    rows = sum(1 for name in slots if re.fullmatch(r"controlnet_\d+", name))
+    if not rows or "prompt" not in wanted:
+        return []
+    units = [unit for unit in wanted.get("controlnets") or []
+             if isinstance(unit, dict) and isinstance(unit.get("model"), str)]
+    for i in range(1, rows + 1):
+        unit = units[i - 1] if i <= len(units) else {"model": ""}
+        wanted.update({f"controlnet_{i}" if key == "model" else f"controlnet_{i}_{key}": value
+                       for key, value in unit.items() if key in CONTROLNET_SETTINGS})
+        wanted[f"controlnet_{i}_image"] = CLEAR
+    return [f"ControlNet {unit['model']} (only {rows} units)" for unit in units[rows:]]
+
+
+def fill_notes(settings: dict[str, Any], slots: dict[str, gr.components.Component]) -> list[str]:
+    """What a fill of `settings` into `slots` cannot bring back, for the user: the start picture and mask of an
+    inpainting, the picture before an outpainting, and the control images of ControlNet units (a picture
+    stores none of them)."""
+    notes = []
+    if "inpaint_area" in slots and ("inpaint_area" in settings or "masked_content" in settings):
+        notes.append("This picture was inpainted: its settings are filled in Inpaint, but the picture it started "
+                     "from and its mask are not stored in it; put them into Inpaint again.")
+    if "left" in slots and ("outpaint" in settings or "left" in settings):
+        notes.append("This picture was outpainted: its sides and fill are filled in Outpaint; the picture sent is "
+                     "the extended one, not the one it started from.")
+    units = settings.get("controlnets") if "prompt" in settings else None
+    if isinstance(units, list) and units and any(re.fullmatch(r"controlnet_\d+", name) for name in slots):
+        notes.append(f"ControlNet: {len(units)} unit(s) filled without their control images, which a picture does "
+                     "not store; give them again (in image to image a unit without one follows the picture).")
+    return notes
 
 
 def _off_sides(wanted: dict[str, Any]) -> list[str]:
@@ -494,6 +550,8 @@ def _filled(slots: dict[str, gr.components.Component]) -> Callable[[Any], Any]:
         values, skipped = fill_values(settings, slots, picture)
         if skipped:
             gr.Warning(html.escape("Not filled: " + "; ".join(skipped), quote=False))
+        for note in fill_notes(settings, slots):
+            gr.Warning(html.escape(note, quote=False))
         return values if len(values) > 1 else values[0]
     return fill
 

@@ -88,15 +88,49 @@ def test_inpaint_only_masked_and_its_settings_reach_core(client, files):  # noqa
             parameters["strength"]) == ("masked", 8, "fill", 0.9)
 
 
-@pytest.mark.parametrize("mask, message", [
-    ("wrong", "mask is 32x24 px but the picture is 64x48 px"),
-    (None, "mask: paint the part to redraw"),
+@pytest.mark.parametrize("layers, mask, message", [
+    ((), "wrong", "mask is 32x24 px but the picture is 64x48 px"),
+    ((), None, "mask: paint the part to redraw"),
+    (("layer",), "mask", "mask: a mask is painted over the picture and a mask picture is uploaded too; keep one"),
 ])
-def test_a_bad_or_missing_mask_gets_a_message_naming_mask(client, files, mask, message):  # noqa: F811
+def test_a_bad_missing_or_doubled_mask_gets_a_message_naming_mask(client, files, layers, mask, message):  # noqa: F811
     with pytest.raises(Exception) as caught:
-        client.predict(editor(files["picture"]), "red apple", handle_file(files[mask]) if mask else None,
-                       api_name="/inpaint", **FAST)
+        client.predict(editor(files["picture"], *(files[name] for name in layers)), "red apple",
+                       handle_file(files[mask]) if mask else None, api_name="/inpaint", **FAST)
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize("endpoint", ["/inpaint", "/sketch_to_image"])
+def test_an_editor_without_a_picture_says_how_to_send_one(client, files, endpoint):  # noqa: F811
+    with pytest.raises(Exception) as caught:
+        client.predict(editor(None), "red apple", *([handle_file(files["mask"])] if endpoint == "/inpaint" else []),
+                       api_name=endpoint, **FAST)
+    assert 'image: the editor holds no picture; upload one into it (over the API, send the editor\'s value: ' \
+           '{"background": handle_file(path)' in str(caught.value)
+
+
+@pytest.mark.slow
+def test_a_sketch_of_layers_alone_is_drawn_on_white(client, files):  # noqa: F811
+    gallery, _, parameters = client.predict(editor(None, files["layer"]), "red apple", strength=0.5,
+                                            api_name="/sketch_to_image", **FAST)
+    assert parameters["input_size"] == [64, 48] and Image.open(gallery[0]["image"]).size == (32, 32)
+
+
+def test_outpaint_says_width_and_height_are_not_used(monkeypatch):
+    warned, called = [], []
+    monkeypatch.setattr(gr, "Warning", warned.append)
+    monkeypatch.setattr(tab, "_redraw", lambda fn, picture, prompt, args, control, progress, **kwargs: called.append(
+        (args, kwargs)))
+    settings = dict(zip(tab.SETTINGS, ("", catalog.DEFAULT_DIFFUSION_MODEL, "", 4, -1, 48, 0, 1, 1, 1, "")))
+    settings.update({name: value for name, value in zip(tab.SETTINGS[11:], ("", 1.0) * 3)})
+    tab.outpaint(None, "red apple", right=8, **settings)
+    args, kwargs = called[0]
+    assert "width" not in args and "height" not in args and kwargs["right"] == 8
+    assert args["upscale"] is False  # "the model's own" x4 is off: the picture's pixels are kept
+    assert warned == ["Width and height are not used by Outpaint: it works at the extended picture's size."]
+    warned.clear()
+    tab.outpaint(None, "red apple", **{**settings, "width": 0})
+    assert warned == []
 
 
 def test_a_setting_out_of_range_is_named(client, files):  # noqa: F811
@@ -132,9 +166,9 @@ def test_sketch_to_image_draws_from_the_sketch(client, files):  # noqa: F811
 
 @pytest.mark.slow
 @pytest.mark.parametrize("endpoint, args, size", [
-    ("/inpaint", lambda f: [editor(f["picture"]), "red apple", handle_file(f["mask"])], (256, 192)),
+    ("/inpaint", lambda f: [editor(f["picture"]), "red apple", handle_file(f["mask"])], (64, 48)),  # no x4
     ("/sketch_to_image", lambda f: [editor(f["small"]), "red apple"], (128, 128)),
-    ("/outpaint", lambda f: [handle_file(f["small"]), "red apple"], (256, 96)),  # 32 px more on the right, x4
+    ("/outpaint", lambda f: [handle_file(f["small"]), "red apple"], (64, 24)),  # 32 px more on the right, no x4
 ])
 def test_each_new_endpoint_works_with_only_its_required_inputs(client, files, endpoint, args, size):  # noqa: F811
     gallery, seeds, _ = client.predict(*args(files), api_name=endpoint)

@@ -150,3 +150,36 @@ def test_inpaint_and_outpaint_settings_fill_their_sub_tabs(tabs):
            for name, value in zip(slots, ui.fill_values(to_settings(parse_infotext(text)), slots)[0])}
     assert [got[f"{side} (px)"] for side in ("Left", "Right", "Top", "Bottom")] == [16, 0, 64, 8]
     assert got["Fill"] == "noise" and isinstance(got["Inpaint area"], SKIP)
+
+
+def test_controlnet_units_fill_their_rows_without_pictures_and_the_notes_say_what_is_not_stored(tabs):
+    slots = tabs["text_to_image"].fills
+    unit = {"model": "ControlNet/canny.safetensors", "preprocessor": "canny", "weight": 0.7, "start": 0.1,
+            "end": 0.9, "low_threshold": 50, "high_threshold": 150, "sha256": "ab" * 32}
+    settings = {"prompt": "a cat", "seed": 3, "controlnets": [unit]}
+    got = dict(zip(slots, ui.fill_values(settings, slots)[0]))
+    assert (got["controlnet_1"], got["controlnet_1_preprocessor"], plain(got["controlnet_1_weight"]),
+            plain(got["controlnet_1_start"]), plain(got["controlnet_1_end"]), plain(got["controlnet_1_low_threshold"]),
+            plain(got["controlnet_1_high_threshold"])) == ("ControlNet/canny.safetensors", "canny", 0.7, 0.1, 0.9, 50, 150)
+    assert got["controlnet_1_image"] is None and got["controlnet_2"] == "" and got["controlnet_2_image"] is None
+    assert ui.fill_notes(settings, slots) == [
+        "ControlNet: 1 unit(s) filled without their control images, which a picture does not store; give them "
+        "again (in image to image a unit without one follows the picture)."]
+    got = dict(zip(slots, ui.fill_values({"prompt": "a cat"}, slots)[0]))  # made without: every unit cleared
+    assert got["controlnet_1"] == "" and got["controlnet_1_image"] is None and ui.fill_notes({"prompt": "a"}, slots) == []
+    got = dict(zip(slots, ui.fill_values({}, slots)[0]))  # no diffusion settings: the panel is left as it is
+    assert isinstance(got["controlnet_1"], SKIP) and isinstance(got["controlnet_1_image"], SKIP)
+
+
+def test_our_outpaint_json_fills_the_sides_and_notes_the_inputs_not_stored(tabs):
+    slots = tabs["image_to_image"].fills
+    settings = {"prompt": "a cat", "outpaint": {"left": 8, "right": 0, "top": 16, "bottom": 0}, "fill": "edge",
+                "mask_blur": 2}
+    got = dict(zip(slots, ui.fill_values(settings, slots)[0]))
+    assert [plain(got[side]) for side in ("left", "right", "top", "bottom")] == [8, 0, 16, 0]
+    assert ui.fill_notes(settings, slots) == [
+        "This picture was outpainted: its sides and fill are filled in Outpaint; the picture sent is the extended "
+        "one, not the one it started from."]
+    inpainted = {"prompt": "a cat", "mask_blur": 4, "inpaint_area": "whole", "masked_content": "original"}
+    assert ui.fill_notes(inpainted, slots)[0].startswith("This picture was inpainted: its settings are filled in Inpaint")
+    assert ui.fill_notes(inpainted, tabs["text_to_image"].fills) == []  # text to image has no Inpaint

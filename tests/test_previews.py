@@ -71,3 +71,27 @@ def test_stable_diffusion_previews_are_latent_sized(tmp_path, monkeypatch):
     assert result.images[0].size == (64, 64)
     assert [[image.size for image in images] for images in seen] == [[(side, side)]] * 3  # after steps 1..3 of 4
     registry.clear_cache()
+
+
+def test_previews_reach_the_page_captioned_as_unfinished():
+    """ui.call sends each preview to the streamed event's gallery with a caption, so that a preview left there by
+    Stop reads as unfinished, not as a result."""
+    from PIL import Image
+
+    from demos import serving, ui
+
+    pushed: list = []
+
+    def draw(prompt: str, on_preview=None) -> core.Result:
+        on_preview([Image.new("RGB", (32, 32), "red")])
+        return core.Result(images=[Image.new("RGB", (32, 32), "blue")], seeds=[1], parameters={"prompt": prompt})
+
+    token = serving.PREVIEW.set(pushed.append)
+    try:
+        result = ui.call(draw, "a cat")
+    finally:
+        serving.PREVIEW.reset(token)
+    [(picture, caption)] = pushed[0]
+    assert caption == ui.PREVIEW_CAPTION == "unfinished preview (not a result)"
+    assert picture.size == (ui.PREVIEW_SIDE, ui.PREVIEW_SIDE) and picture.getpixel((0, 0)) == (255, 0, 0)
+    assert result.seeds == [1]

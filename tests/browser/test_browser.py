@@ -571,8 +571,8 @@ def open_mode(page: Page, mode: str) -> Locator:
 
 
 def test_inpaint_paints_a_mask_and_redraws_there(page, pictures):
-    """The mask is painted with the mouse over an uploaded picture; the result keeps the picture's size (64 px,
-    x4 by the emoji model's own upscale), where a plain redraw gives the model's 32 px."""
+    """The mask is painted with the mouse over an uploaded picture; the result keeps the picture's size (64 px:
+    "the model's own" x4 upscale is off to inpaint), where a plain redraw gives the model's 32 px x4."""
     panel = open_mode(page, "Inpaint")
     editor = block(panel, "Picture and mask")
     editor.locator("input[type=file]").set_input_files(pictures["apple"])
@@ -581,7 +581,7 @@ def test_inpaint_paints_a_mask_and_redraws_there(page, pictures):
     panel.get_by_label("Prompt", exact=True).fill("grinning face")
     set_numbers(panel, {"Seed": 5, "Batch count": 1})
     send(panel.get_by_role("button", name="Inpaint", exact=True), partial(wait_seeds, panel, "5", "inpaint"),
-         block(panel, "Pictures"), 1, (256, 256))
+         block(panel, "Pictures"), 1, (64, 64))
     screenshot(page, "inpaint")
 
 
@@ -599,12 +599,12 @@ def test_sketch_draws_from_a_drawing(page):
 
 
 def test_outpaint_extends_the_picture(page, pictures):
-    """64x48 px extended by 16 px at the top: 64x64 px (x4 by the emoji model's own upscale)."""
+    """64x48 px extended by 16 px at the top: 64x64 px ("the model's own" x4 upscale is off to outpaint)."""
     panel = open_mode(page, "Outpaint")
     upload(panel, "Picture to extend", pictures["shapes"])
     set_numbers(panel, {"Right (px)": 0, "Top (px)": 16, "Seed": 8, "Batch count": 1})
     send(panel.get_by_role("button", name="Outpaint", exact=True), partial(wait_seeds, panel, "8", "outpaint"),
-         block(panel, "Pictures"), 1, (256, 256))
+         block(panel, "Pictures"), 1, (64, 64))
     screenshot(page, "outpaint")
 
 
@@ -658,7 +658,10 @@ def test_controlnet_steers_a_stable_diffusion_model(page, pictures, models_folde
     expect(option).to_be_visible(timeout=WAIT_MS)
     option.click()
     expect(unit).to_have_value("ControlNet/sd1-canny.safetensors")
+    thresholds = panel.get_by_text("Canny low threshold 1", exact=True)
+    expect(thresholds).to_be_hidden()  # shown for the canny preprocessor only
     panel.get_by_role("radio", name="canny", exact=True).first.check()
+    expect(thresholds).to_be_visible()
     upload(panel, "Control image 1", pictures["shapes"])
     result = block(panel, "Pictures")
     send(panel.get_by_role("button", name="Generate", exact=True),
