@@ -7,6 +7,7 @@ Uploads go through uploads.image_source (only files this server received); no mo
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import gradio as gr
@@ -90,6 +91,16 @@ def painted(value: dict | None) -> Any:
 
 
 def _blank(layer: Any) -> bool:
-    """Whether `layer` is a layer drawn on the page (a PIL RGBA image) with nothing painted on it (alpha 0
-    everywhere). Uploaded layers are core's to read."""
-    return isinstance(layer, Image.Image) and layer.mode == "RGBA" and layer.getchannel("A").getextrema()[1] == 0
+    """Whether editor layer `layer` (a PIL image, or an upload as the page and the API send it) has nothing
+    painted on it: a picture with alpha, all of it fully transparent, as the page's editor sends its layer
+    before any stroke. A layer that cannot be read is not blank (core then names what is wrong with it)."""
+    if not isinstance(layer, Image.Image):
+        source = uploads.image_source(layer, "image layers")
+        try:
+            with Image.open(source if isinstance(source, str) else io.BytesIO(source)) as opened:
+                return _blank(opened)
+        except (OSError, ValueError):
+            return False
+    if layer.mode not in ("RGBA", "LA"):
+        return False
+    return layer.getchannel("A").getextrema()[1] == 0

@@ -172,22 +172,20 @@ def outpaint(image: dict | None, prompt: str, left: int = 0, right: int = 32, to
     Args:
         image: the picture to extend.
         prompt: what the whole extended picture should show.
-        left, right, top, bottom: px to add on each side (multiples of 8; at least one over 0); the extended
-            picture must fit the model's sides (emoji 16..64 px, Stable Diffusion 64..2048 px).
+        left, right, top, bottom: px to add on each side (at least one over 0); each side of the extended
+            picture at most 4096 px.
         fill: what the new area starts from: "edge" (the border pixels stretched outward) or "noise".
         mask_blur: 0..64 px; the new area reaches 2 x mask_blur px into the picture, so the seam is redrawn.
         strength: 0.01..1 (1: the new area is drawn anew).
         negative_prompt, model, scheduler, steps, guidance_scale, seed, batch_size, batch_count, upscale,
-        lora_1 ... lora_3_weight, controlnet_1 ...: as for /image_to_image (width and height are not used:
-            the working size is the extended picture's).
+        lora_1 ... lora_3_weight, controlnet_1 ...: as for /image_to_image (width x height is the working
+            size; 0 for the extended picture's own, scaled down to fit the model's sides; the result has the
+            extended size).
 
     Returns:
         The pictures of the extended size (with their seeds as captions), the seeds used, and the parameters.
     """
-    args = _settings(settings, masked=True)
-    if args.pop("width") or args.pop("height"):  # the working size is the extended picture's
-        gr.Warning("Width and height are not used by Outpaint: it works at the extended picture's size.")
-    args.pop("height", None)
+    args = _settings(settings, masked=True)  # width, height: the working size (None: core's working_size)
     return _redraw(core.outpaint, uploads.image_source(image), prompt, args, settings, progress, left=left,
                    right=right, top=top, bottom=bottom, fill=fill, mask_blur=mask_blur, strength=strength)
 

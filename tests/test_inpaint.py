@@ -249,6 +249,34 @@ def test_outpaint_returns_the_extended_size_and_keeps_the_picture_beyond_the_sea
     assert p["input_size"] == list(size) and "inpaint_area" not in p and "masked_content" not in p
 
 
+def test_outpaint_past_the_models_sides_redraws_at_a_fitted_size_and_keeps_the_picture(tiny_emoji):
+    before = picture(24, 24)
+    result = core.outpaint(before, "red apple", model=tiny_emoji, left=24, right=24, mask_blur=0, seed=2, steps=2)
+    assert result.images[0].size == (72, 24)
+    low, high = core.catalog.diffusion_settings(tiny_emoji).sides
+    width, height = high, max(low, 8 * round(24 * high / 72 / 8))  # 72 px scaled to the model's most
+    assert (result.parameters["width"], result.parameters["height"]) == (width, height)
+    assert any(w.startswith(f"the extended picture (72x24 px) was redrawn at {width}x{height} px")
+               for w in result.parameters["warnings"])
+    out = np.asarray(result.images[0], dtype=np.int16)
+    assert np.array_equal(out[:, 24:48], np.asarray(before, dtype=np.int16))  # mask_blur 0: no seam into it
+    chosen = core.outpaint(before, "red apple", model=tiny_emoji, right=8, width=32, height=32, seed=2, steps=2)
+    assert chosen.images[0].size == (32, 24) and chosen.parameters["width"] == 32
+    assert not any("redrawn at" in w for w in chosen.parameters.get("warnings", []))
+
+
+@pytest.mark.parametrize("size, sides, expected", [
+    ((40, 24), (16, 64), (40, 24)),  # fits: the canvas itself
+    ((160, 96), (16, 64), (64, 40)),  # scaled so that the longer side is the most (38.4 -> 40)
+    ((4000, 100), (64, 2048), (2048, 64)),  # the thin side held at the least
+    ((1000, 750), (64, 2048), (1000, 752)),
+])
+def test_working_size(size, sides, expected):
+    from core.generators.outpaint import working_size
+
+    assert working_size(size, sides) == expected
+
+
 def test_outpaint_fill_noise_starts_the_new_area_from_noise(root, tiny_emoji):
     before = picture(24, 24)
     runs = [core.outpaint(before, "red apple", model=tiny_emoji, right=8, mask_blur=0, strength=0.5, fill=fill,
@@ -298,7 +326,8 @@ def test_bad_inpainting_input_names_the_argument(tiny_emoji, kwargs, message):
     ({"left": -8}, "left must be 0..2048, got -8"),
     ({"top": 4096}, "top must be 0..2048"),
     ({"right": 8, "fill": "mirror"}, "fill must be one of 'edge', 'noise'"),
-    ({"left": 24, "right": 24}, "left 24 + right 24 px make the picture (24 px wide) 72 px wide, over the 32 px"),
+    ({"left": 2048, "right": 2048}, "left 2048 + right 2048 px make the picture (24 px wide) 4120 px wide, over the "
+                                    "4096 px a picture's side may have: lower left/right"),
     ({"bottom": 8, "mask_blur": 8}, "mask_blur 8 overlaps 16 px into each extended side, which covers the whole"),
     ({"right": 8, "mask_blur": 65}, "mask_blur must be 0..64"),
 ])

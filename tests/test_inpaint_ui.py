@@ -116,21 +116,16 @@ def test_a_sketch_of_layers_alone_is_drawn_on_white(client, files):  # noqa: F81
     assert parameters["input_size"] == [64, 48] and Image.open(gallery[0]["image"]).size == (32, 32)
 
 
-def test_outpaint_says_width_and_height_are_not_used(monkeypatch):
-    warned, called = [], []
-    monkeypatch.setattr(gr, "Warning", warned.append)
+def test_outpaint_takes_width_and_height_as_the_working_size(monkeypatch):
+    called = []
     monkeypatch.setattr(tab, "_redraw", lambda fn, picture, prompt, args, control, progress, **kwargs: called.append(
         (args, kwargs)))
     settings = dict(zip(tab.SETTINGS, ("", catalog.DEFAULT_DIFFUSION_MODEL, "", 4, -1, 48, 0, 1, 1, 1, "")))
     settings.update({name: value for name, value in zip(tab.SETTINGS[11:], ("", 1.0) * 3)})
     tab.outpaint(None, "red apple", right=8, **settings)
     args, kwargs = called[0]
-    assert "width" not in args and "height" not in args and kwargs["right"] == 8
+    assert (args["width"], args["height"], kwargs["right"]) == (48, None, 8)  # 0: core's working_size
     assert args["upscale"] is False  # "the model's own" x4 is off: the picture's pixels are kept
-    assert warned == ["Width and height are not used by Outpaint: it works at the extended picture's size."]
-    warned.clear()
-    tab.outpaint(None, "red apple", **{**settings, "width": 0})
-    assert warned == []
 
 
 def test_a_setting_out_of_range_is_named(client, files):  # noqa: F811
@@ -150,10 +145,24 @@ def test_outpaint_returns_the_extended_size(client, files):  # noqa: F811
     assert "width" not in parameters.get("warnings", [])
 
 
-def test_outpaint_beyond_the_models_sides_names_them(client, files):  # noqa: F811
-    with pytest.raises(Exception) as caught:
-        client.predict(handle_file(files["picture"]), "red apple", right=64, api_name="/outpaint", **FAST)
-    assert "right 64 px" in str(caught.value) and "64 px" in str(caught.value)
+@pytest.mark.slow
+def test_outpaint_past_the_models_sides_redraws_at_a_fitted_size(client, files):  # noqa: F811
+    gallery, _, parameters = client.predict(handle_file(files["picture"]), "red apple", right=64, api_name="/outpaint",
+                                            **FAST)
+    assert Image.open(gallery[0]["image"]).size == (128, 48)  # the extended picture, at its own size
+    assert (parameters["width"], parameters["height"]) == (64, 24)  # redrawn at the emoji model's largest
+    assert any("redrawn at 64x24 px" in warning for warning in parameters["warnings"])
+
+
+@pytest.mark.slow
+def test_an_uploaded_mask_works_beside_an_untouched_editor_layer(client, files, tmp_path):  # noqa: F811
+    blank = tmp_path / "blank.png"
+    Image.new("RGBA", (64, 48), (0, 0, 0, 0)).save(blank)  # the layer the page sends before any stroke
+    gallery, _, parameters = client.predict(editor(files["picture"], str(blank)), "red apple",
+                                            handle_file(files["mask"]), mask_blur=0, api_name="/inpaint", **FAST)
+    result, original = pixels(gallery[0]["image"]), pixels(files["picture"])
+    keep = outside(BOX, 1, (64, 48))
+    assert np.array_equal(result[keep], original[keep]) and not np.array_equal(result[~keep], original[~keep])
 
 
 @pytest.mark.slow

@@ -563,6 +563,14 @@ def paint(editor: Locator, points: list[tuple[float, float]]) -> None:
     mouse.up()
 
 
+def own_upscale(panel: Locator) -> None:
+    """Choose "the model's own" in the panel's Upscale x4 list (a test before may have set on or off)."""
+    field = panel.get_by_label("Upscale x4", exact=True)
+    field.click()
+    panel.page.get_by_role("option", name=re.compile(r"^the model's own")).click()
+    expect(field).to_have_value(re.compile(r"^the model's own"))
+
+
 def open_mode(page: Page, mode: str) -> Locator:
     """The image-to-image tab showing its sub-tab `mode` ("Inpaint", "Sketch", "Outpaint"); returns the tab."""
     panel = open_tab(page, "image_to_image")
@@ -579,6 +587,7 @@ def test_inpaint_paints_a_mask_and_redraws_there(page, pictures):
     expect(editor.get_by_text("Upload an image")).to_have_count(0)
     paint(editor, [(0.45, 0.4), (0.55, 0.45), (0.5, 0.55), (0.42, 0.5)])
     panel.get_by_label("Prompt", exact=True).fill("grinning face")
+    own_upscale(panel)
     set_numbers(panel, {"Seed": 5, "Batch count": 1})
     send(panel.get_by_role("button", name="Inpaint", exact=True), partial(wait_seeds, panel, "5", "inpaint"),
          block(panel, "Pictures"), 1, (64, 64))
@@ -602,6 +611,7 @@ def test_outpaint_extends_the_picture(page, pictures):
     """64x48 px extended by 16 px at the top: 64x64 px ("the model's own" x4 upscale is off to outpaint)."""
     panel = open_mode(page, "Outpaint")
     upload(panel, "Picture to extend", pictures["shapes"])
+    own_upscale(panel)
     set_numbers(panel, {"Right (px)": 0, "Top (px)": 16, "Seed": 8, "Batch count": 1})
     send(panel.get_by_role("button", name="Outpaint", exact=True), partial(wait_seeds, panel, "8", "outpaint"),
          block(panel, "Pictures"), 1, (64, 64))
