@@ -27,14 +27,15 @@ def picture_input(**kwargs: Any) -> gr.Image:
 
 
 def editor(**kwargs: Any) -> gr.ImageEditor:
-    """A gr.ImageEditor whose value reaches the event as {"background", "layers", "composite"}: PIL images for
-    what was drawn on the page (Gradio's own preprocess), the uploads unopened (FileData dicts) for an API
-    call that sent files, so that core reads them and names what it cannot."""
+    """A gr.ImageEditor whose value reaches the event as {"background", "layers", "composite"}: the files
+    unopened (FileData dicts), as Gradio 6's page uploads its canvas and as an API call sends them, so that
+    core reads them and names what it cannot; PIL images (Gradio's own preprocess) for a value sent as blobs
+    under an id. Either way `picture` and `painted` read it."""
     component = gr.ImageEditor(type="pil", format="png", image_mode="RGBA", **kwargs)
     own = component.preprocess
 
     def preprocess(payload: Any) -> Any:
-        if payload is None or payload.id is not None:  # the page sends its canvas as blobs, under an id
+        if payload is None or payload.id is not None:  # a canvas sent as blobs, under an id
             return own(payload)
         dump = (lambda file: None if file is None else file.model_dump())
         return {"background": dump(payload.background), "layers": [dump(layer) for layer in payload.layers],
