@@ -53,6 +53,7 @@ if (_reason := _missing()) is not None:
 
 from PIL import Image, ImageDraw
 from playwright.sync_api import Locator, Page, expect, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from servers import free_port, log_tail, start_app, stop, wait_until_served
 
 pytestmark = pytest.mark.slow
@@ -184,8 +185,12 @@ def _wait_images(where: Locator, count: int, size: tuple[int, int] | None = None
     and `size` when given) and laid out with a non-zero box; returns their sizes."""
     where.scroll_into_view_if_needed()  # gallery pictures load lazily: only near the viewport
     handle = where.element_handle()
-    where.page.wait_for_function(
-        """([el, count, size]) => {
+    shown = """el => [...el.querySelectorAll('img')].map(img => ({
+        natural: [img.naturalWidth, img.naturalHeight], alt: img.alt,
+        box: [img.getBoundingClientRect().width, img.getBoundingClientRect().height]}))"""
+    try:
+        where.page.wait_for_function(
+            """([el, count, size]) => {
             const imgs = [...el.querySelectorAll('img')];
             return imgs.length === count && imgs.every(img => {
                 const box = img.getBoundingClientRect();
@@ -194,10 +199,11 @@ def _wait_images(where: Locator, count: int, size: tuple[int, int] | None = None
                     && (size === null || (img.naturalWidth === size[0] && img.naturalHeight === size[1]));
             });
         }""",
-        arg=[handle, count, list(size) if size else None], timeout=timeout)
-    return handle.evaluate("""el => [...el.querySelectorAll('img')].map(img => ({
-        natural: [img.naturalWidth, img.naturalHeight],
-        box: [img.getBoundingClientRect().width, img.getBoundingClientRect().height]}))""")
+            arg=[handle, count, list(size) if size else None], timeout=timeout)
+    except PlaywrightTimeoutError:
+        raise AssertionError(f"waited for {count} picture(s) of {size}; shown: {handle.evaluate(shown)}; the page "
+                             f"says: {where.inner_text()[:300]!r}") from None
+    return handle.evaluate(shown)
 
 
 def assert_pictures(where: Locator, count: int, size: tuple[int, int] | None = None,
@@ -583,8 +589,9 @@ def test_inpaint_paints_a_mask_and_redraws_there(page, pictures):
     "the model's own" x4 upscale is off to inpaint), where a plain redraw gives the model's 32 px x4."""
     panel = open_mode(page, "Inpaint")
     editor = block(panel, "Picture and mask")
+    expect(editor.get_by_text("Upload an image")).to_be_visible()  # the sub-tab's editor is drawn, still empty
     editor.locator("input[type=file]").set_input_files(pictures["apple"])
-    expect(editor.get_by_text("Upload an image")).to_have_count(0)
+    expect(editor.get_by_text("Upload an image")).to_have_count(0, timeout=WAIT_MS)
     paint(editor, [(0.45, 0.4), (0.55, 0.45), (0.5, 0.55), (0.42, 0.5)])
     panel.get_by_label("Prompt", exact=True).fill("grinning face")
     own_upscale(panel)
@@ -635,6 +642,7 @@ def test_hires_fix_draws_at_twice_the_size(page):
     panel.get_by_role("button", name=re.compile(r"^\s*Hires\. fix")).click()
     expect(panel.get_by_label("number input for Upscale by", exact=True)).to_be_visible()
     set_numbers(panel, {"Upscale by": 2, "Seed": 12})
+    expect(panel.get_by_label("number input for Upscale by", exact=True)).to_have_value("2")
     try:
         send(go, partial(wait_seeds, panel, "12", "Hires. fix x2"), pictures, 1, (256, 256))
         screenshot(page, "hires_fix")
