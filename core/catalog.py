@@ -57,6 +57,8 @@ INPAINT_AREAS = ("whole", "masked")
 """inpaint_area: the whole picture at width x height, or only the masked area's crop (A1111 "Only masked")."""
 MASKED_CONTENTS = ("original", "noise", "fill")
 """masked_content: what the masked area holds before denoising (A1111's original / latent noise / fill)."""
+OUTPAINT_SIDES = ("left", "right", "top", "bottom")
+"""The sides outpaint extends, in the order its settings and its "Outpaint" field list them."""
 OUTPAINT_FILLS = ("edge", "noise")
 """outpaint fill: the new area starts from the border pixels stretched outward, or from noise."""
 MASK_BLUR_RANGE = (0, 64)

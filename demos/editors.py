@@ -55,7 +55,7 @@ def picture(value: dict | None, first: str, *, drawn: bool = False) -> Any:
             nothing painted).
     """
     for key in (first, "composite" if first == "background" else "background"):
-        found = (value or {}).get(key) if isinstance(value, dict) else None
+        found = value.get(key) if isinstance(value, dict) else None
         if found is not None:
             return found if isinstance(found, Image.Image) else uploads.image_source(found, "image")
     layers = painted(value) if drawn and isinstance(value, dict) else None
@@ -76,8 +76,9 @@ def painted(value: dict | None) -> Any:
     Raises:
         gr.Error: layers of different sizes.
     """
-    layers = [layer if isinstance(layer, Image.Image) else uploads.image_source(layer, "image layers")
-              for layer in (value or {}).get("layers") or [] if layer is not None and not _blank(layer)]
+    sources = [layer if isinstance(layer, Image.Image) else uploads.image_source(layer, "image layers")
+               for layer in (value or {}).get("layers") or [] if layer is not None]
+    layers = [layer for layer in sources if not _blank(layer)]
     if len(layers) <= 1:
         return layers[0] if layers else None
     opened = [(layer if isinstance(layer, Image.Image) else core.open_image(layer, name="image layers")).convert("RGBA")
@@ -91,14 +92,13 @@ def painted(value: dict | None) -> Any:
     return merged
 
 
-def _blank(layer: Any) -> bool:
-    """Whether editor layer `layer` (a PIL image, or an upload as the page and the API send it) has nothing
-    painted on it: a picture with alpha, all of it fully transparent, as the page's editor sends its layer
-    before any stroke. A layer that cannot be read is not blank (core then names what is wrong with it)."""
+def _blank(layer: Image.Image | str | bytes) -> bool:
+    """Whether editor layer `layer` (a PIL image, or an upload's path or bytes from uploads.image_source) has
+    nothing painted on it: a picture with alpha, all of it fully transparent, as the page's editor sends its
+    layer before any stroke. A layer that cannot be read is not blank (core then names what is wrong with it)."""
     if not isinstance(layer, Image.Image):
-        source = uploads.image_source(layer, "image layers")
         try:
-            with Image.open(source if isinstance(source, str) else io.BytesIO(source)) as opened:
+            with Image.open(layer if isinstance(layer, str) else io.BytesIO(layer)) as opened:
                 return _blank(opened)
         except (OSError, ValueError):
             return False

@@ -325,7 +325,7 @@ def build() -> gr.Blocks:
     # PNG Info's "Send to image to image": the settings, and those of the Inpaint and Outpaint sub-tabs
     tab.fills = ui.fill_slots(prompt, settings, strength=strength, image=image, mask_blur=mask_blur,
                               inpaint_area=area, inpaint_padding=padding, masked_content=content,
-                              **dict(zip(ui.OUTPAINT_SIDES, sides)), fill=fill, **control)
+                              **dict(zip(catalog.OUTPAINT_SIDES, sides)), fill=fill, **control)
     return tab
 
 

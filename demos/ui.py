@@ -376,12 +376,11 @@ PANEL_KEYS = ("negative_prompt", "model", "scheduler", "steps", "guidance_scale"
 """The settings names of demos.diffusion_settings.panel's components, in its order; (LoRA file, weight)
 rows follow as lora_1, lora_1_weight, lora_2, ..."""
 PICTURE = "image"
+"""The fill slot that takes the picture itself (a file path)."""
 CLEAR = object()
 """A fill value that empties its slot (fill_values gives it as None), unlike an absent setting (gr.skip())."""
 CONTROLNET_SETTINGS = ("model", "preprocessor", "weight", "start", "end", "low_threshold", "high_threshold")
 """The settings of a recorded ControlNet unit that the panel's rows take back (not its picture or sha256)."""
-OUTPAINT_SIDES = ("left", "right", "top", "bottom")
-"""The fill slot that takes the picture itself (a file path)."""
 
 
 @dataclass
@@ -426,7 +425,7 @@ def fill_values(settings: dict[str, Any], slots: dict[str, gr.components.Compone
     Returns (values, what was left out and why, for a warning)."""
     wanted = {**settings, "batch_size": 1, "batch_count": 1, PICTURE: picture}
     if isinstance(settings.get("outpaint"), dict):  # our JSON keeps an outpainting's sides together
-        wanted.update({side: value for side, value in settings["outpaint"].items() if side in OUTPAINT_SIDES})
+        wanted.update({side: value for side, value in settings["outpaint"].items() if side in catalog.OUTPAINT_SIDES})
     if "prompt" in settings and "hires_scale" not in settings:
         wanted["hires_scale"] = 1  # a picture made without the Hires. fix turns it off, as A1111's paste does
     if isinstance(wanted.get("upscale"), bool):

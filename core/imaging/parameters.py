@@ -110,8 +110,6 @@ INPAINT_AREAS = {"whole": "Whole picture", "masked": "Only masked"}
 """Our inpaint_area values and A1111's "Inpaint area" ones."""
 MASKED_CONTENT = {"original": "original", "noise": "latent noise", "fill": "fill"}
 """Our masked_content values and A1111's "Masked content" ones (A1111's "latent nothing" has none of ours)."""
-SIDES = ("left", "right", "top", "bottom")
-"""The sides of an outpainting, in the order its "Outpaint" field lists them."""
 
 
 def _hires(p: dict[str, Any]) -> bool:
@@ -141,8 +139,8 @@ def _conditioning_fields(p: dict[str, Any]) -> dict[str, Any]:
         fields["Masked area padding"] = p.get("inpaint_padding")
     fields["Masked content"] = MASKED_CONTENT.get(p.get("masked_content"))
     sides = p.get("outpaint")
-    if isinstance(sides, dict) and all(side in sides for side in SIDES):
-        fields["Outpaint"] = ", ".join(f"{side} {sides[side]}" for side in SIDES)
+    if isinstance(sides, dict) and all(side in sides for side in catalog.OUTPAINT_SIDES):
+        fields["Outpaint"] = ", ".join(f"{side} {sides[side]}" for side in catalog.OUTPAINT_SIDES)
         fields["Outpaint fill"] = p.get("fill")
     for i, unit in enumerate(p.get("controlnets") or []):
         if isinstance(unit, dict):
@@ -315,7 +313,7 @@ def _conditioning_settings(fields: dict[str, str]) -> dict[str, Any]:
             settings[name] = found[0]
     sides = re.fullmatch(r"left (\d+), right (\d+), top (\d+), bottom (\d+)", fields.get("Outpaint", ""))
     if sides:
-        settings.update(zip(SIDES, map(int, sides.groups())))
+        settings.update(zip(catalog.OUTPAINT_SIDES, map(int, sides.groups())))
     return settings
 
 
